@@ -1,0 +1,67 @@
+"""The relative covariance factor: theta <-> Lambda <-> covariance, and bounds.
+
+For a grouping factor with ``q`` random-effect terms, the covariance of one
+level's random effects is ``sigma**2 * T @ T.T`` with ``T`` lower triangular.
+``theta`` holds the free entries of ``T`` in lme4's order: the lower triangle
+column by column (unstructured covariance), or the diagonal only (diagonal
+covariance, lme4's ``||``).  Diagonal entries are bounded below by zero.
+"""
+
+import numpy as np
+
+
+def lower_indices(q, diagonal):
+    """Row and column indices of the free entries of ``T``, in lme4's order."""
+    if diagonal:
+        idx = np.arange(q)
+        return idx, idx
+    cols, rows = np.triu_indices(q)  # column-major lower triangle
+    return rows, cols
+
+
+def n_theta(q, diagonal):
+    """Number of free parameters of one factor's ``T``."""
+    return q if diagonal else q * (q + 1) // 2
+
+
+def theta_to_factor(theta, q, diagonal):
+    """The ``q x q`` lower triangular ``T`` from its free entries."""
+    T = np.zeros((q, q))
+    rows, cols = lower_indices(q, diagonal)
+    T[rows, cols] = theta
+    return T
+
+
+def factor_to_theta(T, diagonal):
+    """Inverse of :func:`theta_to_factor`."""
+    rows, cols = lower_indices(T.shape[0], diagonal)
+    return T[rows, cols].copy()
+
+
+def theta_lower_bounds(q, diagonal):
+    """Lower bounds of ``theta``: 0 for diagonal entries, -inf elsewhere."""
+    rows, cols = lower_indices(q, diagonal)
+    return np.where(rows == cols, 0.0, -np.inf)
+
+
+def theta_start(q, diagonal):
+    """lme4's starting value: ``T`` equal to the identity."""
+    rows, cols = lower_indices(q, diagonal)
+    return (rows == cols).astype(float)
+
+
+def covariance_from_factor(T, sigma):
+    """Covariance matrix ``sigma**2 T T'`` of one level's random effects."""
+    return sigma**2 * (T @ T.T)
+
+
+def sd_and_correlation(cov):
+    """Standard deviations and correlation matrix of a covariance matrix.
+
+    Correlations involving a term with zero variance are NaN, as in lme4.
+    """
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sd, sd)
+    np.fill_diagonal(corr, 1.0)
+    return sd, corr

@@ -1,0 +1,312 @@
+"""The model's design: random-effect terms, scaling, and sufficient statistics.
+
+This is the only stage that touches the rows.  It turns ``X``, ``y`` and the
+grouping factors into the cross-products that the profiled deviance needs
+(``Z'Z``, ``Z'W`` and ``W'W`` with ``W = [X y]``), after which every deviance
+evaluation costs nothing in the number of rows.
+
+The columns are rescaled first (and centred, when the model has an intercept,
+which leaves the fixed-effect column space unchanged) so that data in the
+millions fit as well as data near one; :class:`Scaling` maps every estimate
+back to the original units.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+INTERCEPT = "Intercept"
+RANK_TOLERANCE = 1e-7  # lme4's default tolerance for a rank-deficient X
+
+
+@dataclass
+class Factor:
+    """One grouping factor and its random-effect terms."""
+
+    name: str
+    levels: pd.Index
+    slope_columns: list  # indices into the columns of X
+    term_names: list
+    intercept: bool
+    diagonal: bool
+
+    @property
+    def n_levels(self):
+        return len(self.levels)
+
+    @property
+    def n_terms(self):
+        return len(self.term_names)
+
+
+@dataclass
+class Scaling:
+    """Centres and scales applied before fitting; maps estimates back.
+
+    The fit runs on ``y_s = (y - y_center) / y_scale``, fixed-effect columns
+    ``(x - x_center) / x_scale`` and random-effect columns ``x / z_scale``.
+    """
+
+    y_center: float
+    y_scale: float
+    x_center: np.ndarray
+    x_scale: np.ndarray
+    z_scale: list  # per factor, one scale per term (1 for the intercept)
+
+    def fixed_jacobian(self, fit_intercept):
+        """``J`` and ``offset`` with ``beta = offset + J @ beta_scaled``.
+
+        Over all candidate fixed-effect columns (intercept first if any).
+        """
+        inv = 1.0 / self.x_scale
+        if fit_intercept:
+            J = np.zeros((inv.size + 1, inv.size + 1))
+            J[0, 0] = 1.0
+            J[0, 1:] = -self.x_center * inv
+            J[1:, 1:] = np.diag(inv)
+            offset = np.zeros(inv.size + 1)
+            offset[0] = self.y_center
+        else:
+            J, offset = np.diag(inv), np.zeros(inv.size)
+        return self.y_scale * J, offset
+
+    def random_effect_scale(self, k):
+        """Multipliers that take factor k's random effects to original units."""
+        return self.y_scale / self.z_scale[k]
+
+    def objective_shift(self, n, p, kept_features, reml):
+        """What the objective gains from undoing the scaling of y and X.
+
+        ``p`` is the number of fixed-effect columns in the fit and
+        ``kept_features`` the indices of the feature columns among them.
+        """
+        log_sy2 = 2.0 * np.log(self.y_scale)
+        if not reml:
+            return n * log_sy2
+        return (n - p) * log_sy2 + 2.0 * np.log(self.x_scale[kept_features]).sum()
+
+
+@dataclass
+class FirstFactorStats:
+    """Cross-products of the largest factor: one block per level."""
+
+    ZtZ: np.ndarray  # (q, q, m)
+    ZtW: np.ndarray  # (q, p + 1, m)
+
+
+@dataclass
+class OtherFactorStats:
+    """Cross-products of the remaining factors, stacked level-major."""
+
+    Z2tZ1: sparse.csr_matrix  # (Q2, Q1), Q1 = m1 * q1
+    Z2tZ2: np.ndarray  # (Q2, Q2)
+    Z2tW: np.ndarray  # (Q2, p + 1)
+
+
+@dataclass
+class SufficientStatistics:
+    """Everything the profiled deviance needs; nothing of size n."""
+
+    n: int
+    WtW: np.ndarray  # (p + 1, p + 1), y last
+    first: FirstFactorStats | None
+    others: OtherFactorStats | None
+
+
+@dataclass
+class Design:
+    """The validated model: fixed columns, factors (optimisation order), stats."""
+
+    fixed_names: list  # names of the fixed-effect columns in the fit
+    fixed_kept: np.ndarray  # indices of the kept columns among all candidates
+    factors: list  # Factor, largest first
+    scaling: Scaling
+    stats: SufficientStatistics
+
+    @property
+    def n_fixed(self):
+        return len(self.fixed_names)
+
+
+def make_scaling(X, y, fit_intercept, factors):
+    """Choose centres and scales from the data (one pass over each column)."""
+    if fit_intercept:
+        x_center = X.mean(axis=0) if X.shape[1] else np.zeros(0)
+        y_center = float(y.mean())
+    else:
+        x_center = np.zeros(X.shape[1])
+        y_center = 0.0
+    x_scale = _safe_scale(np.sqrt(((X - x_center) ** 2).mean(axis=0)))
+    y_scale = float(_safe_scale(np.sqrt(np.mean((y - y_center) ** 2))))
+    rms = _safe_scale(np.sqrt((X**2).mean(axis=0))) if X.shape[1] else np.zeros(0)
+    z_scale = [
+        np.array([1.0] * f.intercept + [rms[j] for j in f.slope_columns])
+        for f in factors
+    ]
+    return Scaling(y_center, y_scale, x_center, x_scale, z_scale)
+
+
+def _safe_scale(scale):
+    scale = np.asarray(scale, dtype=float)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def fixed_matrix(X, fit_intercept, scaling):
+    """The scaled fixed-effect columns, intercept first."""
+    Xs = (X - scaling.x_center) / scaling.x_scale
+    if fit_intercept:
+        Xs = np.column_stack([np.ones(X.shape[0]), Xs])
+    return Xs
+
+
+def random_matrix(X, factor, z_scale):
+    """The scaled random-effect columns of one factor, shape (n, q)."""
+    cols = [np.ones(X.shape[0])] if factor.intercept else []
+    cols += [X[:, j] for j in factor.slope_columns]
+    return np.column_stack(cols) / z_scale
+
+
+def order_factors(factors):
+    """Largest factor first (most random-effect columns), as MixedModels.jl."""
+    return sorted(factors, key=lambda f: -f.n_levels * f.n_terms)
+
+
+def build_design(X, y, codes, factors, fixed_names, fit_intercept):
+    """Validate the fixed part, scale, and reduce the data to statistics.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p_features)
+    y : ndarray of shape (n,)
+    codes : dict
+        Factor name -> integer level codes of shape (n,).
+    factors : list of Factor
+        In optimisation order (see :func:`order_factors`).
+    fixed_names : list of str
+        Names of the candidate fixed-effect columns (``Intercept`` first when
+        ``fit_intercept``).
+    """
+    scaling = make_scaling(X, y, fit_intercept, factors)
+    Xs = fixed_matrix(X, fit_intercept, scaling)
+    ys = (y - scaling.y_center) / scaling.y_scale
+    W = np.column_stack([Xs, ys])
+    kept = independent_columns(W[:, :-1].T @ W[:, :-1])
+    dropped = [fixed_names[j] for j in range(Xs.shape[1]) if j not in set(kept)]
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping "
+            f"{len(dropped)} column(s): {dropped}. Their coefficients are set to 0.",
+            UserWarning,
+            stacklevel=3,
+        )
+        W = W[:, list(kept) + [W.shape[1] - 1]]
+    Zs = [random_matrix(X, f, s) for f, s in zip(factors, scaling.z_scale)]
+    stats = sufficient_statistics(W, [codes[f.name] for f in factors], Zs, factors)
+    names = [fixed_names[j] for j in kept]
+    return Design(names, np.asarray(kept, dtype=int), factors, scaling, stats)
+
+
+def independent_columns(XtX, tol=RANK_TOLERANCE):
+    """Indices of a maximal set of linearly independent columns, in order.
+
+    A column is dropped when the part of it not explained by the columns kept
+    before it has a norm below ``tol`` times its own norm (as R's ``qr`` with
+    its limited pivoting, which lme4 uses).
+    """
+    kept = []
+    for j in range(XtX.shape[0]):
+        norm2 = XtX[j, j]
+        if norm2 <= 0:
+            continue
+        if kept:
+            G = XtX[np.ix_(kept, kept)]
+            g = XtX[kept, j]
+            try:
+                explained = g @ np.linalg.solve(G, g)
+            except np.linalg.LinAlgError:  # pragma: no cover - kept is independent
+                explained = norm2
+            residual2 = norm2 - explained
+        else:
+            residual2 = norm2
+        if residual2 > (tol**2) * norm2:
+            kept.append(j)
+    return kept
+
+
+def block_cross_products(codes, Z, W, n_levels, intercept):
+    """Per-level ``Z'Z`` (q, q, m) and ``Z'W`` (q, k, m) blocks.
+
+    When the first term is the intercept its column is all ones, so its
+    products are the other column itself: no multiplication needed.
+    """
+    q, k = Z.shape[1], W.shape[1]
+
+    def times_term(a, values):
+        return values if (intercept and a == 0) else Z[:, a] * values
+
+    ZtZ = np.empty((q, q, n_levels))
+    ZtW = np.empty((q, k, n_levels))
+    for a in range(q):
+        for b in range(a, q):
+            sums = np.bincount(
+                codes, weights=times_term(a, Z[:, b]), minlength=n_levels
+            )
+            ZtZ[a, b] = ZtZ[b, a] = sums
+        for j in range(k):
+            ZtW[a, j] = np.bincount(
+                codes, weights=times_term(a, W[:, j]), minlength=n_levels
+            )
+    return ZtZ, ZtW
+
+
+def sufficient_statistics(W, codes, Zs, factors):
+    """All cross-products the deviance needs (the one pass over the rows)."""
+    n = W.shape[0]
+    stats = SufficientStatistics(n=n, WtW=W.T @ W, first=None, others=None)
+    if not factors:
+        return stats
+    first = factors[0]
+    stats.first = FirstFactorStats(
+        *block_cross_products(codes[0], Zs[0], W, first.n_levels, first.intercept)
+    )
+    if len(factors) > 1:
+        stats.others = _other_factor_stats(W, codes, Zs, factors)
+    return stats
+
+
+def _stacked_columns(codes, Zs, factors):
+    """The columns of Z for some factors as (column index, values) pairs.
+
+    Columns are numbered level-major (``offset + level * q + term``), factor
+    after factor, which is lme4's layout of Z.
+    """
+    columns, offset = [], 0
+    for c, Z, f in zip(codes, Zs, factors):
+        for a in range(f.n_terms):
+            columns.append((offset + c * f.n_terms + a, Z[:, a]))
+        offset += f.n_levels * f.n_terms
+    return columns, offset
+
+
+def _sparse_cross_product(left, right, shape):
+    """``sum over rows`` of outer products of stacked columns, as COO input."""
+    rows = np.concatenate([r for r, _ in left for _ in right])
+    cols = np.concatenate([c for _ in left for c, _ in right])
+    vals = np.concatenate([zr * zc for _, zr in left for _, zc in right])
+    return sparse.coo_matrix((vals, (rows, cols)), shape=shape)
+
+
+def _other_factor_stats(W, codes, Zs, factors):
+    first, Q1 = _stacked_columns(codes[:1], Zs[:1], factors[:1])
+    other, Q2 = _stacked_columns(codes[1:], Zs[1:], factors[1:])
+    Z2tZ1 = _sparse_cross_product(other, first, (Q2, Q1)).tocsr()
+    Z2tZ1.sum_duplicates()
+    Z2tZ2 = _sparse_cross_product(other, other, (Q2, Q2)).toarray()
+    Z2tW = np.zeros((Q2, W.shape[1]))
+    for r, zr in other:
+        for j in range(W.shape[1]):
+            Z2tW[:, j] += np.bincount(r, weights=zr * W[:, j], minlength=Q2)
+    return OtherFactorStats(Z2tZ1, Z2tZ2, Z2tW)

@@ -1,0 +1,552 @@
+"""MixedLinearRegressor: lme4's ``lmer`` as a scikit-learn estimator."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._covariance import (
+    factor_to_theta,
+    n_theta,
+    sd_and_correlation,
+    theta_lower_bounds,
+    theta_start,
+)
+from ._design import INTERCEPT, Factor, build_design, order_factors
+from ._groups import check_groups, encode_levels, lookup_levels
+from ._objective import estimates, factorize, make_deviance, objective
+from ._optimize import is_singular, minimize_deviance
+from ._validation import InstanceOf, Interval, Options, validate_params
+
+MIN_LEVELS = 5  # fewer levels than this: variance estimates are imprecise
+
+
+class MixedLinearRegressor(RegressorMixin, BaseEstimator):
+    """Linear mixed-effects model fitted by REML or ML, as lme4's ``lmer``.
+
+    The model is ``y = X beta + Z b + e`` with random effects
+    ``b ~ N(0, Sigma)`` per level of each grouping factor and residuals
+    ``e ~ N(0, sigma^2)``.  It is fitted by minimising the profiled deviance
+    over the relative covariance factor ``theta`` (Bates et al. 2015), after
+    one pass over the data that reduces it to per-group sufficient
+    statistics.
+
+    Parameters
+    ----------
+    random_slopes : list of str or int, dict or None, default=None
+        Columns of ``X`` that get a random slope.  A list applies to every
+        grouping factor; a dict ``{factor: [columns]}`` gives per-factor
+        slopes.  Names require ``X`` to be a DataFrame; integers index the
+        columns of ``X``.
+    random_intercept : bool, default=True
+        Give each level a random intercept.  ``False`` with random slopes is
+        lme4's ``(0 + x | g)``.
+    covariance : {"unstructured", "diagonal"} or dict, default="unstructured"
+        Covariance of a level's random effects: ``"unstructured"`` is lme4's
+        ``(1 + x | g)`` (correlated), ``"diagonal"`` is ``(1 + x || g)``.  A
+        dict ``{factor: covariance}`` sets it per factor.
+    method : {"reml", "ml"}, default="reml"
+        Restricted or full maximum likelihood.
+    fit_intercept : bool, default=True
+        Include a fixed intercept (``False`` is lme4's ``y ~ 0 + ...``).
+    max_iter : int, default=1000
+        Maximum number of optimiser iterations.
+
+    Attributes
+    ----------
+    intercept_ : float
+        Fixed intercept (0.0 when ``fit_intercept=False``).
+    coef_ : ndarray of shape (n_features_in_,)
+        Fixed-effect coefficients; 0.0 for columns dropped as redundant.
+    sigma_ : float
+        Residual standard deviation (lme4's ``sigma()``).
+    random_effects_ : dict of str to DataFrame
+        Per grouping factor, the predicted random effects (BLUPs, lme4's
+        ``ranef()``), indexed by level, columns ``"Intercept"`` and the slope
+        feature names.
+    random_effects_cov_ : dict of str to DataFrame
+        Per grouping factor, the estimated covariance matrix of one level's
+        random effects (lme4's ``VarCorr()``), terms by terms.
+    random_effects_cond_sd_ : dict of str to DataFrame
+        Conditional standard deviations of the BLUPs (lme4's
+        ``ranef(condVar = TRUE)``), shaped as ``random_effects_``.
+    random_effects_cond_cov_ : dict of str to ndarray of shape (m, q, q)
+        Conditional covariance of each level's random effects.
+    fixed_effects_ : Series
+        Intercept (if any) and coefficients of the columns in the fit.
+    fixed_effects_cov_ : DataFrame
+        Covariance matrix of ``fixed_effects_`` (lme4's ``vcov()``).
+    objective_ : float
+        REML criterion (``method="reml"``) or deviance (``"ml"``) at the
+        optimum, exactly as lme4 reports it.
+    loglik_, aic_, bic_ : float
+        Log-likelihood (restricted, for REML), AIC and BIC as lme4's.
+    theta_ : ndarray
+        Relative covariance factors, factor after factor in the order of
+        ``groups``, each lme4's lower triangle by columns.
+    converged_ : bool
+        Whether the optimiser reported convergence.
+    n_iter_ : int
+        Optimiser iterations.
+    is_singular_ : bool
+        Whether the fit is on the boundary (a variance of zero or a
+        correlation of +-1, lme4's ``isSingular``).
+    groups_ : dict of str to Index
+        Levels of each grouping factor seen in ``fit``.
+    n_groups_ : dict of str to int
+        Number of levels of each grouping factor.
+    fitted_values_, residuals_ : ndarray of shape (n_samples,)
+        Conditional fitted values and residuals on the training data.
+    fit_log_ : DataFrame
+        Every objective evaluation of the optimiser: theta and the value.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.LinearRegression : The model without random effects.
+
+    Notes
+    -----
+    ``groups`` is a 1-D array of labels (one grouping factor) or a 2-D array
+    or DataFrame with one column per factor, crossed or nested; nested
+    factors are written as the outer factor plus an interaction column, as
+    lme4 expands ``(1 | a/b)`` into ``(1 | a) + (1 | a:b)``.
+
+    Without ``groups`` the model has no random effects (an ordinary linear
+    regression, with a warning); scikit-learn's tools that call
+    ``fit(X, y)`` need this.  In ``predict``, levels not seen in ``fit``
+    get a zero random effect, that is the population prediction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmixed import MixedLinearRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> groups = np.repeat(np.arange(10), 20)
+    >>> X = rng.normal(size=(200, 1))
+    >>> y = 1 + 2 * X[:, 0] + rng.normal(size=10)[groups] + rng.normal(size=200)
+    >>> model = MixedLinearRegressor().fit(X, y, groups=groups)
+    >>> model.coef_.round(1)
+    array([2.])
+    >>> model.predict(X[:2], groups=groups[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        "random_slopes": [
+            InstanceOf(
+                list, tuple, dict, str, int, description="a list, dict, str, int"
+            ),
+            Options(None),
+        ],
+        "random_intercept": [InstanceOf(bool)],
+        "covariance": [Options("unstructured", "diagonal"), InstanceOf(dict)],
+        "method": [Options("reml", "ml")],
+        "fit_intercept": [InstanceOf(bool)],
+        "max_iter": [Interval(int, 1, None)],
+    }
+
+    def __init__(
+        self,
+        *,
+        random_slopes=None,
+        random_intercept=True,
+        covariance="unstructured",
+        method="reml",
+        fit_intercept=True,
+        max_iter=1000,
+    ):
+        self.random_slopes = random_slopes
+        self.random_intercept = random_intercept
+        self.covariance = covariance
+        self.method = method
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+
+    def fit(self, X, y, groups=None):
+        """Fit the model by REML or ML.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Numeric features; a DataFrame keeps its column names.  With
+            ``groups``, ``X`` may have no columns (``y ~ 1 + (1 | g)``).
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            Group labels, one column per grouping factor.  None fits a model
+            without random effects (with a warning).
+
+        Returns
+        -------
+        self : MixedLinearRegressor
+        """
+        validate_params(self)
+        X, y = validate_data(
+            self,
+            _no_column_frame_as_array(X),
+            y,
+            y_numeric=True,
+            dtype=np.float64,
+            ensure_min_features=0 if groups is not None else 1,
+        )
+        reml = self.method == "reml"
+        n_fixed = X.shape[1] + self.fit_intercept
+        if X.shape[0] - (n_fixed if reml else 0) < 1:
+            raise ValueError(
+                f"n_samples={X.shape[0]} is too few for {n_fixed} fixed-effect "
+                "parameters; REML needs more samples than fixed effects."
+            )
+        if groups is None:
+            warnings.warn(
+                "fit() was called without groups: the model has no random effects "
+                "(an ordinary linear regression). Pass groups=... to fit a mixed "
+                "model.",
+                UserWarning,
+                stacklevel=2,
+            )
+            factors, codes = [], {}
+        else:
+            factors, codes = self._make_factors(X, check_groups(groups, X.shape[0]))
+        self._fit_design(X, y, factors, codes, reml)
+        return self
+
+    def _make_factors(self, X, frame):
+        """Encode each grouping factor and attach its random-effect terms."""
+        slopes = self._resolve_slopes(list(frame.columns), X.shape[1])
+        covariance = self._resolve_covariance(list(frame.columns))
+        names = self._feature_names(X.shape[1])
+        factors, codes = [], {}
+        for name in frame.columns:
+            codes[name], levels = encode_levels(frame[name])
+            columns = slopes[name]
+            terms = [INTERCEPT] * self.random_intercept + [names[j] for j in columns]
+            if not terms:
+                raise ValueError(
+                    f"grouping factor {name!r} has no random-effect terms: with "
+                    "random_intercept=False give it random_slopes."
+                )
+            factors.append(
+                Factor(
+                    name,
+                    levels,
+                    columns,
+                    terms,
+                    self.random_intercept,
+                    covariance[name] == "diagonal",
+                )
+            )
+            self._check_factor_size(factors[-1], X.shape[0])
+        return factors, codes
+
+    @staticmethod
+    def _check_factor_size(factor, n_samples):
+        n_effects = factor.n_levels * factor.n_terms
+        if n_effects >= n_samples:
+            raise ValueError(
+                f"grouping factor {factor.name!r} has {factor.n_levels} levels and "
+                f"{factor.n_terms} term(s), {n_effects} random effects for "
+                f"{n_samples} samples: the random-effects parameters and the "
+                "residual variance are unidentifiable (lme4 refuses this too)."
+            )
+        if factor.n_levels < MIN_LEVELS:
+            warnings.warn(
+                f"grouping factor {factor.name!r} has only {factor.n_levels} "
+                f"level(s); with fewer than {MIN_LEVELS} its variance estimates "
+                "will be imprecise.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _feature_names(self, n_features):
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.feature_names_in_]
+        return [f"x{j}" for j in range(n_features)]
+
+    def _resolve_slopes(self, factor_names, n_features):
+        """Factor name -> list of column indices with a random slope."""
+        spec = self.random_slopes
+        if isinstance(spec, dict):
+            unknown = set(spec) - set(factor_names)
+            if unknown:
+                raise ValueError(
+                    f"random_slopes names unknown grouping factor(s) {sorted(unknown)}; "
+                    f"the factors are {factor_names}."
+                )
+            return {
+                f: self._column_indices(spec.get(f), n_features) for f in factor_names
+            }
+        columns = self._column_indices(spec, n_features)
+        return {f: columns for f in factor_names}
+
+    def _column_indices(self, columns, n_features):
+        if columns is None:
+            return []
+        if isinstance(columns, str | int | np.integer):
+            columns = [columns]
+        names = list(getattr(self, "feature_names_in_", []))
+        indices = []
+        for c in columns:
+            if isinstance(c, str):
+                if c not in names:
+                    where = (
+                        f"X's columns are {names}" if names else "X has no column names"
+                    )
+                    raise ValueError(f"random slope column {c!r} is not in X: {where}.")
+                indices.append(names.index(c))
+            elif isinstance(c, int | np.integer) and not isinstance(c, bool):
+                if not 0 <= c < n_features:
+                    raise ValueError(
+                        f"random slope column index {c} is out of range for X with "
+                        f"{n_features} feature(s)."
+                    )
+                indices.append(int(c))
+            else:
+                raise TypeError(
+                    f"random slope columns must be names (str) or indices (int); got {c!r}."
+                )
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"random_slopes lists a column twice: {list(columns)}.")
+        return indices
+
+    def _resolve_covariance(self, factor_names):
+        spec = self.covariance
+        if isinstance(spec, str):
+            return dict.fromkeys(factor_names, spec)
+        unknown = set(spec) - set(factor_names)
+        bad = {v for v in spec.values()} - {"unstructured", "diagonal"}
+        if unknown or bad:
+            raise ValueError(
+                "covariance must map grouping factors to 'unstructured' or 'diagonal'; "
+                f"unknown factors {sorted(unknown)}, unknown values {sorted(map(str, bad))}."
+            )
+        return {f: spec.get(f, "unstructured") for f in factor_names}
+
+    def _fit_design(self, X, y, factors, codes, reml):
+        """Run the stages: design, optimisation, estimates; set attributes."""
+        user_order = [f.name for f in factors]
+        fixed_names = [INTERCEPT] * self.fit_intercept + self._feature_names(X.shape[1])
+        design = build_design(
+            X, y, codes, order_factors(factors), fixed_names, self.fit_intercept
+        )
+        lower = np.concatenate(
+            [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
+        )
+        start = np.concatenate(
+            [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
+        )
+        outcome = minimize_deviance(
+            make_deviance(design, reml), start, lower, max_iter=self.max_iter
+        )
+        fact = factorize(design.stats, design.factors, outcome.theta)
+        est = estimates(fact, design.factors, design.stats.n, reml)
+        self._design = design
+        self._set_fixed_effects(design, est)
+        self._set_random_effects(design, est, fact, user_order)
+        self._set_criteria(design, fact, reml, outcome, lower)
+        self._set_fit_log(design, outcome)
+        self.fitted_values_ = self._predict_conditional(X, codes)
+        self.residuals_ = y - self.fitted_values_
+        if not self.converged_:
+            warnings.warn(
+                f"the optimiser did not converge ({outcome.message}); the estimates "
+                "may be unreliable. Try a larger max_iter or rescaling the data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if self.is_singular_:
+            warnings.warn(
+                "boundary (singular) fit: a random-effect variance is estimated as "
+                "zero or a correlation as +-1; see is_singular_ and "
+                "random_effects_cov_.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _set_fixed_effects(self, design, est):
+        n_candidates = len(design.scaling.x_scale) + self.fit_intercept
+        beta_s = np.zeros(n_candidates)
+        cov_s = np.zeros((n_candidates, n_candidates))
+        kept = design.fixed_kept
+        beta_s[kept] = est.beta
+        cov_s[np.ix_(kept, kept)] = est.beta_cov
+        J, offset = design.scaling.fixed_jacobian(self.fit_intercept)
+        beta = offset + J @ beta_s
+        cov = (J @ cov_s @ J.T)[np.ix_(kept, kept)]
+        self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
+        self.coef_ = beta[1:] if self.fit_intercept else beta
+        self.fixed_effects_ = pd.Series(beta[kept], index=design.fixed_names)
+        self.fixed_effects_cov_ = pd.DataFrame(
+            cov, index=design.fixed_names, columns=design.fixed_names
+        )
+        self.sigma_ = est.sigma * design.scaling.y_scale
+
+    def _set_random_effects(self, design, est, fact, user_order):
+        by_name = {}
+        for k, f in enumerate(design.factors):
+            scale = design.scaling.random_effect_scale(k)
+            T = fact.T[k] / design.scaling.z_scale[k][:, None]
+            cov = self.sigma_**2 * (T @ T.T)
+            by_name[f.name] = dict(
+                factor=f,
+                T=T,
+                ranef=pd.DataFrame(
+                    est.random_effects[k] * scale, index=f.levels, columns=f.term_names
+                ),
+                cov=pd.DataFrame(cov, index=f.term_names, columns=f.term_names),
+                cond_cov=est.conditional_cov[k] * np.outer(scale, scale),
+            )
+        self._factors = [by_name[name]["factor"] for name in user_order]
+        self.random_effects_ = {n: by_name[n]["ranef"] for n in user_order}
+        self.random_effects_cov_ = {n: by_name[n]["cov"] for n in user_order}
+        self.random_effects_cond_cov_ = {n: by_name[n]["cond_cov"] for n in user_order}
+        self.random_effects_cond_sd_ = {
+            n: pd.DataFrame(
+                np.sqrt(
+                    np.clip(
+                        np.diagonal(by_name[n]["cond_cov"], axis1=1, axis2=2), 0, None
+                    )
+                ),
+                index=by_name[n]["factor"].levels,
+                columns=by_name[n]["factor"].term_names,
+            )
+            for n in user_order
+        }
+        self.theta_ = np.concatenate(
+            [
+                factor_to_theta(by_name[n]["T"], by_name[n]["factor"].diagonal)
+                for n in user_order
+            ]
+            or [np.zeros(0)]
+        )
+        self.groups_ = {f.name: f.levels for f in self._factors}
+        self.n_groups_ = {f.name: f.n_levels for f in self._factors}
+
+    def _set_criteria(self, design, fact, reml, outcome, lower):
+        n, p = design.stats.n, design.n_fixed
+        features = design.fixed_kept[design.fixed_kept >= self.fit_intercept]
+        shift = design.scaling.objective_shift(
+            n, p, features - self.fit_intercept, reml
+        )
+        self.objective_ = float(objective(fact, n, reml) + shift)
+        n_params = p + 1 + sum(n_theta(f.n_terms, f.diagonal) for f in design.factors)
+        self.loglik_ = -0.5 * self.objective_
+        self.aic_ = self.objective_ + 2.0 * n_params
+        self.bic_ = self.objective_ + np.log(n) * n_params
+        self.converged_ = outcome.converged
+        self.n_iter_ = outcome.n_iter
+        self.is_singular_ = is_singular(outcome.theta, lower) or any(
+            _is_singular_covariance(c) for c in self.random_effects_cov_.values()
+        )
+
+    def _set_fit_log(self, design, outcome):
+        columns = [
+            f"theta_{f.name}_{j}"
+            for f in design.factors
+            for j in range(n_theta(f.n_terms, f.diagonal))
+        ]
+        frame = pd.DataFrame(
+            np.array(outcome.log.thetas).reshape(len(outcome.log.values), -1),
+            columns=columns,
+        )
+        frame["objective_scaled"] = outcome.log.values
+        self.fit_log_ = frame
+
+    def predict(self, X, groups=None):
+        """Predict with or without the random effects.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            Group labels as in ``fit``.  With them, the prediction adds each
+            level's predicted random effects (zero for levels not seen in
+            ``fit``); without them it is the population prediction (lme4's
+            ``re.form = ~0``).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            _no_column_frame_as_array(X),
+            reset=False,
+            dtype=np.float64,
+            ensure_min_features=0,
+        )
+        if groups is None or not self._factors:
+            return self._predict_population(X)
+        frame = self._match_groups(check_groups(groups, X.shape[0]))
+        codes = {f.name: lookup_levels(frame[f.name], f.levels) for f in self._factors}
+        return self._predict_conditional(X, codes)
+
+    def _predict_population(self, X):
+        return self.intercept_ + X @ self.coef_
+
+    def _predict_conditional(self, X, codes):
+        """Fixed part plus each factor's random effects; code -1 adds nothing."""
+        y = self._predict_population(X)
+        for f in self._factors:
+            c = codes[f.name]
+            seen = c >= 0
+            b = self.random_effects_[f.name].to_numpy()
+            columns = [np.ones(X.shape[0])] * f.intercept + [
+                X[:, j] for j in f.slope_columns
+            ]
+            for t, z in enumerate(columns):
+                y[seen] += b[c[seen], t] * z[seen]
+        return y
+
+    def _match_groups(self, frame):
+        """Line up the columns of ``groups`` with the fitted factors."""
+        names = [f.name for f in self._factors]
+        if frame.shape[1] != len(names):
+            raise ValueError(
+                f"groups has {frame.shape[1]} column(s) but the model was fitted "
+                f"with {len(names)} grouping factor(s): {names}."
+            )
+        if set(frame.columns) == set(names):
+            return frame
+        if len(names) == 1 or all(c.startswith("group") for c in frame.columns):
+            return frame.set_axis(names, axis=1)  # unnamed labels: by position
+        raise ValueError(
+            f"groups has factors {list(frame.columns)} but the model was fitted "
+            f"with {names}."
+        )
+
+    def score(self, X, y, groups=None, sample_weight=None):
+        """R^2 of ``predict(X, groups)``.
+
+        With ``groups`` the predictions include the random effects of seen
+        levels; without, they are population predictions.
+        """
+        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _is_singular_covariance(cov):
+    """A correlation of +-1 also puts the fit on the boundary."""
+    _, corr = sd_and_correlation(cov.to_numpy())
+    off = corr[~np.eye(len(corr), dtype=bool)]
+    return bool(np.any(np.abs(off[np.isfinite(off)]) > 1 - 1e-6))
+
+
+def _no_column_frame_as_array(X):
+    """A DataFrame without columns (``y ~ 1 + (1 | g)``) as an (n, 0) array.
+
+    scikit-learn's validation cannot infer a dtype from no columns.
+    """
+    if hasattr(X, "columns") and hasattr(X, "shape") and X.shape[1] == 0:
+        return np.empty((X.shape[0], 0))
+    return X

@@ -1,0 +1,248 @@
+"""The profiled REML / ML deviance and the estimates that follow from it.
+
+With ``Lambda(theta)`` the relative covariance factor, the blocked Cholesky
+factor ``L`` of ``Lambda' Z'Z Lambda + I`` and the Schur complement of
+``W = [X y]`` give the objective with no solve for the coefficients (Bates et
+al. 2015, section 3; MixedModels.jl's ``updateL!``).  The largest factor's
+block is block-diagonal (one small block per level, handled by the batched
+kernels of :mod:`._linalg`); the other factors, if any, form one dense block
+whose coupling to the first is sparse.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg, sparse
+
+from . import _linalg as bl
+from ._covariance import n_theta, theta_to_factor
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+@dataclass
+class Factorization:
+    """The blocked factor and its by-products at one value of theta."""
+
+    T: list  # per factor, (q, q) lower triangular
+    L11: np.ndarray | None  # (q1, q1, m1)
+    L21: sparse.csr_matrix | None  # (Q2, Q1)
+    L22: np.ndarray | None  # (Q2, Q2)
+    C1: np.ndarray | None  # (q1, p + 1, m1)
+    C2: np.ndarray | None  # (Q2, p + 1)
+    R: np.ndarray  # (p + 1, p + 1), lower Cholesky of the Schur complement
+    logdet_L: float  # log |L|^2
+
+
+def split_theta(theta, factors):
+    """The lower triangular factor ``T`` of each grouping factor."""
+    Ts, start = [], 0
+    for f in factors:
+        k = n_theta(f.n_terms, f.diagonal)
+        Ts.append(theta_to_factor(theta[start : start + k], f.n_terms, f.diagonal))
+        start += k
+    return Ts
+
+
+def block_lambda(T, n_levels):
+    """``Lambda`` for one factor: ``T`` repeated along the diagonal (sparse)."""
+    return sparse.kron(sparse.identity(n_levels, format="csr"), T, format="csr")
+
+
+def stacked_lambda(Ts, factors):
+    """Block-diagonal ``Lambda`` of several factors, levels major."""
+    return sparse.block_diag(
+        [block_lambda(T, f.n_levels) for T, f in zip(Ts, factors)], format="csr"
+    )
+
+
+def block_diagonal(blocks):
+    """Sparse block-diagonal matrix from a (q, q, m) stack of blocks."""
+    q, _, m = blocks.shape
+    data = np.ascontiguousarray(blocks.transpose(2, 0, 1))
+    return sparse.bsr_matrix(
+        (data, np.arange(m), np.arange(m + 1)), shape=(q * m, q * m)
+    ).tocsr()
+
+
+def level_major(C):
+    """A (q, k, m) stack as a (m * q, k) matrix, rows ordered level-major."""
+    q, k, m = C.shape
+    return C.transpose(2, 0, 1).reshape(m * q, k)
+
+
+def factorize(stats, factors, theta):
+    """Blocked Cholesky factorisation at ``theta`` (lme4's ``updateL``).
+
+    Returns None when a block is not positive definite (only possible for
+    invalid ``theta`` or a numerically singular fixed-effect matrix).
+    """
+    Ts = split_theta(np.asarray(theta, dtype=float), factors)
+    WtW = stats.WtW
+    if not factors:
+        R = _cholesky_or_none(WtW)
+        return (
+            None
+            if R is None
+            else Factorization(Ts, None, None, None, None, None, R, 0.0)
+        )
+    T1, first = Ts[0], stats.first
+    q1 = T1.shape[0]
+    M11 = bl.congruence(T1, first.ZtZ)
+    M11[np.arange(q1), np.arange(q1)] += 1.0
+    L11 = bl.cholesky(M11)
+    C1 = bl.solve_lower(L11, bl.left_multiply_transposed(T1, first.ZtW))
+    logdet = 2.0 * bl.log_diagonal_sum(L11)
+    S = WtW - bl.gram(C1)
+    L21 = L22 = C2 = None
+    if stats.others is not None:
+        L21, L22, C2 = _factorize_others(stats.others, factors, Ts, L11, C1)
+        if L22 is None:
+            return None
+        logdet += 2.0 * np.log(np.diag(L22)).sum()
+        S -= C2.T @ C2
+    if not np.isfinite(logdet):
+        return None
+    R = _cholesky_or_none(S)
+    if R is None:
+        return None
+    return Factorization(Ts, L11, L21, L22, C1, C2, R, logdet)
+
+
+def _factorize_others(others, factors, Ts, L11, C1):
+    """The (2, 1) and (2, 2) blocks of L, and C2, for factors after the first."""
+    Lambda1 = block_lambda(Ts[0], factors[0].n_levels)
+    Lambda2 = stacked_lambda(Ts[1:], factors[1:])
+    L11_inv_t = block_diagonal(bl.inverse_lower(L11).transpose(1, 0, 2))
+    L21 = (Lambda2.T @ others.Z2tZ1 @ Lambda1 @ L11_inv_t).tocsr()
+    M22 = np.asarray((Lambda2.T @ (Lambda2.T @ others.Z2tZ2).T).T)
+    M22 = M22 - (L21 @ L21.T).toarray()
+    M22[np.diag_indices_from(M22)] += 1.0
+    L22 = _cholesky_or_none(M22)
+    if L22 is None:
+        return L21, None, None
+    B2 = Lambda2.T @ others.Z2tW - L21 @ level_major(C1)
+    C2 = linalg.solve_triangular(L22, B2, lower=True, check_finite=False)
+    return L21, L22, C2
+
+
+def _cholesky_or_none(A):
+    try:
+        return linalg.cholesky(A, lower=True, check_finite=True)
+    except (linalg.LinAlgError, ValueError):
+        return None
+
+
+def penalized_rss(R):
+    """``r^2``: the last diagonal entry of the factor, squared."""
+    return max(R[-1, -1] ** 2, np.finfo(float).tiny)
+
+
+def objective(fact, n, reml):
+    """lme4's REML criterion or ML deviance from a factorisation."""
+    p = fact.R.shape[0] - 1
+    r2 = penalized_rss(fact.R)
+    if reml:
+        dof = n - p
+        logdet_RX = 2.0 * np.log(np.diag(fact.R)[:p]).sum()
+        return fact.logdet_L + logdet_RX + dof * (1.0 + LOG_2PI + np.log(r2 / dof))
+    return fact.logdet_L + n * (1.0 + LOG_2PI + np.log(r2 / n))
+
+
+def make_deviance(design, reml):
+    """The profiled objective as a pure function of theta (inf where invalid)."""
+    stats, factors = design.stats, design.factors
+
+    def deviance(theta):
+        fact = factorize(stats, factors, theta)
+        if fact is None:
+            return np.inf
+        value = objective(fact, stats.n, reml)
+        return value if np.isfinite(value) else np.inf
+
+    return deviance
+
+
+@dataclass
+class Estimates:
+    """beta, sigma, the random effects and their variances at one theta.
+
+    All in the units of the scaled fit (see :class:`._design.Scaling`).
+    """
+
+    beta: np.ndarray
+    beta_cov: np.ndarray
+    sigma: float
+    random_effects: list  # per factor, (m, q): b = Lambda u
+    conditional_cov: list  # per factor, (m, q, q): Var(b | y) at the estimates
+
+
+def estimates(fact, factors, n, reml):
+    """Read beta, sigma and the conditional modes off a factorisation."""
+    R = fact.R
+    p = R.shape[0] - 1
+    RX = R[:p, :p]
+    beta = linalg.solve_triangular(RX.T, R[p, :p], lower=False) if p else np.zeros(0)
+    sigma2 = penalized_rss(R) / (n - p if reml else n)
+    RX_inv = linalg.solve_triangular(RX, np.eye(p), lower=True) if p else RX
+    beta_cov = sigma2 * (RX_inv.T @ RX_inv)
+    if not factors:
+        return Estimates(beta, beta_cov, float(np.sqrt(sigma2)), [], [])
+    u = _conditional_modes(fact, beta, factors)
+    cond = _conditional_variance_blocks(fact, factors)
+    b, cov = [], []
+    for f, T, u_f, V_f in zip(factors, fact.T, u, cond):
+        b.append(u_f @ T.T)
+        cov.append(sigma2 * np.einsum("ij,mjk,lk->mil", T, V_f, T))
+    return Estimates(beta, beta_cov, float(np.sqrt(sigma2)), b, cov)
+
+
+def _conditional_modes(fact, beta, factors):
+    """Spherical random effects ``u`` per factor, each (m, q)."""
+    p = beta.size
+    c1 = fact.C1[:, p, :] - np.einsum("qkm,k->qm", fact.C1[:, :p, :], beta)
+    if fact.L22 is None:
+        u1 = bl.solve_upper_transposed(fact.L11, c1[:, None, :])[:, 0, :]
+        return [u1.T]
+    c2 = fact.C2[:, p] - fact.C2[:, :p] @ beta
+    u2 = linalg.solve_triangular(fact.L22.T, c2, lower=False)
+    q1, m1 = c1.shape
+    rhs = c1 - (fact.L21.T @ u2).reshape(m1, q1).T
+    u1 = bl.solve_upper_transposed(fact.L11, rhs[:, None, :])[:, 0, :]
+    return [u1.T] + _split_levels(u2, factors[1:])
+
+
+def _split_levels(vector, factors):
+    """Cut a level-major vector of several factors into (m, q) pieces."""
+    pieces, start = [], 0
+    for f in factors:
+        size = f.n_levels * f.n_terms
+        pieces.append(vector[start : start + size].reshape(f.n_levels, f.n_terms))
+        start += size
+    return pieces
+
+
+def _conditional_variance_blocks(fact, factors):
+    """Diagonal blocks of ``(L L')^{-1}`` per factor and level, (m, q, q)."""
+    L11_inv = bl.inverse_lower(fact.L11)  # (q1, q1, m1)
+    first = np.einsum("jim,jkm->mik", L11_inv, L11_inv)
+    if fact.L22 is None:
+        return [first]
+    q1, _, m1 = L11_inv.shape
+    L22_inv = linalg.solve_triangular(fact.L22, np.eye(fact.L22.shape[0]), lower=True)
+    # Off-diagonal part of L^{-1}: -L22^{-1} L21 L11^{-1}, by chunks of levels.
+    coupling = fact.L21 @ block_diagonal(L11_inv)
+    chunk = max(1, 2_000_000 // max(1, fact.L22.shape[0] * q1))
+    for start in range(0, m1, chunk):
+        stop = min(m1, start + chunk)
+        block = coupling[:, start * q1 : stop * q1].toarray()
+        X = L22_inv @ block
+        Xb = X.reshape(X.shape[0], stop - start, q1)
+        first[start:stop] += np.einsum("kmi,kmj->mij", Xb, Xb)
+    blocks, start = [first], 0
+    for f in factors[1:]:
+        q, m = f.n_terms, f.n_levels
+        cols = L22_inv[:, start : start + m * q].reshape(-1, m, q)
+        blocks.append(np.einsum("kmi,kmj->mij", cols, cols))
+        start += m * q
+    return blocks

@@ -1,0 +1,102 @@
+"""Bounded minimisation of the profiled deviance over theta.
+
+L-BFGS-B with finite-difference gradients does the bulk of the work; a
+derivative-free polish (Powell, bounded) follows when L-BFGS-B stops on a
+line-search failure, which finite differences can cause near the optimum.
+Variance parameters that end up at (or numerically at) their lower bound of
+zero are set to exactly zero when that does not increase the objective: the
+boundary is a legitimate estimate, reported as a singular fit.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize
+
+SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
+
+
+@dataclass
+class FitLog:
+    """Every evaluation of the objective: theta and the value."""
+
+    thetas: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+
+    def record(self, deviance):
+        def logged(theta):
+            value = deviance(theta)
+            self.thetas.append(np.array(theta, dtype=float))
+            self.values.append(float(value))
+            return value
+
+        return logged
+
+
+@dataclass
+class OptimizeOutcome:
+    theta: np.ndarray
+    value: float
+    converged: bool
+    n_iter: int
+    message: str
+    log: FitLog
+
+
+def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
+    """Minimise ``deviance`` over theta subject to ``theta >= lower``.
+
+    Returns an :class:`OptimizeOutcome`; ``converged`` is False when the
+    optimiser ran out of iterations or failed, never silently.
+    """
+    log = FitLog()
+    f = log.record(deviance)
+    theta0 = np.asarray(theta0, dtype=float)
+    if theta0.size == 0:
+        value = f(theta0)
+        return OptimizeOutcome(theta0, value, True, 0, "no covariance parameters", log)
+    bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
+    result = optimize.minimize(
+        f,
+        theta0,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxls": 50},
+    )
+    theta, value, n_iter = result.x, float(result.fun), int(result.nit)
+    converged = bool(result.success)
+    message = str(result.message)
+    if not converged and n_iter < max_iter:
+        polish = optimize.minimize(
+            f,
+            theta,
+            method="Powell",
+            bounds=bounds,
+            options={"maxiter": max_iter, "xtol": 1e-8, "ftol": tol},
+        )
+        if polish.fun <= value:
+            theta, value = polish.x, float(polish.fun)
+        converged = bool(polish.success)
+        n_iter += int(polish.nit)
+        message = f"L-BFGS-B: {message}; Powell: {polish.message}"
+    theta, value = snap_to_boundary(f, theta, value, lower)
+    return OptimizeOutcome(np.asarray(theta), value, converged, n_iter, message, log)
+
+
+def snap_to_boundary(f, theta, value, lower):
+    """Set near-zero variance parameters to exactly zero if that is no worse."""
+    theta = np.array(theta, dtype=float)
+    near = np.flatnonzero((lower == 0) & (theta < SINGULAR_TOLERANCE) & (theta != 0))
+    for i in near:
+        trial = theta.copy()
+        trial[i] = 0.0
+        trial_value = f(trial)
+        if trial_value <= value + 1e-10 * max(1.0, abs(value)):
+            theta, value = trial, min(value, trial_value)
+    return theta, value
+
+
+def is_singular(theta, lower, tol=SINGULAR_TOLERANCE):
+    """lme4's ``isSingular``: a bounded parameter within ``tol`` of its bound."""
+    theta = np.asarray(theta)
+    return bool(np.any((lower == 0) & (theta < tol)))
