@@ -30,10 +30,14 @@ def cholesky(A):
     L = np.zeros_like(A)
     with np.errstate(invalid="ignore", divide="ignore"):
         for j in range(q):
-            d = A[j, j] - np.einsum("km,km->m", L[j, :j], L[j, :j])
+            d = A[j, j].copy()
+            for k in range(j):
+                d -= L[j, k] * L[j, k]
             L[j, j] = np.sqrt(d)
             for i in range(j + 1, q):
-                s = A[i, j] - np.einsum("km,km->m", L[i, :j], L[j, :j])
+                s = A[i, j].copy()
+                for k in range(j):
+                    s -= L[i, k] * L[j, k]
                 L[i, j] = s / L[j, j]
     return L
 
@@ -53,7 +57,9 @@ def solve_lower(L, B):
     q = L.shape[0]
     C = np.empty_like(B)
     for i in range(q):
-        s = B[i] - np.einsum("jm,jkm->km", L[i, :i], C[:i])
+        s = B[i].copy()
+        for j in range(i):
+            s -= L[i, j] * C[j]
         C[i] = s / L[i, i]
     return C
 
@@ -74,7 +80,9 @@ def solve_upper_transposed(L, C):
     q = L.shape[0]
     U = np.empty_like(C)
     for i in reversed(range(q)):
-        s = C[i] - np.einsum("jm,jkm->km", L[i + 1 :, i], U[i + 1 :])
+        s = C[i].copy()
+        for j in range(i + 1, q):
+            s -= L[j, i] * U[j]
         U[i] = s / L[i, i]
     return U
 
@@ -86,26 +94,30 @@ def inverse_lower(L):
     return solve_lower(L, np.ascontiguousarray(eye))
 
 
+def left_multiply_transposed(T, B):
+    """``T.T @ B[:, :, g]`` for every block, with one fixed ``q x q`` T.
+
+    An explicit loop over the (few, often zero) entries of T: much faster
+    than ``einsum`` for tiny q.
+    """
+    q = T.shape[0]
+    out = np.zeros((q,) + B.shape[1:])
+    for i in range(q):
+        for j in range(q):
+            if T[j, i] != 0.0:
+                out[i] += T[j, i] * B[j]
+    return out
+
+
 def congruence(T, A):
     """``T.T @ A[:, :, g] @ T`` for every block, with one fixed ``q x q`` T."""
-    return np.einsum("ji,jkm,kl->ilm", T, A, T, optimize=True)
-
-
-def left_multiply_transposed(T, B):
-    """``T.T @ B[:, :, g]`` for every block, with one fixed ``q x q`` T."""
-    return np.einsum("ji,jkm->ikm", T, B)
-
-
-def left_multiply(T, B):
-    """``T @ B[:, :, g]`` for every block, with one fixed ``q x q`` T."""
-    return np.einsum("ij,jkm->ikm", T, B)
+    TtA = left_multiply_transposed(T, A)  # (q, q, m)
+    return left_multiply_transposed(T, TtA.transpose(1, 0, 2)).transpose(1, 0, 2)
 
 
 def gram(C):
     """``sum_g C[:, :, g].T @ C[:, :, g]``: a ``k x k`` matrix from (q, k, m)."""
-    q, k, m = C.shape
-    flat = C.transpose(1, 0, 2).reshape(k, q * m)
-    return flat @ flat.T
+    return sum(C[i] @ C[i].T for i in range(C.shape[0]))
 
 
 def log_diagonal_sum(L):

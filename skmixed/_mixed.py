@@ -494,14 +494,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """Fixed part plus each factor's random effects; code -1 adds nothing."""
         y = self._predict_population(X)
         for f in self._factors:
-            c = codes[f.name]
-            seen = c >= 0
             b = self.random_effects_[f.name].to_numpy()
-            columns = [np.ones(X.shape[0])] * f.intercept + [
-                X[:, j] for j in f.slope_columns
-            ]
-            for t, z in enumerate(columns):
-                y[seen] += b[c[seen], t] * z[seen]
+            # Row -1 of the padded table is zero: unseen levels (code -1) get it.
+            effects = np.vstack([b, np.zeros((1, b.shape[1]))])[codes[f.name]]
+            columns = [None] * f.intercept + list(f.slope_columns)
+            for t, j in enumerate(columns):
+                y += effects[:, t] if j is None else effects[:, t] * X[:, j]
         return y
 
     def _match_groups(self, frame):

@@ -53,8 +53,9 @@ def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
     f = log.record(deviance)
     theta0 = np.asarray(theta0, dtype=float)
     if theta0.size == 0:
+        # No random effects: one direct solve, counted as one iteration.
         value = f(theta0)
-        return OptimizeOutcome(theta0, value, True, 0, "no covariance parameters", log)
+        return OptimizeOutcome(theta0, value, True, 1, "no covariance parameters", log)
     bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
     result = optimize.minimize(
         f,

@@ -285,7 +285,7 @@ def simulate_biomass(
         + (_COEF["Temp"] + rnd_slp[site]) * temp
         + _COEF["N"] * nitrogen
     )
-    biomass = mus + _SIGMA * rng.standard_normal(n)
+    biomass = mus + 1.1 * rng.standard_normal(n)
 
     levels = [f"Site{j + 1}" for j in range(n_sites)]
     frame = pd.DataFrame(

@@ -486,7 +486,7 @@ def make_grouped_regression(
     z = rng.standard_normal((n_groups, q))
     e = rng.standard_normal(n_samples)
 
-    b = z * sd  # (n_groups, q), rows ~ N(0, D R D)
+    b = (z @ _psd_cholesky(R).T) * sd  # (n_groups, q), rows ~ N(0, D R D)
     g = np.repeat(np.arange(n_groups), sizes)
     Z = np.column_stack(
         ([np.ones(n_samples)] if random_intercept else []) + [X[:, j] for j in slopes]
