@@ -345,7 +345,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         )
         fact = factorize(design.stats, design.factors, outcome.theta)
         est = estimates(fact, design.factors, design.stats.n, reml)
-        self._design = design
+        self._design = design  # sufficient statistics, reused by inference
+        self._theta_scaled = outcome.theta  # optimisation order and scale
         self._set_fixed_effects(design, est)
         self._set_random_effects(design, est, fact, user_order)
         self._set_criteria(design, fact, reml, outcome, lower)
