@@ -24,6 +24,35 @@ _RE_SD = {"Intercept": 1.2, "Temp": 0.5}
 _SIGMA = 1.0
 _X_LOW, _X_HIGH = -2.0, 2.0
 
+# The realised random effects of the R data (rnd_int, rnd_slp in the R code),
+# one row (Intercept, Temp) per site Site1 ... Site20.  R did not save them; they
+# were recovered by replaying R's default generator for set.seed(10)
+# (Mersenne-Twister with R's seed scrambling, normals by inversion), which
+# reproduces every Temp, N and Biomass value of the CSV to 5e-14.
+# tests/test_datasets.py replays it to check these numbers.
+_R_RANDOM_EFFECTS = (
+    (-0.9141652070136355, -0.24068280363664693),
+    (0.5032504870678893, 0.10144088898491868),
+    (-1.2479320375588203, -0.015869871918863115),
+    (0.8538887591911569, -0.5977901501672873),
+    (-0.7598556179613916, 0.3118406184242167),
+    (0.6758095973401781, -0.4574022418334548),
+    (0.7931840229979209, 0.12437900385404838),
+    (-1.9896610287905396, -0.5313113965901894),
+    (1.2338015724215061, -0.18199112359787792),
+    (1.3535443368175026, -0.603497426689137),
+    (-1.536185524106619, 0.7146063906948847),
+    (1.3546418728914889, 0.3167179454914157),
+    (-0.5569614325979737, -0.9984078088282122),
+    (-0.3789122514376391, -0.3409160865481035),
+    (1.109151776201939, -0.23002773965535134),
+    (0.09257366878293412, -0.49153459707388253),
+    (1.2479083261342563, 0.24766585644416877),
+    (0.8902634480858153, 0.3629087501162667),
+    (1.506653829947418, 0.33364936594645944),
+    (1.1411027597474133, 0.47739321823329345),
+)
+
 _R_CODE = """\
     set.seed(10)
     d <- data.frame(Temp = runif(100, -2, 2), N = runif(100, -2, 2),
@@ -64,8 +93,12 @@ slope per Site.  lme4 1.1-31 estimates (REML) a fixed intercept of 10.09,
 Temp slope 0.167, N slope 2.210, random-effect SDs 1.034 (intercept) and
 0.713 (Temp) with correlation -0.20, and a residual SD of 0.876.
 
-``simulate_biomass`` draws fresh data from the same process with NumPy; it
-cannot reproduce R's random numbers, so its data differ from these.
+The realised random effects of the 20 sites (``params["random_effects"]``)
+are known exactly: R did not save them, but replaying R's default generator
+for ``set.seed(10)`` reproduces the whole data set and hence them.
+
+``simulate_biomass`` draws fresh data from the same process with NumPy's
+generator, not R's, so its data differ from these.
 """
 
 
@@ -149,9 +182,10 @@ def load_biomass(*, as_frame=True, return_X_y_groups=False):
         params : dict
             The true parameters of the generating process, in the format of
             :func:`make_grouped_regression` (``intercept``, ``coef``,
-            ``fixef``, ``re_cov``, ``re_sd``, ``re_corr``, ``sigma``).  The
-            realised random effects were not saved from R, so
-            ``random_effects`` is None.
+            ``fixef``, ``re_cov``, ``re_sd``, ``re_corr``, ``sigma``), and
+            ``random_effects``, the realised random effects of the 20 sites
+            (DataFrame indexed by Site, columns ``Intercept`` and ``Temp``),
+            recovered by replaying R's random-number generator.
         feature_names : list of str
             ``["Temp", "N"]``.
         target_name, group_name : str
@@ -182,6 +216,12 @@ def load_biomass(*, as_frame=True, return_X_y_groups=False):
     'Biomass ~ Temp + N + (1 + Temp | Site)'
     >>> round(float(data.y.mean()), 3)
     10.111
+    >>> data.params["random_effects"].round(3).head(3)
+           Intercept   Temp
+    Site
+    Site1     -0.914 -0.241
+    Site2      0.503  0.101
+    Site3     -1.248 -0.016
     >>> X, y, groups = load_biomass(return_X_y_groups=True)
     >>> X.shape, y.shape, groups.shape
     ((100, 2), (100,), (100,))
@@ -197,7 +237,16 @@ def load_biomass(*, as_frame=True, return_X_y_groups=False):
         frame,
         as_frame=as_frame,
         return_X_y_groups=return_X_y_groups,
-        params=_true_params(None),
+        params=_true_params(
+            pd.DataFrame(
+                _R_RANDOM_EFFECTS,
+                columns=list(_RE_SD),
+                index=pd.Index(
+                    [f"Site{j + 1}" for j in range(len(_R_RANDOM_EFFECTS))],
+                    name=_GROUP,
+                ),
+            )
+        ),
         descr=DESCR,
     )
 
@@ -218,9 +267,9 @@ def simulate_biomass(
 
         Biomass = 10 + a_j + (0.3 + s_j) * Temp + 2.2 * N + N(0, 1) noise
 
-    This is the process of :func:`load_biomass`'s data, but NumPy cannot
-    reproduce R's random numbers, so even ``n_sites=20, plants_per_site=5``
-    does not give the R data set.
+    This is the process of :func:`load_biomass`'s data, but the draws come
+    from NumPy's generator, not R's, so even ``n_sites=20,
+    plants_per_site=5`` does not give the R data set.
 
     Parameters
     ----------
@@ -241,9 +290,10 @@ def simulate_biomass(
     data : :class:`~sklearn.utils.Bunch`
         As :func:`load_biomass` (``frame``, ``X``, ``y``, ``groups`` with
         levels ``"Site1"``, ``"Site2"``, ..., ``params``, ``feature_names``,
-        ``target_name``, ``group_name``, ``formula``, ``DESCR``), except that
-        ``params["random_effects"]`` holds the realised random effects, a
-        DataFrame indexed by site with columns ``Intercept`` and ``Temp``.
+        ``target_name``, ``group_name``, ``formula``, ``DESCR``);
+        ``params["random_effects"]`` holds this sample's realised random
+        effects (``n_sites`` rows, indexed by site, columns ``Intercept`` and
+        ``Temp``).
 
     (X, y, groups) : tuple
         If ``return_X_y_groups`` is True.
@@ -285,7 +335,7 @@ def simulate_biomass(
         + (_COEF["Temp"] + rnd_slp[site]) * temp
         + _COEF["N"] * nitrogen
     )
-    biomass = mus + 1.1 * rng.standard_normal(n)
+    biomass = mus + _SIGMA * rng.standard_normal(n)
 
     levels = [f"Site{j + 1}" for j in range(n_sites)]
     frame = pd.DataFrame(

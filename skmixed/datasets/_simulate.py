@@ -57,7 +57,9 @@ def _check_sd(value, name):
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number; got {value!r}") from None
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite standard deviation >= 0; got {value}")
+        raise ValueError(
+            f"{name} must be a finite standard deviation >= 0; got {value}"
+        )
     return value
 
 
@@ -180,7 +182,11 @@ def _resolve_slopes(random_slopes, feature_names):
                 raise ValueError(
                     f"random_slopes: feature index {s} is out of range for "
                     f"n_features={p} (indices are 0-based"
-                    + ("; pass random_slopes=() for no random slopes)" if p == 0 else ")")
+                    + (
+                        "; pass random_slopes=() for no random slopes)"
+                        if p == 0
+                        else ")"
+                    )
                 )
             j = int(s)
         else:
