@@ -57,6 +57,27 @@ def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
         value = f(theta0)
         return OptimizeOutcome(theta0, value, True, 1, "no covariance parameters", log)
     bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
+    theta, value, converged, n_iter, message = _quasi_newton(
+        f, theta0, bounds, max_iter, tol
+    )
+    # A zero diagonal entry of T is a stationary point of the deviance (it is
+    # even in that entry), so a gradient method can stop there although the
+    # optimum lies inside.  Probe away from the boundary and restart if that
+    # helps; lme4's derivative-free BOBYQA does not have this blind spot.
+    for _ in range(len(theta)):
+        escape = _escape_boundary(f, theta, value, lower)
+        if escape is None:
+            break
+        theta, value, converged, extra, message = _quasi_newton(
+            f, escape, bounds, max_iter, tol
+        )
+        n_iter += extra
+    theta, value = snap_to_boundary(f, theta, value, lower)
+    return OptimizeOutcome(np.asarray(theta), value, converged, n_iter, message, log)
+
+
+def _quasi_newton(f, theta0, bounds, max_iter, tol):
+    """L-BFGS-B, polished by bounded Powell if its line search failed."""
     result = optimize.minimize(
         f,
         theta0,
@@ -65,8 +86,7 @@ def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
         options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxls": 50},
     )
     theta, value, n_iter = result.x, float(result.fun), int(result.nit)
-    converged = bool(result.success)
-    message = str(result.message)
+    converged, message = bool(result.success), str(result.message)
     if not converged and n_iter < max_iter:
         polish = optimize.minimize(
             f,
@@ -80,8 +100,23 @@ def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
         converged = bool(polish.success)
         n_iter += int(polish.nit)
         message = f"L-BFGS-B: {message}; Powell: {polish.message}"
-    theta, value = snap_to_boundary(f, theta, value, lower)
-    return OptimizeOutcome(np.asarray(theta), value, converged, n_iter, message, log)
+    return theta, value, converged, n_iter, message
+
+
+ESCAPE_STEPS = (0.01, 0.1, 0.5)
+
+
+def _escape_boundary(f, theta, value, lower):
+    """A better point off the boundary, or None if there is none nearby."""
+    best, best_value = None, value - 1e-8 * max(1.0, abs(value))
+    for i in np.flatnonzero((lower == 0) & (theta <= SINGULAR_TOLERANCE)):
+        for step in ESCAPE_STEPS:
+            trial = np.array(theta, dtype=float)
+            trial[i] = step
+            trial_value = f(trial)
+            if trial_value < best_value:
+                best, best_value = trial, trial_value
+    return best
 
 
 def snap_to_boundary(f, theta, value, lower):
