@@ -8,6 +8,8 @@ import pandas as pd
 
 def _as_frame(groups):
     """Turn any accepted ``groups`` container into a pandas DataFrame."""
+    if type(groups).__module__.startswith("polars."):
+        groups = _polars_to_pandas(groups)
     if hasattr(groups, "to_pandas") and not isinstance(groups, pd.DataFrame):
         groups = groups.to_pandas()  # polars Series / DataFrame, pyarrow
     if isinstance(groups, pd.DataFrame):
@@ -32,6 +34,13 @@ def _as_frame(groups):
         f"groups must be 1-D (one grouping factor) or 2-D (one column per factor); "
         f"got an array with {array.ndim} dimensions."
     )
+
+
+def _polars_to_pandas(groups):
+    """Column by column through NumPy: polars' ``to_pandas`` needs pyarrow."""
+    if hasattr(groups, "columns"):
+        return pd.DataFrame({name: groups[name].to_numpy() for name in groups.columns})
+    return pd.Series(groups.to_numpy(), name=groups.name)
 
 
 def _is_ragged(values):

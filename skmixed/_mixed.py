@@ -20,7 +20,14 @@ from ._design import INTERCEPT, Factor, build_design, order_factors
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._objective import estimates, factorize, make_deviance, objective
 from ._optimize import is_singular, minimize_deviance
-from ._validation import InstanceOf, Interval, Options, validate_params
+from ._sklearn import no_column_frame_as_array, split_group_columns
+from ._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    column_indices,
+    validate_params,
+)
 
 MIN_LEVELS = 5  # fewer levels than this: variance estimates are imprecise
 
@@ -55,6 +62,13 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         Include a fixed intercept (``False`` is lme4's ``y ~ 0 + ...``).
     max_iter : int, default=1000
         Maximum number of optimiser iterations.
+    group_column : str or list of str, default=None
+        Column(s) of a DataFrame ``X`` that hold the group labels.  When set,
+        ``fit``, ``predict`` and ``score`` take the groups out of ``X`` (and
+        refuse a ``groups`` argument), so that tools which only pass ``X``
+        (scorers, ``permutation_importance``) keep the labels with the data.
+        ``n_features_in_`` and ``feature_names_in_`` then describe ``X``
+        without these columns.
 
     Attributes
     ----------
@@ -104,12 +118,15 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     fit_log_ : DataFrame
         Every objective evaluation of the optimiser: theta and the value.
     n_features_in_ : int
+        Number of features, not counting the ``group_column`` columns.
     feature_names_in_ : ndarray of str
-        Only when ``X`` has string column names.
+        Only when ``X`` has string column names (without ``group_column``).
 
     See Also
     --------
     sklearn.linear_model.LinearRegression : The model without random effects.
+    CompletePoolingRegressor : One regression line for every group.
+    NoPoolingRegressor : A separate fixed-effect line per group.
 
     Notes
     -----
@@ -122,6 +139,19 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     regression, with a warning); scikit-learn's tools that call
     ``fit(X, y)`` need this.  In ``predict``, levels not seen in ``fit``
     get a zero random effect, that is the population prediction.
+
+    In scikit-learn's meta-estimators (``Pipeline``, ``cross_validate``,
+    ``GridSearchCV``) ``groups`` travels by metadata routing: enable it with
+    ``sklearn.set_config(enable_metadata_routing=True)`` and request it with
+    ``set_fit_request(groups=True)``, ``set_predict_request(groups=True)``
+    and ``set_score_request(groups=True)``.  Scorers never pass metadata to
+    ``predict`` (scikit-learn issue #27977), so cross-validate with the
+    default ``scoring=None``: ``score`` receives the routed groups.  Its R^2
+    then measures conditional predictions when the test groups were seen in
+    training (``KFold``) and population predictions when they were not
+    (``GroupKFold``: unseen levels get a zero random effect).  A scoring
+    string such as ``"neg_mean_squared_error"`` always scores population
+    predictions, unless the groups are a column of ``X`` (``group_column``).
 
     Examples
     --------
@@ -150,6 +180,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         "method": [Options("reml", "ml")],
         "fit_intercept": [InstanceOf(bool)],
         "max_iter": [Interval(int, 1, None)],
+        "group_column": [
+            InstanceOf(str, list, tuple, description="a str or a list of str"),
+            Options(None),
+        ],
     }
 
     def __init__(
@@ -161,6 +195,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         method="reml",
         fit_intercept=True,
         max_iter=1000,
+        group_column=None,
     ):
         self.random_slopes = random_slopes
         self.random_intercept = random_intercept
@@ -168,6 +203,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.method = method
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
+        self.group_column = group_column
 
     def fit(self, X, y, groups=None):
         """Fit the model by REML or ML.
@@ -180,16 +216,18 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
         groups : array-like of shape (n_samples,) or (n_samples, n_factors)
             Group labels, one column per grouping factor.  None fits a model
-            without random effects (with a warning).
+            without random effects (with a warning).  Must be None when
+            ``group_column`` is set.
 
         Returns
         -------
         self : MixedLinearRegressor
         """
         validate_params(self)
+        X, groups = split_group_columns(X, groups, self.group_column)
         X, y = validate_data(
             self,
-            _no_column_frame_as_array(X),
+            no_column_frame_as_array(X),
             y,
             y_numeric=True,
             dtype=np.float64,
@@ -285,34 +323,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         return {f: columns for f in factor_names}
 
     def _column_indices(self, columns, n_features):
-        if columns is None:
-            return []
-        if isinstance(columns, str | int | np.integer):
-            columns = [columns]
-        names = list(getattr(self, "feature_names_in_", []))
-        indices = []
-        for c in columns:
-            if isinstance(c, str):
-                if c not in names:
-                    where = (
-                        f"X's columns are {names}" if names else "X has no column names"
-                    )
-                    raise ValueError(f"random slope column {c!r} is not in X: {where}.")
-                indices.append(names.index(c))
-            elif isinstance(c, int | np.integer) and not isinstance(c, bool):
-                if not 0 <= c < n_features:
-                    raise ValueError(
-                        f"random slope column index {c} is out of range for X with "
-                        f"{n_features} feature(s)."
-                    )
-                indices.append(int(c))
-            else:
-                raise TypeError(
-                    f"random slope columns must be names (str) or indices (int); got {c!r}."
-                )
-        if len(set(indices)) != len(indices):
-            raise ValueError(f"random_slopes lists a column twice: {list(columns)}.")
-        return indices
+        names = getattr(self, "feature_names_in_", [])
+        return column_indices(columns, names, n_features, parameter="random_slopes")
 
     def _resolve_covariance(self, factor_names):
         spec = self.covariance
@@ -468,16 +480,17 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             Group labels as in ``fit``.  With them, the prediction adds each
             level's predicted random effects (zero for levels not seen in
             ``fit``); without them it is the population prediction (lme4's
-            ``re.form = ~0``).
+            ``re.form = ~0``).  Must be None when ``group_column`` is set.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
+        X, groups = split_group_columns(X, groups, self.group_column)
         X = validate_data(
             self,
-            _no_column_frame_as_array(X),
+            no_column_frame_as_array(X),
             reset=False,
             dtype=np.float64,
             ensure_min_features=0,
@@ -523,8 +536,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     def score(self, X, y, groups=None, sample_weight=None):
         """R^2 of ``predict(X, groups)``.
 
-        With ``groups`` the predictions include the random effects of seen
-        levels; without, they are population predictions.
+        With ``groups`` (or ``group_column``) the predictions include the
+        random effects of seen levels; without, they are population
+        predictions.  This is the score of ``cross_validate`` and
+        ``GridSearchCV`` with ``scoring=None``, the one scoring path that
+        receives routed ``groups`` (see Notes of the class).
         """
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
@@ -539,13 +555,3 @@ def _is_singular_covariance(cov):
     _, corr = sd_and_correlation(cov.to_numpy())
     off = corr[~np.eye(len(corr), dtype=bool)]
     return bool(np.any(np.abs(off[np.isfinite(off)]) > 1 - 1e-6))
-
-
-def _no_column_frame_as_array(X):
-    """A DataFrame without columns (``y ~ 1 + (1 | g)``) as an (n, 0) array.
-
-    scikit-learn's validation cannot infer a dtype from no columns.
-    """
-    if hasattr(X, "columns") and hasattr(X, "shape") and X.shape[1] == 0:
-        return np.empty((X.shape[0], 0))
-    return X

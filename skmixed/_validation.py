@@ -84,3 +84,50 @@ def validate_params(estimator):
             f"The {name!r} parameter of {type(estimator).__name__} must be "
             f"{allowed}. Got {value!r} instead."
         )
+
+
+def column_indices(columns, feature_names, n_features, *, parameter):
+    """Indices of the columns named or indexed by a parameter such as ``random_slopes``.
+
+    Parameters
+    ----------
+    columns : str, int, list of str or int, or None
+        The parameter's value: names (when ``X`` had column names) or indices.
+    feature_names : list of str
+        The fitted ``feature_names_in_`` (empty when ``X`` had none).
+    n_features : int
+    parameter : str
+        The parameter's name, for the error messages.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, an index out of range or a column listed twice.
+    TypeError
+        For an entry that is neither a name nor an index.
+    """
+    what = parameter.removesuffix("s").replace("_", " ") + " column"
+    if columns is None:
+        return []
+    if isinstance(columns, str | numbers.Integral):
+        columns = [columns]
+    names = list(feature_names)
+    indices = []
+    for c in columns:
+        if isinstance(c, str):
+            if c not in names:
+                where = f"X's columns are {names}" if names else "X has no column names"
+                raise ValueError(f"{what} {c!r} is not in X: {where}.")
+            indices.append(names.index(c))
+        elif isinstance(c, numbers.Integral) and not isinstance(c, bool):
+            if not 0 <= c < n_features:
+                raise ValueError(
+                    f"{what} index {c} is out of range for X with "
+                    f"{n_features} feature(s)."
+                )
+            indices.append(int(c))
+        else:
+            raise TypeError(f"{what}s must be names (str) or indices (int); got {c!r}.")
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"{parameter} lists a column twice: {list(columns)}.")
+    return indices
