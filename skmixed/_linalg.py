@@ -124,3 +124,17 @@ def log_diagonal_sum(L):
     """``sum(log(diag))`` over a stack of blocks, shape (q, q, m)."""
     q = L.shape[0]
     return float(sum(np.log(L[i, i]).sum() for i in range(q)))
+
+
+def left_multiply(T, B):
+    """``T @ B[:, :, g]`` for every block, with one fixed ``q x q`` T."""
+    return left_multiply_transposed(T.T, B)
+
+
+def multiply(A, B):
+    """``A[:, :, g] @ B[:, :, g]`` for two stacks, shapes (q, r, m), (r, k, m)."""
+    out = np.zeros((A.shape[0], B.shape[1], A.shape[2]))
+    for i in range(A.shape[0]):
+        for c in range(A.shape[1]):
+            out[i] += A[i, c] * B[c]
+    return out

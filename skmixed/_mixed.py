@@ -18,7 +18,13 @@ from ._covariance import (
 )
 from ._design import INTERCEPT, Factor, build_design, order_factors
 from ._groups import check_groups, encode_levels, lookup_levels
-from ._objective import estimates, factorize, make_deviance, objective
+from ._objective import (
+    estimates,
+    factorize,
+    make_deviance,
+    make_deviance_and_gradient,
+    objective,
+)
 from ._optimize import is_singular, minimize_deviance
 from ._sklearn import no_column_frame_as_array, split_group_columns
 from ._validation import (
@@ -353,7 +359,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
         )
         outcome = minimize_deviance(
-            make_deviance(design, reml), start, lower, max_iter=self.max_iter
+            make_deviance(design, reml),
+            start,
+            lower,
+            gradient=make_deviance_and_gradient(design, reml),
+            max_iter=self.max_iter,
         )
         fact = factorize(design.stats, design.factors, outcome.theta)
         est = estimates(fact, design.factors, design.stats.n, reml)

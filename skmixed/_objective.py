@@ -15,7 +15,7 @@ import numpy as np
 from scipy import linalg, sparse
 
 from . import _linalg as bl
-from ._covariance import n_theta, theta_to_factor
+from ._covariance import lower_indices, n_theta, theta_to_factor
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -163,6 +163,47 @@ def make_deviance(design, reml):
     return deviance
 
 
+def objective_at_sigma(fact, n, reml, sigma):
+    """The REML criterion or ML deviance at theta and a given ``sigma``.
+
+    Not profiled over ``sigma`` (lmerTest's ``devfun_vp``): with
+    ``r^2`` the penalised residual sum of squares at theta,
+
+    - ML: ``log|L|^2 + r^2 / sigma^2 + n log(2 pi sigma^2)``;
+    - REML: adds ``log|R_X|^2 - p log(2 pi sigma^2)``.
+
+    At ``sigma^2 = r^2 / n`` (ML) or ``r^2 / (n - p)`` (REML) it equals
+    :func:`objective`.
+    """
+    p = fact.R.shape[0] - 1
+    log_2pi_s2 = LOG_2PI + 2.0 * np.log(sigma)
+    value = fact.logdet_L + penalized_rss(fact.R) / sigma**2 + n * log_2pi_s2
+    if reml:
+        value += 2.0 * np.log(np.diag(fact.R)[:p]).sum() - p * log_2pi_s2
+    return value
+
+
+def make_varpar_deviance(design, reml):
+    """The objective as a function of ``varpar = (theta, sigma)``.
+
+    In the scaled units of the design; inf where invalid.  Satterthwaite's
+    degrees of freedom need its Hessian (lmerTest differentiates the same
+    function).
+    """
+    stats, factors = design.stats, design.factors
+
+    def deviance(varpar):
+        varpar = np.asarray(varpar, dtype=float)
+        sigma = varpar[-1]
+        fact = factorize(stats, factors, varpar[:-1]) if sigma > 0 else None
+        if fact is None:
+            return np.inf
+        value = objective_at_sigma(fact, stats.n, reml, sigma)
+        return value if np.isfinite(value) else np.inf
+
+    return deviance
+
+
 @dataclass
 class Estimates:
     """beta, sigma, the random effects and their variances at one theta.
@@ -246,3 +287,59 @@ def _conditional_variance_blocks(fact, factors):
         blocks.append(np.einsum("kmi,kmj->mij", cols, cols))
         start += m * q
     return blocks
+
+
+def make_deviance_and_gradient(design, reml):
+    """Objective and its exact gradient in theta, for one grouping factor.
+
+    Returns None for other designs (the optimiser then uses finite
+    differences).  The gradient follows from differentiating the Schur
+    complement ``S(theta) = W'W - sum_g B_g' T M_g^{-1} T' B_g`` and
+    ``log |M_g|`` with ``M_g = T' A_g T + I``: for the entry (i, j) of ``T``,
+    ``dS = -sum_g (U_g[i]' V_g[j] + V_g[j]' U_g[i])`` with
+    ``V_g = M_g^{-1} T' B_g`` and ``U_g = B_g - A_g T V_g``, and
+    ``d log|M_g| = 2 (A_g T M_g^{-1})[i, j]``.
+    """
+    if len(design.factors) != 1:
+        return None
+    stats, factors = design.stats, design.factors
+    factor = factors[0]
+    rows, cols = lower_indices(factor.n_terms, factor.diagonal)
+
+    def value_and_gradient(theta):
+        fact = factorize(stats, factors, theta)
+        if fact is None:
+            return np.inf, np.zeros(len(theta))
+        value = objective(fact, stats.n, reml)
+        return value, _gradient(fact, stats, rows, cols, reml)
+
+    return value_and_gradient
+
+
+def _gradient(fact, stats, rows, cols, reml):
+    T, L, A, B = fact.T[0], fact.L11, stats.first.ZtZ, stats.first.ZtW
+    R, n = fact.R, stats.n
+    p = R.shape[0] - 1
+    L_inv = bl.inverse_lower(L)
+    M_inv = bl.multiply(L_inv.transpose(1, 0, 2), L_inv)
+    AH = bl.multiply(A, bl.left_multiply(T, M_inv))  # A T M^{-1}
+    V = bl.solve_upper_transposed(L, fact.C1)  # M^{-1} T' B
+    U = B - bl.multiply(A, bl.left_multiply(T, V))
+    beta = linalg.solve_triangular(R[:p, :p].T, R[p, :p], lower=False) if p else []
+    v = np.append(-np.asarray(beta), 1.0)
+    Uv = np.einsum("qkm,k->qm", U, v)
+    Vv = np.einsum("qkm,k->qm", V, v)
+    r2 = penalized_rss(R)
+    if reml:
+        RX_inv = linalg.solve_triangular(R[:p, :p], np.eye(p), lower=True)
+        SXX_inv_V = np.einsum("ab,qbm->qam", RX_inv.T @ RX_inv, V[:, :p])
+    gradient = np.empty(len(rows))
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        d_logdet = 2.0 * AH[i, j].sum()
+        d_r2 = -2.0 * np.dot(Uv[i], Vv[j])
+        if reml:
+            d_logdet_RX = -2.0 * np.sum(U[i, :p] * SXX_inv_V[j])
+            gradient[k] = d_logdet + d_logdet_RX + (n - p) * d_r2 / r2
+        else:
+            gradient[k] = d_logdet + n * d_r2 / r2
+    return gradient

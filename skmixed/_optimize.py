@@ -24,11 +24,13 @@ class FitLog:
     values: list = field(default_factory=list)
 
     def record(self, deviance):
+        """Wrap ``deviance`` (returning a value, or a value and a gradient)."""
+
         def logged(theta):
-            value = deviance(theta)
+            result = deviance(theta)
             self.thetas.append(np.array(theta, dtype=float))
-            self.values.append(float(value))
-            return value
+            self.values.append(float(result[0] if isinstance(result, tuple) else result))
+            return result
 
         return logged
 
@@ -43,14 +45,19 @@ class OptimizeOutcome:
     log: FitLog
 
 
-def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
+def minimize_deviance(
+    deviance, theta0, lower, *, gradient=None, max_iter=1000, tol=1e-10
+):
     """Minimise ``deviance`` over theta subject to ``theta >= lower``.
 
-    Returns an :class:`OptimizeOutcome`; ``converged`` is False when the
-    optimiser ran out of iterations or failed, never silently.
+    ``gradient``, when given, returns the value and the exact gradient at
+    theta; otherwise gradients are taken by finite differences.  Returns an
+    :class:`OptimizeOutcome`; ``converged`` is False when the optimiser ran
+    out of iterations or failed, never silently.
     """
     log = FitLog()
     f = log.record(deviance)
+    fg = None if gradient is None else log.record(gradient)
     theta0 = np.asarray(theta0, dtype=float)
     if theta0.size == 0:
         # No random effects: one direct solve, counted as one iteration.
@@ -58,7 +65,7 @@ def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
         return OptimizeOutcome(theta0, value, True, 1, "no covariance parameters", log)
     bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
     theta, value, converged, n_iter, message = _quasi_newton(
-        f, theta0, bounds, max_iter, tol
+        f, fg, theta0, bounds, max_iter, tol
     )
     # A zero diagonal entry of T is a stationary point of the deviance (it is
     # even in that entry), so a gradient method can stop there although the
@@ -69,18 +76,19 @@ def minimize_deviance(deviance, theta0, lower, *, max_iter=1000, tol=1e-10):
         if escape is None:
             break
         theta, value, converged, extra, message = _quasi_newton(
-            f, escape, bounds, max_iter, tol
+            f, fg, escape, bounds, max_iter, tol
         )
         n_iter += extra
     theta, value = snap_to_boundary(f, theta, value, lower)
     return OptimizeOutcome(np.asarray(theta), value, converged, n_iter, message, log)
 
 
-def _quasi_newton(f, theta0, bounds, max_iter, tol):
+def _quasi_newton(f, fg, theta0, bounds, max_iter, tol):
     """L-BFGS-B, polished by bounded Powell if its line search failed."""
     result = optimize.minimize(
-        f,
+        f if fg is None else fg,
         theta0,
+        jac=fg is not None,
         method="L-BFGS-B",
         bounds=bounds,
         options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxls": 50},
