@@ -29,7 +29,8 @@ class FitLog:
         def logged(theta):
             result = deviance(theta)
             self.thetas.append(np.array(theta, dtype=float))
-            self.values.append(float(result[0] if isinstance(result, tuple) else result))
+            value = result[0] if isinstance(result, tuple) else result
+            self.values.append(float(value))
             return result
 
         return logged
