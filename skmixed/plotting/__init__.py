@@ -1,0 +1,39 @@
+"""Plots of fitted mixed models, as scikit-learn Display objects.
+
+Each display computes in ``from_estimator`` (or ``from_intervals``), stores
+the results, and draws in ``plot(ax=None)``, keeping ``ax_`` (or ``axes_``
+for several panels), ``figure_`` and its artists.  matplotlib is imported
+only when drawing: install it with ``pip install skmixed[plot]``.
+
+- :class:`ResidualsVsFittedDisplay`, :class:`QQDisplay`,
+  :class:`RandomEffectsQQDisplay`, and all of them together in
+  :class:`ResidualDiagnosticsDisplay` / :func:`plot_diagnostics`.
+- :class:`CaterpillarDisplay`: random effects with conditional intervals.
+- :class:`EffectDisplay`: population prediction along one feature, with a band.
+- :class:`IntervalDisplay`: fixed-effect intervals from several methods.
+- :class:`ShrinkageDisplay`: no pooling versus partial pooling, level by level.
+"""
+
+from ._caterpillar import CaterpillarDisplay
+from ._diagnostics import (
+    QQDisplay,
+    RandomEffectsQQDisplay,
+    ResidualDiagnosticsDisplay,
+    ResidualsVsFittedDisplay,
+    plot_diagnostics,
+)
+from ._effect import EffectDisplay
+from ._intervals import IntervalDisplay
+from ._shrinkage import ShrinkageDisplay
+
+__all__ = [
+    "CaterpillarDisplay",
+    "EffectDisplay",
+    "IntervalDisplay",
+    "QQDisplay",
+    "RandomEffectsQQDisplay",
+    "ResidualDiagnosticsDisplay",
+    "ResidualsVsFittedDisplay",
+    "ShrinkageDisplay",
+    "plot_diagnostics",
+]

@@ -1,0 +1,292 @@
+"""Shrinkage plot: no pooling, partial pooling (the mixed model), complete pooling."""
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from .._groups import check_groups, lookup_levels
+from ._base import check_mixed_model, level_labels, resolve_factors, single_axes, style
+
+
+class ShrinkageDisplay:
+    """Per level, the no-pooling estimate of a term and its mixed-model estimate.
+
+    Arrows go from each level's own least-squares estimate (no pooling) to
+    its mixed-model estimate (fixed effect + BLUP, partial pooling); the
+    vertical line is the population value (the fixed effect).  Levels with
+    little data or far from the population move the most.
+
+    Parameters
+    ----------
+    no_pooling : Series
+        Per level, the no-pooling estimate of the term (NaN where a level's
+        data cannot identify it).
+    mixed : Series
+        Per level, the mixed-model estimate, indexed as ``no_pooling``.
+    population : float
+        The fixed effect of the term (0 when the term has no fixed effect).
+    n_obs : Series
+        Per level, the number of observations.
+    term : str
+    factor : str
+
+    Attributes
+    ----------
+    arrows_ : list of matplotlib Annotation
+        One per level with a no-pooling estimate, bottom to top.
+    no_pooling_scatter_, mixed_scatter_ : matplotlib PathCollection
+    population_line_ : matplotlib Line2D
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    Notes
+    -----
+    The no-pooling estimates are those of
+    :class:`~skmixed.NoPoolingRegressor` with ``group_slopes`` set to the
+    factor's random slopes (lme4's ``lmList`` when every feature has one):
+    within each level a least-squares line on the factor's terms, the other
+    features with one slope shared by all levels.  For ``y ~ 1 + (1 | g)``
+    they are the level means.  Other grouping factors' random effects are
+    ignored.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skmixed import MixedLinearRegressor
+    >>> from skmixed.plotting import ShrinkageDisplay
+    >>> rng = np.random.default_rng(0)
+    >>> groups = np.repeat(np.arange(10), 5)
+    >>> X = rng.normal(size=(50, 1))
+    >>> y = 1 + 2 * X[:, 0] + rng.normal(size=10)[groups] + rng.normal(size=50)
+    >>> model = MixedLinearRegressor().fit(X, y, groups=groups)
+    >>> display = ShrinkageDisplay.from_estimator(model, X, y, groups)
+    >>> len(display.arrows_)
+    10
+    >>> bool(np.all(abs(display.mixed - display.population)
+    ...             <= abs(display.no_pooling - display.population)))
+    True
+    """
+
+    def __init__(self, *, no_pooling, mixed, population, n_obs, term, factor):
+        self.no_pooling = no_pooling
+        self.mixed = mixed
+        self.population = population
+        self.n_obs = n_obs
+        self.term = term
+        self.factor = factor
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y,
+        groups,
+        *,
+        term="Intercept",
+        factor=None,
+        ax=None,
+        **kwargs,
+    ):
+        """Compute both estimates of ``term`` for each level and plot them.
+
+        Parameters
+        ----------
+        estimator : MixedLinearRegressor
+            A fitted model with random effects.
+        X : array-like of shape (n_samples, n_features)
+            The training data (as in ``fit``).
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+        term : str, default="Intercept"
+            A random-effect term of ``factor``: ``"Intercept"`` or a slope's
+            feature name.
+        factor : str, default=None
+            Grouping factor; may be None when the model has only one.
+        ax : matplotlib Axes, default=None
+        **kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ShrinkageDisplay
+        """
+        check_mixed_model(estimator)
+        name = _single_factor(estimator, factor)
+        spec = next(f for f in estimator._factors if f.name == name)
+        if term not in spec.term_names:
+            raise ValueError(
+                f"term {term!r} is not a random-effect term of {name!r}; its terms "
+                f"are {spec.term_names}."
+            )
+        X = _check_X(estimator, X)
+        y = np.asarray(y, dtype=float).ravel()
+        if y.size != X.shape[0]:
+            raise ValueError(f"y has {y.size} values but X has {X.shape[0]} rows.")
+        frame = estimator._match_groups(check_groups(groups, X.shape[0]))
+        codes = lookup_levels(frame[name], spec.levels)
+        coef = _no_pooling(spec, X, y, codes)
+        population = float(estimator.fixed_effects_.get(term, 0.0))
+        display = cls(
+            no_pooling=coef[term],
+            mixed=population + estimator.random_effects_[name][term],
+            population=population,
+            n_obs=pd.Series(
+                np.bincount(codes[codes >= 0], minlength=spec.n_levels),
+                index=spec.levels,
+            ),
+            term=term,
+            factor=name,
+        )
+        return display.plot(ax=ax, **kwargs)
+
+    def plot(self, ax=None, *, sort=True, arrow_kwargs=None):
+        """Draw arrows from the no-pooling to the mixed-model estimates.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        sort : bool, default=True
+            Order the levels by their no-pooling estimate (bottom to top).
+        arrow_kwargs : dict, default=None
+            Passed as ``arrowprops`` to ``ax.annotate``.
+
+        Returns
+        -------
+        display : ShrinkageDisplay
+        """
+        ax, fig = single_axes(ax)
+        levels = self.no_pooling.index
+        if sort:
+            levels = self.no_pooling.sort_values(kind="stable").index  # NaN last
+        start = self.no_pooling[levels].to_numpy()
+        end = self.mixed[levels].to_numpy()
+        positions = np.arange(len(levels))
+        arrowprops = style({"arrowstyle": "->", "color": "0.4"}, arrow_kwargs)
+        self.arrows_ = [
+            ax.annotate("", xy=(x1, y), xytext=(x0, y), arrowprops=arrowprops)
+            for x0, x1, y in zip(start, end, positions)
+            if np.isfinite(x0)
+        ]
+        self.no_pooling_scatter_ = ax.scatter(
+            start, positions, facecolors="none", edgecolors="C1", label="no pooling"
+        )
+        self.mixed_scatter_ = ax.scatter(
+            end, positions, color="C0", label="mixed model (partial pooling)"
+        )
+        self.population_line_ = ax.axvline(
+            self.population, color="0.3", linestyle="--", label="population"
+        )
+        ax.set_yticks(positions, level_labels(levels))
+        ax.set(xlabel=self.term, ylabel=self.factor, title=f"Shrinkage of {self.term}")
+        # Outside the axes: inside, it would hide some levels' arrows.
+        ax.legend(
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            frameon=False,
+            fontsize="small",
+        )
+        self.ax_, self.figure_ = ax, fig
+        return self
+
+
+def _single_factor(estimator, factor):
+    names = resolve_factors(estimator, factor)
+    if len(names) != 1:
+        raise ValueError(
+            f"the model has grouping factors {names}; choose one with factor=..."
+        )
+    return names[0]
+
+
+def _check_X(estimator, X):
+    check_is_fitted(estimator, "n_features_in_")
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X must be 2-D with {estimator.n_features_in_} column(s) as in fit; "
+            f"got shape {X.shape}."
+        )
+    return X
+
+
+def _no_pooling(spec, X, y, codes):
+    """Each level's own estimates of ``spec``'s terms (levels by terms).
+
+    The no-pooling model ``y = Z b[g] + X_other c + e``: the factor's terms
+    ``Z`` (intercept and random-slope columns) per level, the other features
+    with one slope shared by all levels, estimated within the levels.
+    """
+    seen = codes >= 0
+    X, y, codes = X[seen], y[seen], codes[seen]
+    coef = _no_pooling_regressor(spec, X, y, codes)
+    if coef is None:
+        coef = _per_level_lines(spec, X, y, codes)
+    return pd.DataFrame(coef, index=spec.levels, columns=spec.term_names)
+
+
+def _no_pooling_regressor(spec, X, y, codes):
+    """skmixed's NoPoolingRegressor, or None where it is unavailable or unfit.
+
+    It fits an intercept per level, so it does not describe a factor without
+    a random intercept (lme4's ``(0 + x | g)``).
+    """
+    try:
+        from .. import NoPoolingRegressor
+    except ImportError:  # an older skmixed: compute it here
+        return None
+    if not spec.intercept:
+        return None
+    model = NoPoolingRegressor(group_slopes=list(spec.slope_columns)).fit(
+        X, y, groups=pd.Series(codes, name=spec.name)
+    )
+    table = model.group_coef_.reindex(range(spec.n_levels))
+    return table.iloc[:, [0] + [1 + j for j in spec.slope_columns]].to_numpy()
+
+
+def _per_level_lines(spec, X, y, codes):
+    """The same fit by plain least squares; NaN rows for unidentified levels.
+
+    The per-level columns are profiled out of the shared ones within each
+    level (Frisch-Waugh-Lovell), then each level gets one small least squares
+    on what the shared slopes leave.  Without a random intercept the
+    intercept is one of the shared columns.
+    """
+    shared = [j for j in range(X.shape[1]) if j not in spec.slope_columns]
+    Z = _random_design(spec, X)
+    S = np.column_stack([np.ones(len(y))] * (not spec.intercept) + [X[:, shared]])
+    rows = _level_rows(codes, spec.n_levels)
+    within = np.vstack(
+        [_residualize(Z[r], np.column_stack([S[r], y[r]])) for r in rows]
+    )
+    c = np.linalg.lstsq(within[:, :-1], within[:, -1], rcond=None)[0]
+    response = y - S @ c
+    coef = np.full((spec.n_levels, Z.shape[1]), np.nan)
+    for level, r in enumerate(rows):
+        if _identified(Z[r]):
+            coef[level] = np.linalg.lstsq(Z[r], response[r], rcond=None)[0]
+    return coef
+
+
+def _random_design(spec, X):
+    columns = [np.ones(X.shape[0])] * spec.intercept + [
+        X[:, j] for j in spec.slope_columns
+    ]
+    return np.column_stack(columns)
+
+
+def _level_rows(codes, n_levels):
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_levels + 1))
+    return [order[bounds[k] : bounds[k + 1]] for k in range(n_levels)]
+
+
+def _residualize(Zg, A):
+    """``A`` minus its least-squares projection on the columns of ``Zg``."""
+    return A - Zg @ np.linalg.lstsq(Zg, A, rcond=None)[0]
+
+
+def _identified(Zg):
+    return len(Zg) >= Zg.shape[1] and np.linalg.matrix_rank(Zg) == Zg.shape[1]
