@@ -1,7 +1,13 @@
 """skmixed: linear mixed-effects models (lme4's lmer) as scikit-learn estimators."""
 
 from ._mixed import MixedLinearRegressor
+from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["MixedLinearRegressor", "__version__"]
+__all__ = [
+    "CompletePoolingRegressor",
+    "MixedLinearRegressor",
+    "NoPoolingRegressor",
+    "__version__",
+]
