@@ -435,7 +435,7 @@ class NoPoolingRegressor(_GroupedLinearModel):
     >>> groups = np.repeat(["a", "b", "c"], 20)
     >>> X = rng.normal(size=(60, 1))
     >>> slopes = np.array([1.0, 2.0, 3.0])[np.repeat([0, 1, 2], 20)]
-    >>> y = slopes * X[:, 0] + rng.normal(scale=0.1, size=60)
+    >>> y = slopes * X[:, 0] + rng.normal(scale=0.01, size=60)
     >>> model = NoPoolingRegressor(group_slopes=[0]).fit(X, y, groups=groups)
     >>> model.group_coef_["x0"].round(1).tolist()
     [1.0, 2.0, 3.0]
