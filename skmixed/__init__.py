@@ -1,5 +1,6 @@
 """skmixed: linear mixed-effects models (lme4's lmer) as scikit-learn estimators."""
 
+from ._compare import compare_pooling
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
 
@@ -10,4 +11,5 @@ __all__ = [
     "MixedLinearRegressor",
     "NoPoolingRegressor",
     "__version__",
+    "compare_pooling",
 ]
