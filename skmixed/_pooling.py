@@ -570,7 +570,7 @@ def _single_factor(frame):
 def _unseen_message(frame, codes):
     if frame is None:
         return "groups are required to predict with unseen='error'."
-    unseen = pd.unique(frame.iloc[:, 0].to_numpy()[codes < 0])
+    unseen = pd.unique(frame.iloc[:, 0].to_numpy()[codes < 0]).tolist()
     shown = ", ".join(map(repr, unseen[:5])) + (", ..." if len(unseen) > 5 else "")
     return (
         f"groups has {len(unseen)} level(s) not seen in fit ({shown}); with "
