@@ -133,15 +133,16 @@ class Design:
 
 def make_scaling(X, y, fit_intercept, factors):
     """Choose centres and scales from the data (one pass over each column)."""
+    p = X.shape[1]
+    mean = X.mean(axis=0) if p else np.zeros(0)
+    var = X.var(axis=0) if p else np.zeros(0)
+    rms = _safe_scale(np.sqrt(var + mean**2))
     if fit_intercept:
-        x_center = X.mean(axis=0) if X.shape[1] else np.zeros(0)
-        y_center = float(y.mean())
+        x_center, x_scale = mean, _safe_scale(np.sqrt(var))
+        y_center, y_scale = float(y.mean()), float(_safe_scale(y.std()))
     else:
-        x_center = np.zeros(X.shape[1])
-        y_center = 0.0
-    x_scale = _safe_scale(np.sqrt(((X - x_center) ** 2).mean(axis=0)))
-    y_scale = float(_safe_scale(np.sqrt(np.mean((y - y_center) ** 2))))
-    rms = _safe_scale(np.sqrt((X**2).mean(axis=0))) if X.shape[1] else np.zeros(0)
+        x_center, x_scale = np.zeros(p), rms
+        y_center, y_scale = 0.0, float(_safe_scale(np.sqrt(np.mean(y**2))))
     z_scale = [
         np.array([1.0] * f.intercept + [rms[j] for j in f.slope_columns])
         for f in factors
@@ -154,19 +155,55 @@ def _safe_scale(scale):
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
-def fixed_matrix(X, fit_intercept, scaling):
-    """The scaled fixed-effect columns, intercept first."""
-    Xs = (X - scaling.x_center) / scaling.x_scale
-    if fit_intercept:
-        Xs = np.column_stack([np.ones(X.shape[0]), Xs])
-    return Xs
+# Columns are kept as a list of 1-D arrays, with None standing for a column
+# of ones (the intercept): products with it need no multiplication, and no
+# (n, k) matrix is ever stacked.
 
 
-def random_matrix(X, factor, z_scale):
-    """The scaled random-effect columns of one factor, shape (n, q)."""
-    cols = [np.ones(X.shape[0])] if factor.intercept else []
-    cols += [X[:, j] for j in factor.slope_columns]
-    return np.column_stack(cols) / z_scale
+def fixed_columns(X, y, fit_intercept, scaling):
+    """The scaled fixed-effect columns (intercept first), then y, last."""
+    columns = [None] if fit_intercept else []
+    for j in range(X.shape[1]):
+        columns.append((X[:, j] - scaling.x_center[j]) / scaling.x_scale[j])
+    columns.append((y - scaling.y_center) / scaling.y_scale)
+    return columns
+
+
+def random_columns(X, factor, z_scale):
+    """The scaled random-effect columns of one factor (None: intercept)."""
+    columns = [None] if factor.intercept else []
+    for j, scale in zip(factor.slope_columns, z_scale[factor.intercept :]):
+        columns.append(X[:, j] / scale)
+    return columns
+
+
+def _as_columns(A):
+    return [A[:, j] for j in range(A.shape[1])] if isinstance(A, np.ndarray) else A
+
+
+def _product(a, b):
+    """Row-wise product of two columns; None (ones) times b is b itself."""
+    if a is None:
+        return b
+    return a if b is None else a * b
+
+
+def _dot(a, b, n):
+    if a is None and b is None:
+        return float(n)
+    if a is None or b is None:
+        return float((b if a is None else a).sum())
+    return float(a @ b)
+
+
+def cross_product(columns, n):
+    """``W'W`` for a list of columns."""
+    k = len(columns)
+    WtW = np.empty((k, k))
+    for a in range(k):
+        for b in range(a, k):
+            WtW[a, b] = WtW[b, a] = _dot(columns[a], columns[b], n)
+    return WtW
 
 
 def order_factors(factors):
@@ -190,11 +227,11 @@ def build_design(X, y, codes, factors, fixed_names, fit_intercept):
         ``fit_intercept``).
     """
     scaling = make_scaling(X, y, fit_intercept, factors)
-    Xs = fixed_matrix(X, fit_intercept, scaling)
-    ys = (y - scaling.y_center) / scaling.y_scale
-    W = np.column_stack([Xs, ys])
-    kept = independent_columns(W[:, :-1].T @ W[:, :-1])
-    dropped = [fixed_names[j] for j in range(Xs.shape[1]) if j not in set(kept)]
+    W = fixed_columns(X, y, fit_intercept, scaling)
+    n = X.shape[0]
+    WtW = cross_product(W, n)
+    kept = independent_columns(WtW[:-1, :-1])
+    dropped = [fixed_names[j] for j in range(len(W) - 1) if j not in set(kept)]
     if dropped:
         warnings.warn(
             f"fixed-effect model matrix is rank deficient so dropping "
@@ -202,9 +239,12 @@ def build_design(X, y, codes, factors, fixed_names, fit_intercept):
             UserWarning,
             stacklevel=3,
         )
-        W = W[:, list(kept) + [W.shape[1] - 1]]
-    Zs = [random_matrix(X, f, s) for f, s in zip(factors, scaling.z_scale)]
-    stats = sufficient_statistics(W, [codes[f.name] for f in factors], Zs, factors)
+        W = [W[j] for j in kept] + [W[-1]]
+        WtW = WtW[np.ix_(kept + [len(WtW) - 1], kept + [len(WtW) - 1])]
+    Zs = [random_columns(X, f, s) for f, s in zip(factors, scaling.z_scale)]
+    stats = sufficient_statistics(
+        W, [codes[f.name] for f in factors], Zs, factors, n=n, WtW=WtW
+    )
     names = [fixed_names[j] for j in kept]
     return Design(names, np.asarray(kept, dtype=int), factors, scaling, stats)
 
@@ -236,48 +276,56 @@ def independent_columns(XtX, tol=RANK_TOLERANCE):
     return kept
 
 
-def block_cross_products(codes, Z, W, n_levels, intercept):
+def block_cross_products(codes, Z, W, n_levels, intercept=None):
     """Per-level ``Z'Z`` (q, q, m) and ``Z'W`` (q, k, m) blocks.
 
-    When the first term is the intercept its column is all ones, so its
-    products are the other column itself: no multiplication needed.
+    ``Z`` and ``W`` are 2-D arrays or lists of columns (None: a column of
+    ones).  With ``intercept=True`` the first column of a 2-D ``Z`` is taken
+    to be ones, so its products need no multiplication.
     """
-    q, k = Z.shape[1], W.shape[1]
+    Z, W = _as_columns(Z), _as_columns(W)
+    if intercept and Z and Z[0] is not None:
+        Z = [None] + list(Z[1:])
+    q, k = len(Z), len(W)
 
-    def times_term(a, values):
-        return values if (intercept and a == 0) else Z[:, a] * values
+    def level_sums(a, b):
+        weights = _product(a, b)
+        return np.bincount(codes, weights=weights, minlength=n_levels).astype(float)
 
     ZtZ = np.empty((q, q, n_levels))
     ZtW = np.empty((q, k, n_levels))
     for a in range(q):
         for b in range(a, q):
-            sums = np.bincount(
-                codes, weights=times_term(a, Z[:, b]), minlength=n_levels
-            )
-            ZtZ[a, b] = ZtZ[b, a] = sums
+            ZtZ[a, b] = ZtZ[b, a] = level_sums(Z[a], Z[b])
         for j in range(k):
-            ZtW[a, j] = np.bincount(
-                codes, weights=times_term(a, W[:, j]), minlength=n_levels
-            )
+            ZtW[a, j] = level_sums(Z[a], W[j])
     return ZtZ, ZtW
 
 
-def sufficient_statistics(W, codes, Zs, factors):
-    """All cross-products the deviance needs (the one pass over the rows)."""
-    n = W.shape[0]
-    stats = SufficientStatistics(n=n, WtW=W.T @ W, first=None, others=None)
+def sufficient_statistics(W, codes, Zs, factors, *, n=None, WtW=None):
+    """All cross-products the deviance needs (the one pass over the rows).
+
+    ``W`` and each of ``Zs`` are 2-D arrays or lists of columns (None: ones).
+    """
+    W = _as_columns(W)
+    Zs = [_as_columns(Z) for Z in Zs]
+    if n is None:
+        n = next(len(c) for c in W if c is not None)
+    if WtW is None:
+        WtW = cross_product(W, n)
+    stats = SufficientStatistics(n=n, WtW=WtW, first=None, others=None)
     if not factors:
         return stats
     first = factors[0]
     stats.first = FirstFactorStats(
-        *block_cross_products(codes[0], Zs[0], W, first.n_levels, first.intercept)
+        *block_cross_products(codes[0], Zs[0], W, first.n_levels)
     )
     if len(factors) > 1:
-        stats.others = _other_factor_stats(W, codes, Zs, factors)
+        stats.others = _other_factor_stats(W, codes, Zs, factors, n)
     return stats
 
 
-def _stacked_columns(codes, Zs, factors):
+def _stacked_columns(codes, Zs, factors, n):
     """The columns of Z for some factors as (column index, values) pairs.
 
     Columns are numbered level-major (``offset + level * q + term``), factor
@@ -286,7 +334,8 @@ def _stacked_columns(codes, Zs, factors):
     columns, offset = [], 0
     for c, Z, f in zip(codes, Zs, factors):
         for a in range(f.n_terms):
-            columns.append((offset + c * f.n_terms + a, Z[:, a]))
+            values = np.ones(n) if Z[a] is None else Z[a]
+            columns.append((offset + c * f.n_terms + a, values))
         offset += f.n_levels * f.n_terms
     return columns, offset
 
@@ -299,14 +348,15 @@ def _sparse_cross_product(left, right, shape):
     return sparse.coo_matrix((vals, (rows, cols)), shape=shape)
 
 
-def _other_factor_stats(W, codes, Zs, factors):
-    first, Q1 = _stacked_columns(codes[:1], Zs[:1], factors[:1])
-    other, Q2 = _stacked_columns(codes[1:], Zs[1:], factors[1:])
+def _other_factor_stats(W, codes, Zs, factors, n):
+    first, Q1 = _stacked_columns(codes[:1], Zs[:1], factors[:1], n)
+    other, Q2 = _stacked_columns(codes[1:], Zs[1:], factors[1:], n)
     Z2tZ1 = _sparse_cross_product(other, first, (Q2, Q1)).tocsr()
     Z2tZ1.sum_duplicates()
     Z2tZ2 = _sparse_cross_product(other, other, (Q2, Q2)).toarray()
-    Z2tW = np.zeros((Q2, W.shape[1]))
+    Z2tW = np.zeros((Q2, len(W)))
     for r, zr in other:
-        for j in range(W.shape[1]):
-            Z2tW[:, j] += np.bincount(r, weights=zr * W[:, j], minlength=Q2)
+        for j, w in enumerate(W):
+            weights = _product(zr, w)
+            Z2tW[:, j] += np.bincount(r, weights=weights, minlength=Q2)
     return OtherFactorStats(Z2tZ1, Z2tZ2, Z2tW)

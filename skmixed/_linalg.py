@@ -138,3 +138,23 @@ def multiply(A, B):
         for c in range(A.shape[1]):
             out[i] += A[i, c] * B[c]
     return out
+
+
+_CONTROLLER = None
+SMALL_DENSE_BLOCK = 512  # below this, BLAS threads cost more than they give
+
+
+def single_threaded_blas():
+    """Context manager limiting BLAS to one thread.
+
+    The profiled deviance of most models works on many tiny matrices; BLAS
+    threading only adds synchronisation to each tiny call (tenfold slower on
+    a busy machine).  The controller is created once: creating it scans the
+    loaded libraries.
+    """
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")

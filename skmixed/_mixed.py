@@ -19,6 +19,7 @@ from ._covariance import (
 from ._design import INTERCEPT, Factor, build_design, order_factors
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._objective import (
+    blas_threads_for,
     estimates,
     factorize,
     make_deviance,
@@ -319,8 +320,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             unknown = set(spec) - set(factor_names)
             if unknown:
                 raise ValueError(
-                    f"random_slopes names unknown grouping factor(s) {sorted(unknown)}; "
-                    f"the factors are {factor_names}."
+                    "random_slopes names unknown grouping factor(s) "
+                    f"{sorted(unknown)}; the factors are {factor_names}."
                 )
             return {
                 f: self._column_indices(spec.get(f), n_features) for f in factor_names
@@ -340,8 +341,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         bad = {v for v in spec.values()} - {"unstructured", "diagonal"}
         if unknown or bad:
             raise ValueError(
-                "covariance must map grouping factors to 'unstructured' or 'diagonal'; "
-                f"unknown factors {sorted(unknown)}, unknown values {sorted(map(str, bad))}."
+                "covariance must map grouping factors to 'unstructured' or "
+                f"'diagonal'; unknown factors {sorted(unknown)}, unknown values "
+                f"{sorted(map(str, bad))}."
             )
         return {f: spec.get(f, "unstructured") for f in factor_names}
 
@@ -349,32 +351,18 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """Run the stages: design, optimisation, estimates; set attributes."""
         user_order = [f.name for f in factors]
         fixed_names = [INTERCEPT] * self.fit_intercept + self._feature_names(X.shape[1])
-        design = build_design(
-            X, y, codes, order_factors(factors), fixed_names, self.fit_intercept
-        )
-        lower = np.concatenate(
-            [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
-        )
-        start = np.concatenate(
-            [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
-        )
-        outcome = minimize_deviance(
-            make_deviance(design, reml),
-            start,
-            lower,
-            gradient=make_deviance_and_gradient(design, reml),
-            max_iter=self.max_iter,
-        )
-        fact = factorize(design.stats, design.factors, outcome.theta)
-        est = estimates(fact, design.factors, design.stats.n, reml)
-        self._design = design  # sufficient statistics, reused by inference
-        self._theta_scaled = outcome.theta  # optimisation order and scale
-        self._set_fixed_effects(design, est)
-        self._set_random_effects(design, est, fact, user_order)
-        self._set_criteria(design, fact, reml, outcome, lower)
-        self._set_fit_log(design, outcome)
-        self.fitted_values_ = self._predict_conditional(X, codes)
-        self.residuals_ = y - self.fitted_values_
+        ordered = order_factors(factors)
+        with blas_threads_for(ordered):
+            design = build_design(X, y, codes, ordered, fixed_names, self.fit_intercept)
+            outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter)
+            self._design = design  # sufficient statistics, reused by inference
+            self._theta_scaled = outcome.theta  # optimisation order and scale
+            self._set_fixed_effects(design, est)
+            self._set_random_effects(design, est, fact, user_order)
+            self._set_criteria(design, fact, reml, outcome, outcome.lower)
+            self._set_fit_log(design, outcome)
+            self.fitted_values_ = self._predict_conditional(X, codes)
+            self.residuals_ = y - self.fitted_values_
         if not self.converged_:
             warnings.warn(
                 f"the optimiser did not converge ({outcome.message}); the estimates "
@@ -518,12 +506,13 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """Fixed part plus each factor's random effects; code -1 adds nothing."""
         y = self._predict_population(X)
         for f in self._factors:
-            b = self.random_effects_[f.name].to_numpy()
             # Row -1 of the padded table is zero: unseen levels (code -1) get it.
-            effects = np.vstack([b, np.zeros((1, b.shape[1]))])[codes[f.name]]
+            table = np.zeros((f.n_terms, f.n_levels + 1))
+            table[:, :-1] = self.random_effects_[f.name].to_numpy().T
             columns = [None] * f.intercept + list(f.slope_columns)
             for t, j in enumerate(columns):
-                y += effects[:, t] if j is None else effects[:, t] * X[:, j]
+                effect = table[t].take(codes[f.name])
+                y += effect if j is None else effect * X[:, j]
         return y
 
     def _match_groups(self, frame):
@@ -558,6 +547,26 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _optimize_and_estimate(design, reml, max_iter):
+    """Minimise the profiled deviance; the factorisation and estimates there."""
+    lower = np.concatenate(
+        [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
+    )
+    start = np.concatenate(
+        [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
+    )
+    outcome = minimize_deviance(
+        make_deviance(design, reml),
+        start,
+        lower,
+        gradient=make_deviance_and_gradient(design, reml),
+        max_iter=max_iter,
+    )
+    fact = factorize(design.stats, design.factors, outcome.theta)
+    est = estimates(fact, design.factors, design.stats.n, reml)
+    return outcome, fact, est
 
 
 def _is_singular_covariance(cov):

@@ -9,6 +9,7 @@ kernels of :mod:`._linalg`); the other factors, if any, form one dense block
 whose coupling to the first is sparse.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -343,3 +344,15 @@ def _gradient(fact, stats, rows, cols, reml):
         else:
             gradient[k] = d_logdet + n * d_r2 / r2
     return gradient
+
+
+def blas_threads_for(factors):
+    """One BLAS thread unless the factors after the first make a large block.
+
+    Only the dense block of the later factors is big enough for BLAS threads
+    to pay; everything else is many tiny matrices or single passes.
+    """
+    dense = sum(f.n_levels * f.n_terms for f in factors[1:])
+    if dense > bl.SMALL_DENSE_BLOCK:
+        return contextlib.nullcontext()
+    return bl.single_threaded_blas()

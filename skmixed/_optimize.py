@@ -39,6 +39,7 @@ class FitLog:
 @dataclass
 class OptimizeOutcome:
     theta: np.ndarray
+    lower: np.ndarray
     value: float
     converged: bool
     n_iter: int
@@ -63,7 +64,9 @@ def minimize_deviance(
     if theta0.size == 0:
         # No random effects: one direct solve, counted as one iteration.
         value = f(theta0)
-        return OptimizeOutcome(theta0, value, True, 1, "no covariance parameters", log)
+        return OptimizeOutcome(
+            theta0, lower, value, True, 1, "no covariance parameters", log
+        )
     bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
     theta, value, converged, n_iter, message = _quasi_newton(
         f, fg, theta0, bounds, max_iter, tol
@@ -81,7 +84,9 @@ def minimize_deviance(
         )
         n_iter += extra
     theta, value = snap_to_boundary(f, theta, value, lower)
-    return OptimizeOutcome(np.asarray(theta), value, converged, n_iter, message, log)
+    return OptimizeOutcome(
+        np.asarray(theta), np.asarray(lower), value, converged, n_iter, message, log
+    )
 
 
 def _quasi_newton(f, fg, theta0, bounds, max_iter, tol):
