@@ -408,6 +408,27 @@ def test_effect_posterior_band_uses_sample_posterior_when_present(biomass):
     assert_allclose(display.upper, expected)
 
 
+def test_effect_posterior_draws_as_array_or_with_missing_columns(biomass):
+    model, X, y = biomass.model, biomass.X, biomass.y
+
+    class ArrayPosterior(_FixedPosterior):
+        def sample_posterior(self, n_draws, random_state=None):
+            draws = super().sample_posterior(n_draws, random_state)
+            in_order = draws.fixed_effects.iloc[:, ::-1]
+            return SimpleNamespace(fixed_effects=in_order.to_numpy())
+
+    beta = model.fixed_effects_ * 2
+    as_array = ArrayPosterior(model, beta)  # positional columns
+    display = EffectDisplay.from_estimator(
+        as_array, X, y, "N", band="posterior", n_draws=3, grid=[1.0]
+    )
+    expected = beta["Intercept"] + X["Temp"].mean() * beta["Temp"] + beta["N"]
+    assert_allclose(display.lower, [expected])
+    short = _FixedPosterior(model, beta.drop("N"))
+    with pytest.raises(ValueError, match=r"lack fixed effect\(s\) \['N'\]"):
+        EffectDisplay.from_estimator(short, X, y, "N", band="posterior", n_draws=3)
+
+
 def test_effect_bootstrap_band_uses_the_bootstrap_method(biomass):
     model, X, y = biomass.model, biomass.X, biomass.y
     calls = []

@@ -322,7 +322,7 @@ def _draw_curves(estimator, X_grid, kind, n_draws, random_state):
     names = list(estimator.fixed_effects_.index)
     if hasattr(estimator, "sample_posterior"):
         draws = estimator.sample_posterior(n_draws, random_state=random_state)
-        beta = pd.DataFrame(draws.fixed_effects)[names].to_numpy()
+        beta = _posterior_fixed_effects(draws.fixed_effects, names)
     else:  # the normal approximation to the fixed effects' posterior
         beta = _normal_draws(
             estimator.fixed_effects_.to_numpy(),
@@ -331,6 +331,22 @@ def _draw_curves(estimator, X_grid, kind, n_draws, random_state):
             check_random_state(random_state),
         )
     return beta @ _fixed_design(estimator, X_grid).T
+
+
+def _posterior_fixed_effects(fixed_effects, names):
+    """Draws as an (n_draws, p) array in the order of ``fixed_effects_``."""
+    if isinstance(fixed_effects, pd.DataFrame):
+        missing = [n for n in names if n not in fixed_effects.columns]
+        if missing:
+            raise ValueError(f"the posterior draws lack fixed effect(s) {missing}.")
+        return fixed_effects[names].to_numpy(dtype=float)
+    beta = np.asarray(fixed_effects, dtype=float)
+    if beta.ndim != 2 or beta.shape[1] != len(names):
+        raise ValueError(
+            f"posterior fixed-effect draws must have {len(names)} columns "
+            f"({names}); got shape {beta.shape}."
+        )
+    return beta
 
 
 def _normal_draws(mean, cov, n_draws, rng):
