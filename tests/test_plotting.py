@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 from scipy import stats  # noqa: E402
 
+import skmixed  # noqa: E402
 from skmixed import MixedLinearRegressor  # noqa: E402
 from skmixed.plotting import (  # noqa: E402
     CaterpillarDisplay,
@@ -340,6 +341,14 @@ def test_caterpillar_one_row_per_crossed_factor(penicillin):
     assert list(only.errorbars_) == [("sample", "Intercept")]
 
 
+def test_caterpillar_on_given_axes_labels_every_panel(biomass):
+    _, axes = plt.subplots(1, 2)
+    display = CaterpillarDisplay.from_estimator(biomass.model, ax=axes)
+    assert list(display.axes_) == list(axes)
+    for ax in axes:
+        assert len(ax.get_yticklabels()) == 20
+
+
 # --------------------------------------------------------------------------
 # Effect plot
 # --------------------------------------------------------------------------
@@ -652,10 +661,21 @@ def test_shrinkage_of_a_random_slope_matches_per_group_least_squares(biomass):
 
 
 def test_shrinkage_fallback_agrees_with_no_pooling_regressor(biomass, monkeypatch):
+    """Both no-pooling paths: skmixed.NoPoolingRegressor and the plain fallback."""
+    if not hasattr(skmixed, "NoPoolingRegressor"):
+        pytest.skip("skmixed.NoPoolingRegressor is not available")
     data = biomass
+    used = []
+    regressor = _shrinkage._no_pooling_regressor
+    monkeypatch.setattr(
+        _shrinkage,
+        "_no_pooling_regressor",
+        lambda *args: used.append(regressor(*args)) or used[-1],
+    )
     first = ShrinkageDisplay.from_estimator(
         data.model, data.X, data.y, data.groups, term="Temp"
     )
+    assert used[0] is not None  # the regressor, not the fallback, made `first`
     monkeypatch.setattr(_shrinkage, "_no_pooling_regressor", lambda *args: None)
     second = ShrinkageDisplay.from_estimator(
         data.model, data.X, data.y, data.groups, term="Temp"
