@@ -13,7 +13,8 @@ import skmixed
 import skmixed.datasets
 import skmixed.plotting
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 PUBLIC_MODULES = [skmixed, skmixed.plotting, skmixed.datasets]
 
 
@@ -60,6 +61,33 @@ def test_toctree_documents_exist():
     assert entries
     for entry in entries:
         assert any((DOCS / f"{entry}{ext}").exists() for ext in (".md", ".rst")), entry
+
+
+def _fenced_blocks(text, language=""):
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_opens_with_the_setup_commands():
+    """The first two code blocks: run the tutorial; the CI command, verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    first, second = (block.strip() for block in _fenced_blocks(readme)[:2])
+    assert first.startswith("python3 -m venv .venv && .venv/bin/pip install -e")
+    assert first.endswith(".venv/bin/python examples/tutorial.py")
+    ci_lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert second == ci_lines[-1]
+    assert (ROOT / "examples" / "tutorial.py").is_file()
+
+
+def test_readme_quick_start_runs():
+    readme = (ROOT / "README.md").read_text()
+    (code,) = [b for b in _fenced_blocks(readme, "python") if "load_biomass" in b]
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    # The numbers the README quotes (lme4's fit of the biomass data).
+    assert model.fixed_effects_.round(3).tolist() == [10.092, 0.167, 2.21]
+    assert round(model.sigma_, 3) == 0.876
+    assert namespace["scores"]["test_score"].shape == (5,)
 
 
 @pytest.mark.slow
