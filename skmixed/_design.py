@@ -104,6 +104,25 @@ class OtherFactorStats:
     Z2tZ1: sparse.csr_matrix  # (Q2, Q1), Q1 = m1 * q1
     Z2tZ2: np.ndarray  # (Q2, Q2)
     Z2tW: np.ndarray  # (Q2, p + 1)
+    _pairs: tuple | None = None  # cache of column_pairs(), not pickled
+
+    def column_pairs(self):
+        """Pairs of non-zeros sharing a column of ``Z2tZ1``, for ``A D A'``.
+
+        Returns ``(flat, products, column)``: for each column k and each pair
+        i <= j of rows with non-zeros in it, the index ``i * Q2 + j``, the
+        product ``A[i, k] A[j, k]`` and k.  Then ``A diag(w) A'`` (upper
+        triangle) is one ``bincount`` of ``products * w[column]`` at ``flat``:
+        far cheaper per evaluation than a general sparse product.
+        """
+        if self._pairs is None:
+            self._pairs = _column_pairs(self.Z2tZ1)
+        return self._pairs
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pairs"] = None
+        return state
 
 
 @dataclass
@@ -360,3 +379,24 @@ def _other_factor_stats(W, codes, Zs, factors, n):
             weights = _product(zr, w)
             Z2tW[:, j] += np.bincount(r, weights=weights, minlength=Q2)
     return OtherFactorStats(Z2tZ1, Z2tZ2, Z2tW)
+
+
+def _column_pairs(A):
+    """See :meth:`OtherFactorStats.column_pairs`."""
+    csc = A.tocsc()
+    csc.sort_indices()
+    Q2 = A.shape[0]
+    counts = np.diff(csc.indptr)
+    flats, products, columns = [], [], []
+    for size in np.unique(counts[counts > 0]):
+        # All columns with `size` non-zeros at once: (n_columns, size) blocks.
+        cols = np.flatnonzero(counts == size)
+        starts = csc.indptr[cols][:, None] + np.arange(size)
+        rows, values = csc.indices[starts], csc.data[starts]
+        a, b = np.triu_indices(size)
+        flats.append((rows[:, a] * Q2 + rows[:, b]).ravel())
+        products.append((values[:, a] * values[:, b]).ravel())
+        columns.append(np.repeat(cols, len(a)))
+    if not flats:
+        return np.zeros(0, np.intp), np.zeros(0), np.zeros(0, np.intp)
+    return np.concatenate(flats), np.concatenate(products), np.concatenate(columns)

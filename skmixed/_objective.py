@@ -112,17 +112,49 @@ def factorize(stats, factors, theta):
 
 def _factorize_others(others, factors, Ts, L11, C1):
     """The (2, 1) and (2, 2) blocks of L, and C2, for factors after the first."""
+    if all(f.n_terms == 1 for f in factors):
+        return _factorize_scalar_others(others, factors, Ts, L11, C1)
     Lambda1 = block_lambda(Ts[0], factors[0].n_levels)
     Lambda2 = stacked_lambda(Ts[1:], factors[1:])
     L11_inv_t = block_diagonal(bl.inverse_lower(L11).transpose(1, 0, 2))
     L21 = (Lambda2.T @ others.Z2tZ1 @ Lambda1 @ L11_inv_t).tocsr()
     M22 = np.asarray((Lambda2.T @ (Lambda2.T @ others.Z2tZ2).T).T)
     M22 = M22 - (L21 @ L21.T).toarray()
+    return _finish_others(others, L21, M22, Lambda2.T @ others.Z2tW, C1)
+
+
+def _factorize_scalar_others(others, factors, Ts, L11, C1):
+    """As :func:`_factorize_others` when every factor has one term.
+
+    Lambda and L11 are then diagonal, so every product with them is a scaling
+    of rows or columns: no sparse matrix products but the one in L21 L21'.
+    """
+    row_scale = np.repeat([T[0, 0] for T in Ts[1:]], [f.n_levels for f in factors[1:]])
+    col_scale = Ts[0][0, 0] / L11[0, 0]
+    A21 = others.Z2tZ1
+    rows = np.repeat(np.arange(A21.shape[0]), np.diff(A21.indptr))
+    L21 = sparse.csr_matrix(
+        (A21.data * row_scale[rows] * col_scale[A21.indices], A21.indices, A21.indptr),
+        shape=A21.shape,
+    )
+    # L21 L21' = R A21 diag(c^2) A21' R with R, c the row and column scales.
+    flat, products, column = others.column_pairs()
+    Q2 = A21.shape[0]
+    upper = np.bincount(
+        flat, weights=products * col_scale[column] ** 2, minlength=Q2 * Q2
+    ).reshape(Q2, Q2)
+    L21_L21t = upper + np.triu(upper, 1).T
+    M22 = (others.Z2tZ2 - L21_L21t) * np.outer(row_scale, row_scale)
+    return _finish_others(others, L21, M22, row_scale[:, None] * others.Z2tW, C1)
+
+
+def _finish_others(others, L21, M22, B2, C1):
+    """Factor ``M22 + I`` (``L21 L21'`` already subtracted); C2 from B2, C1."""
     M22[np.diag_indices_from(M22)] += 1.0
     L22 = _cholesky_or_none(M22)
     if L22 is None:
         return L21, None, None
-    B2 = Lambda2.T @ others.Z2tW - L21 @ level_major(C1)
+    B2 = B2 - L21 @ level_major(C1)
     C2 = linalg.solve_triangular(L22, B2, lower=True, check_finite=False)
     return L21, L22, C2
 
