@@ -58,6 +58,7 @@ def compare_pooling(
             default=("neg_mean_squared_error", "r2")
         scikit-learn scoring: one scorer name or callable, several names, or
         a dict ``{name: scorer}``.  None uses the estimators' ``score`` (R^2).
+        A single callable or None is reported as metric ``"score"``.
         As everywhere in scikit-learn, higher is better
         (``neg_mean_squared_error`` is minus the MSE).
     mixed : MixedLinearRegressor, default=None
