@@ -1,6 +1,10 @@
 """groups in scikit-learn's tools: metadata routing, and group_column for the
 tools that routing cannot reach."""
 
+import re
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -305,3 +309,33 @@ def test_group_column_matches_groups_argument_and_checks_input(data, estimator):
         sklearn.clone(by_column).fit(X.to_numpy(), y)
     with pytest.raises(TypeError, match="column name"):
         sklearn.clone(by_column).set_params(group_column=["group", 1]).fit(frame, y)
+
+
+# --------------------------------------------------------------------------
+# The user guide's examples
+# --------------------------------------------------------------------------
+
+
+def test_user_guide_examples_run(tmp_path, monkeypatch):
+    """The Python blocks of docs/sklearn_workflows.md, in order, as one script."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "sklearn_workflows.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    monkeypatch.chdir(tmp_path)  # the page saves a joblib file
+    namespace = {}
+    with sklearn.config_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # singular fits in the folds
+        for block in blocks:
+            exec(compile(block, str(page), "exec"), namespace)
+    best = namespace["search"].best_params_
+    assert best == {"mixedlinearregressor__random_slopes": ["x1"]}
+    assert (
+        namespace["seen"]["test_score"].mean() > namespace["new"]["test_score"].mean()
+    )
+    importance = dict(
+        zip(namespace["frame"].columns, namespace["importance"].importances_mean)
+    )
+    assert importance["group"] > importance["x2"]
+    table = namespace["table"]
+    mse = -table.set_index("strategy")["mean"]
+    assert mse["partial pooling"] < min(mse["no pooling"], mse["complete pooling"])
+    assert np.array_equal(namespace["model_pl"].feature_names_in_, ["x1", "x2"])
