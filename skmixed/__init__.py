@@ -3,6 +3,7 @@
 from ._compare import compare_pooling
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
+from .inference import anova
 
 __version__ = "0.1.0"
 
@@ -11,5 +12,6 @@ __all__ = [
     "MixedLinearRegressor",
     "NoPoolingRegressor",
     "__version__",
+    "anova",
     "compare_pooling",
 ]

@@ -1,0 +1,208 @@
+"""Likelihood-ratio tests between nested models, as lme4's ``anova``.
+
+REML criteria of models with different fixed effects are not comparable, so
+(as lme4) REML fits are refitted by maximum likelihood first.  The refit
+needs no data: the sufficient statistics kept by the fit (``model._design``)
+define the ML deviance as well, which is re-minimised from the REML
+estimates.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.utils.validation import check_is_fitted
+
+from .._covariance import n_theta, theta_lower_bounds
+from .._objective import make_deviance, make_deviance_and_gradient
+from .._optimize import minimize_deviance
+
+COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
+
+
+def anova(*models, names=None, refit=True):
+    """Likelihood-ratio tests between nested mixed models.
+
+    The models are sorted by their number of parameters and each is tested
+    against the one before it, as lme4's ``anova(m0, m1, ...)``.
+
+    Parameters
+    ----------
+    *models : MixedLinearRegressor
+        Two or more models fitted to the same data, each nested in the next
+        (the fixed effects and random-effect terms of a smaller model are
+        among those of a larger one).
+    names : list of str, default=None
+        Row labels, in the order of ``models``; default ``"m0"``, ``"m1"``,
+        ....
+    refit : bool, default=True
+        Refit REML fits by maximum likelihood before comparing them (lme4's
+        default).  With ``False`` the models' own criteria are compared,
+        which is valid only for REML fits with the same fixed effects.
+
+    Returns
+    -------
+    table : DataFrame
+        One row per model (sorted by ``npar``) with lme4's columns ``npar``,
+        ``AIC``, ``BIC``, ``logLik``, ``deviance`` (ML, or REML with
+        ``refit=False``), ``Chisq`` (twice the gain in log-likelihood over
+        the previous row, at least 0), ``Df`` (the gain in parameters) and
+        ``Pr(>Chisq)``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two models are given, they were fitted to different
+        data, or they are not nested.
+
+    Examples
+    --------
+    >>> from skmixed import MixedLinearRegressor, anova
+    >>> from skmixed.datasets import load_biomass
+    >>> X, y, groups = load_biomass(return_X_y_groups=True)
+    >>> m0 = MixedLinearRegressor().fit(X, y, groups=groups)
+    >>> m1 = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
+    >>> table = anova(m0, m1, names=["intercept", "slope"])
+    >>> table.round(2)
+               npar     AIC     BIC  logLik  deviance  Chisq   Df  Pr(>Chisq)
+    intercept     5  353.24  366.26 -171.62    343.24    NaN  NaN         NaN
+    slope         7  335.87  354.11 -160.94    321.87  21.36  2.0         0.0
+    >>> print(f"{table.loc['slope', 'Pr(>Chisq)']:.3g}")
+    2.29e-05
+    """
+    models, names = _check_models(models, names)
+    if not refit:
+        _check_comparable_criteria(models)
+    deviance = [ml_deviance(m) if refit else m.objective_ for m in models]
+    npar = [n_parameters(m) for m in models]
+    order = sorted(range(len(models)), key=lambda i: npar[i])
+    _check_nested([models[i] for i in order], [names[i] for i in order])
+    n = models[0]._design.stats.n
+    table = pd.DataFrame(
+        {
+            "npar": [npar[i] for i in order],
+            "deviance": [deviance[i] for i in order],
+        },
+        index=pd.Index([names[i] for i in order]),
+    )
+    table["AIC"] = table["deviance"] + 2.0 * table["npar"]
+    table["BIC"] = table["deviance"] + np.log(n) * table["npar"]
+    table["logLik"] = -0.5 * table["deviance"]
+    gain = np.diff(table["logLik"].to_numpy())
+    table["Chisq"] = np.concatenate([[np.nan], 2.0 * np.maximum(gain, 0.0)])
+    table["Df"] = np.concatenate([[np.nan], np.diff(table["npar"].to_numpy())])
+    table["Pr(>Chisq)"] = stats.chi2.sf(table["Chisq"], table["Df"])
+    return table[COLUMNS]
+
+
+def n_parameters(model):
+    """Fixed effects, covariance parameters and sigma (lme4's ``npar``)."""
+    design = model._design
+    n_cov = sum(n_theta(f.n_terms, f.diagonal) for f in design.factors)
+    return design.n_fixed + n_cov + 1
+
+
+def ml_deviance(model):
+    """The ML deviance of a model, refitting a REML fit (lme4's ``refitML``).
+
+    The ML deviance is re-minimised over theta on the model's sufficient
+    statistics, starting from its estimates; the result is in the units of
+    the data, as lme4's ``deviance``.
+    """
+    if model.method == "ml":
+        return float(model.objective_)
+    design = model._design
+    lower = np.concatenate(
+        [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
+    )
+    outcome = minimize_deviance(
+        make_deviance(design, reml=False),
+        np.asarray(model._theta_scaled, dtype=float),
+        lower,
+        gradient=make_deviance_and_gradient(design, reml=False),
+        max_iter=model.max_iter,
+    )
+    shift = design.scaling.objective_shift(design.stats.n, design.n_fixed, [], False)
+    return float(outcome.value + shift)
+
+
+def _check_models(models, names):
+    if len(models) < 2:
+        raise ValueError(
+            f"anova needs at least two fitted models to compare; got {len(models)}."
+        )
+    for i, m in enumerate(models):
+        if not hasattr(m, "_design") or not hasattr(m, "objective_"):
+            raise TypeError(
+                f"model {i} is not a MixedLinearRegressor (got {type(m).__name__})."
+            )
+        check_is_fitted(m)
+    names = [f"m{i}" for i in range(len(models))] if names is None else list(names)
+    if len(names) != len(models) or len(set(names)) != len(names):
+        raise ValueError(
+            f"names must give one distinct label per model: got {names} for "
+            f"{len(models)} models."
+        )
+    n = {m._design.stats.n for m in models}
+    if len(n) > 1:
+        raise ValueError(
+            f"the models were fitted to different numbers of observations "
+            f"{sorted(n)}; likelihood-ratio tests need the same data."
+        )
+    y = models[0].fitted_values_ + models[0].residuals_
+    for name, m in zip(names[1:], models[1:]):
+        if not np.allclose(m.fitted_values_ + m.residuals_, y, rtol=1e-8, atol=0):
+            raise ValueError(
+                f"model {name!r} was fitted to a different response than model "
+                f"{names[0]!r}; likelihood-ratio tests need the same data."
+            )
+    return list(models), names
+
+
+def _check_comparable_criteria(models):
+    methods = {m.method for m in models}
+    if len(methods) > 1:
+        raise ValueError(
+            "with refit=False all models must be fitted by the same method; got "
+            f"{sorted(methods)}. Use refit=True to compare maximum likelihoods."
+        )
+    fixed = {tuple(m.fixed_effects_.index) for m in models}
+    if methods == {"reml"} and len(fixed) > 1:
+        raise ValueError(
+            "REML criteria of models with different fixed effects are not "
+            "comparable; use refit=True (the default) to refit them by maximum "
+            "likelihood."
+        )
+
+
+def _random_terms(model):
+    """Factor name -> (set of term names, whether correlated)."""
+    return {
+        f.name: (set(f.term_names), not f.diagonal and f.n_terms > 1)
+        for f in model._factors
+    }
+
+
+def _check_nested(models, names):
+    """Each model (sorted by npar) must be nested in the next one."""
+    for (small, a), (large, b) in zip(zip(models, names), zip(models[1:], names[1:])):
+        if n_parameters(small) == n_parameters(large):
+            raise ValueError(
+                f"models {a!r} and {b!r} have the same number of parameters "
+                f"({n_parameters(small)}), so neither is nested in the other."
+            )
+        problems = []
+        missing = set(small.fixed_effects_.index) - set(large.fixed_effects_.index)
+        if missing:
+            problems.append(f"fixed effects {sorted(missing)}")
+        terms_large = _random_terms(large)
+        for factor, (terms, correlated) in _random_terms(small).items():
+            other, other_correlated = terms_large.get(factor, (set(), False))
+            if not terms <= other:
+                problems.append(f"random terms {sorted(terms - other)} of {factor!r}")
+            elif correlated and not other_correlated:
+                problems.append(f"the correlations of {factor!r}")
+        if problems:
+            raise ValueError(
+                f"model {a!r} is not nested in {b!r}: {b!r} lacks "
+                f"{'; '.join(problems)}."
+            )
