@@ -543,6 +543,96 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
+    def summary(self):
+        """lme4's ``summary``: criteria, variance components, t-tests.
+
+        Returns
+        -------
+        summary : :class:`skmixed.reporting.Summary`
+            ``str(summary)`` is lme4's printed layout, with lmerTest's
+            Satterthwaite degrees of freedom and p-values; notebooks show
+            it as HTML.  Its ``fixed_effects`` and ``random_effects``
+            attributes hold the tables as DataFrames.
+
+        Examples
+        --------
+        >>> from skmixed import MixedLinearRegressor
+        >>> from skmixed.datasets import load_biomass
+        >>> X, y, groups = load_biomass(return_X_y_groups=True)
+        >>> model = MixedLinearRegressor(random_slopes=["Temp"])
+        >>> summary = model.fit(X, y, groups=groups).summary()
+        >>> print(summary)  # doctest: +ELLIPSIS
+        Linear mixed model fit by REML. t-tests use Satterthwaite's method
+        Formula: y ~ Temp + N + (1 + Temp | Site)
+        <BLANKLINE>
+        REML criterion at convergence: 327.2
+        ...
+        >>> summary.fixed_effects.columns.tolist()
+        ['estimate', 'std_error', 't_value', 'df', 'p_value']
+        """
+        check_is_fitted(self)
+        from .reporting import summarize  # reporting reads the estimator
+
+        return summarize(self)
+
+    def confint(self, method="wald", level=0.95, **kwargs):
+        """Confidence intervals of the parameters, as lme4's ``confint``.
+
+        Parameters
+        ----------
+        method : {"wald", "profile", "bootstrap"}, default="wald"
+            ``"wald"``: ``estimate +- z SE`` for the fixed effects only (the
+            variance parameters get NaN, as in lme4); ``"profile"``:
+            profile-likelihood intervals; ``"bootstrap"``: parametric
+            bootstrap percentile intervals.
+        level : float, default=0.95
+            Confidence level.
+        **kwargs
+            Passed to the profile or bootstrap routine.
+
+        Returns
+        -------
+        intervals : DataFrame
+            Columns ``lower`` and ``upper``; rows ``sd_<term>|<factor>``,
+            ``cor_<term2>.<term1>|<factor>``, ``sigma``, then the fixed
+            effects (``Intercept`` and the features).
+
+        Examples
+        --------
+        >>> from skmixed import MixedLinearRegressor
+        >>> from skmixed.datasets import load_biomass
+        >>> X, y, groups = load_biomass(return_X_y_groups=True)
+        >>> model = MixedLinearRegressor().fit(X, y, groups=groups)
+        >>> model.confint().round(2)
+                           lower  upper
+        sd_Intercept|Site    NaN    NaN
+        sigma                NaN    NaN
+        Intercept           9.59  10.66
+        Temp               -0.08   0.39
+        N                   1.89   2.34
+        """
+        check_is_fitted(self)
+        if method == "wald":
+            if kwargs:
+                raise TypeError(
+                    f"confint(method='wald') takes no further arguments; got "
+                    f"{sorted(kwargs)}."
+                )
+            from .inference._wald import wald_confint
+
+            return wald_confint(self, level=level)
+        if method == "profile":
+            from .inference._profile import profile_confint
+
+            return profile_confint(self, level=level, **kwargs)
+        if method == "bootstrap":
+            from .inference._bootstrap import bootstrap_confint
+
+            return bootstrap_confint(self, level=level, **kwargs)
+        raise ValueError(
+            f"method must be 'wald', 'profile' or 'bootstrap'; got {method!r}."
+        )
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
