@@ -142,24 +142,43 @@ def fit_group_lines(X, y, codes, n_levels, slope_columns, reference=None):
     W = np.column_stack([Xs[:, common], ys])
     ZtZ, ZtW = block_cross_products(codes, Z, W, n_levels, intercept=True)
     L, estimable = _rank_revealing_cholesky(ZtZ, np.diagonal(ZtZ).T)
-    # Frisch-Waugh-Lovell: W's part orthogonal to every level's own columns.
-    WtW = W.T @ W
-    S = WtW - gram(solve_lower(L, ZtW * estimable[:, None, :]))
-    k = len(common)
-    shared, kept = _solve_normal_equations(S[:k, :k], S[:k, k], np.diag(WtW)[:k])
+    shared, kept = _shared_slopes(ZtW, W.T @ W, L, estimable)
     ref = np.zeros(Z.shape[1])
-    if reference is not None:
+    if reference is not None:  # in the scaled units of the fit
         ref[1:] = reference[1:][slope_columns] * scaling.x_scale[slope_columns]
         ref[1:] /= scaling.y_scale
-    rhs = ZtW[:, k, :] - np.einsum("qkm,k->qm", ZtW[:, :k, :], shared)
-    rhs -= np.einsum("abm,b->am", ZtZ, ref)
-    own = ref[:, None] + _solve_kept(L, estimable, rhs)
+    own = _own_coefficients(ZtZ, ZtW, L, estimable, shared, ref)
     lines = np.zeros((n_levels, 1 + p))
     lines[:, 0] = own[0]
     lines[:, [1 + j for j in slope_columns]] = own[1:].T
     lines[:, [1 + j for j in common]] = shared
     dropped = [common[j] for j in np.flatnonzero(~kept)]
     return _unscale_lines(lines, scaling), estimable.T, dropped
+
+
+def _shared_slopes(ZtW, WtW, L, estimable):
+    """Slopes of the shared columns, with every level's own columns profiled out.
+
+    Frisch-Waugh-Lovell: the normal equations of the parts of ``W = [X_C y]``
+    orthogonal to each level's own columns, ``W'W - sum_g C_g' C_g`` with
+    ``C_g = L_g^-1 Z_g'W_g``.  A shared column is dropped when that part is
+    tiny against its whole (e.g. a column constant within every level).
+    """
+    S = WtW - gram(solve_lower(L, ZtW * estimable[:, None, :]))
+    k = S.shape[0] - 1
+    return _solve_normal_equations(S[:k, :k], S[:k, k], np.diag(WtW)[:k])
+
+
+def _own_coefficients(ZtZ, ZtW, L, estimable, shared, reference):
+    """Each level's intercept and slopes given the shared slopes, shape (q, m).
+
+    Least squares on what the shared slopes leave, ``Z_g'(y - X_C c)``, with
+    the columns a level cannot estimate held at ``reference``.
+    """
+    k = ZtW.shape[1] - 1
+    rhs = ZtW[:, k, :] - np.einsum("qkm,k->qm", ZtW[:, :k, :], shared)
+    rhs -= np.einsum("abm,b->am", ZtZ, reference)
+    return reference[:, None] + _solve_kept(L, estimable, rhs)
 
 
 def fit_line_through_origin(X, y):
@@ -179,7 +198,7 @@ def _warn_dropped(dropped, names, why):
             f"{why} so dropping {len(dropped)} column(s): "
             f"{[names[j] for j in dropped]}. Their coefficients are set to 0.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
 
 
