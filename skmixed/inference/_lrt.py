@@ -32,8 +32,8 @@ def anova(*models, names=None, refit=True):
         (the fixed effects and random-effect terms of a smaller model are
         among those of a larger one).
     names : list of str, default=None
-        Row labels, in the order of ``models``; default ``"m0"``, ``"m1"``,
-        ....
+        Row labels, in the order of ``models``; default ``"m0"``, ``"m1"``
+        and so on.
     refit : bool, default=True
         Refit REML fits by maximum likelihood before comparing them (lme4's
         default).  With ``False`` the models' own criteria are compared,
