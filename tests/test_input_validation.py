@@ -244,3 +244,11 @@ def test_integer_and_categorical_labels_give_the_same_fit(data):
     c = fit_quietly(MixedLinearRegressor(), X, y, g.astype("category"))
     assert a.objective_ == pytest.approx(b.objective_, abs=1e-8)
     assert a.objective_ == pytest.approx(c.objective_, abs=1e-8)
+
+
+@pytest.mark.parametrize("method", ["reml", "ml"])
+@pytest.mark.parametrize("n", [1, 3])
+def test_too_few_samples_for_the_fixed_effects(method, n):
+    X = np.arange(3 * n, dtype=float).reshape(n, 3) ** 1.5
+    with pytest.raises(ValueError, match=f"n_samples={n} is too few"):
+        MixedLinearRegressor(method=method).fit(X, np.arange(n, dtype=float))
