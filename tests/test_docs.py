@@ -1,5 +1,6 @@
 """The documentation builds without a warning and documents every public name."""
 
+import importlib
 import os
 import re
 import shutil
@@ -11,11 +12,19 @@ import pytest
 
 import skmixed
 import skmixed.datasets
+import skmixed.inference
 import skmixed.plotting
+import skmixed.reporting
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PUBLIC_MODULES = [skmixed, skmixed.plotting, skmixed.datasets]
+PUBLIC_MODULES = [
+    skmixed,
+    skmixed.inference,
+    skmixed.reporting,
+    skmixed.plotting,
+    skmixed.datasets,
+]
 
 
 def _public_names(module):
@@ -88,6 +97,100 @@ def test_readme_quick_start_runs():
     assert model.fixed_effects_.round(3).tolist() == [10.092, 0.167, 2.21]
     assert round(model.sigma_, 3) == 0.876
     assert namespace["scores"]["test_score"].shape == (5,)
+
+
+# Methods the guide documents that are being written in parallel: until they
+# land, the pages that call them are expected to fail (strictly).
+_PENDING = [
+    name
+    for name in ("bootstrap", "simulate", "sample_posterior", "predict_interval")
+    if not hasattr(skmixed.MixedLinearRegressor, name)
+]
+
+
+def _pending(*names):
+    missing = [name for name in names if name in _PENDING]
+    return pytest.mark.xfail(
+        bool(missing), reason=f"not implemented yet: {missing}", strict=True
+    )
+
+
+# User-guide pages whose ```python blocks run here, one page per process.
+# sklearn_workflows.md runs in tests/test_routing.py.
+GUIDE_PAGES = [
+    "index.md",
+    "pooling.md",
+    "fitting.md",
+    "summary.md",
+    "diagnostics.md",
+    pytest.param("inference.md", marks=_pending("bootstrap")),
+    pytest.param("prediction.md", marks=_pending("predict_interval")),
+]
+
+RUN_PAGE = """
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+namespace = {"__name__": "__main__"}
+for i, block in enumerate(re.findall(r"```python\\n(.*?)```", text, flags=re.S)):
+    exec(compile(block, f"{sys.argv[1]}[block {i}]", "exec"), namespace)
+"""
+
+
+def test_every_guide_page_is_run_or_shown_only():
+    pages = {path.name for path in DOCS.glob("*.md")} - {"README.md"}
+    shown_only = {"tutorial.md", "lme4.md", "sklearn_workflows.md"}
+    run = {p if isinstance(p, str) else p.values[0] for p in GUIDE_PAGES}
+    assert pages - shown_only == run
+
+
+@pytest.mark.parametrize("page", GUIDE_PAGES)
+def test_guide_page_code_runs(page, tmp_path):
+    assert _fenced_blocks((DOCS / page).read_text(), "python"), page
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_PAGE, str(DOCS / page)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # figures saved by the examples land here
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+
+
+def _resolve(dotted):
+    """The object a dotted name such as ``skmixed.inference.anova`` names."""
+    parts = dotted.split(".")
+    obj = importlib.import_module(parts[0])
+    for i, part in enumerate(parts[1:], start=1):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            obj = importlib.import_module(".".join(parts[: i + 1]))
+    return obj
+
+
+@_pending("bootstrap", "simulate", "sample_posterior", "predict_interval")
+def test_lme4_page_names_exist():
+    """Everything "Coming from lme4" offers as the skmixed side exists."""
+    from skmixed import MixedLinearRegressor
+    from skmixed.datasets import load_biomass
+
+    text = (DOCS / "lme4.md").read_text()
+    X, y, site = load_biomass(return_X_y_groups=True)
+    model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=site)
+    attributes = set(re.findall(r"`model\.(\w+)", text))
+    assert {"fixed_effects_", "summary", "confint"} <= attributes
+    missing = sorted(a for a in attributes if not hasattr(model, a))
+    assert not missing, f"docs/lme4.md names missing model attributes {missing}"
+    summary_parts = set(re.findall(r"model\.summary\(\)\.(\w+)", text))
+    summary = model.summary()
+    assert not [p for p in summary_parts if not hasattr(summary, p)]
+    for dotted in set(re.findall(r"\bskmixed(?:\.\w+)+", text)):
+        _resolve(dotted)
+    for name in set(
+        re.findall(r"`(\w+(?:Display|Regressor)|plot_diagnostics)\b", text)
+    ):
+        assert hasattr(skmixed, name) or hasattr(skmixed.plotting, name), name
 
 
 @pytest.mark.slow
