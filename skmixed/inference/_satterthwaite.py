@@ -92,6 +92,15 @@ def contrast_df(model, contrasts):
     Returns
     -------
     df : ndarray of shape (n_contrasts,)
+
+    Examples
+    --------
+    >>> from skmixed import MixedLinearRegressor
+    >>> from skmixed.datasets import load_biomass
+    >>> X, y, groups = load_biomass(return_X_y_groups=True)
+    >>> model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
+    >>> contrast_df(model, [[0, 1, 0], [0, 1, -1]]).round(2)  # Temp, Temp - N
+    array([18.65, 28.77])
     """
     design = model._design
     contrasts = np.atleast_2d(np.asarray(contrasts, dtype=float))

@@ -55,8 +55,8 @@ class Summary:
     random_effects : DataFrame
         The variance components as lme4's ``as.data.frame(VarCorr(m))``:
         columns ``grp`` (grouping factor, or ``"Residual"``), ``var1``,
-        ``var2`` (the terms; ``var2`` is None for a variance, both None for
-        the residual), ``vcov`` (variance or covariance) and ``sdcor``
+        ``var2`` (the terms; ``var2`` is missing for a variance, both are
+        missing for the residual), ``vcov`` (variance or covariance) and ``sdcor``
         (standard deviation or correlation).  Per factor, variances first
         and then covariances (lower triangle by columns); factors in lme4's
         order (most levels first).  Unlike lme4, the terms of an
@@ -104,7 +104,38 @@ class Summary:
 
 
 def summarize(model):
-    """Compute the :class:`Summary` of a fitted :class:`MixedLinearRegressor`."""
+    """Compute the :class:`Summary` of a fitted :class:`MixedLinearRegressor`.
+
+    Parameters
+    ----------
+    model : MixedLinearRegressor
+        A fitted model.
+
+    Returns
+    -------
+    summary : Summary
+
+    Examples
+    --------
+    >>> from skmixed import MixedLinearRegressor
+    >>> from skmixed.datasets import load_biomass
+    >>> from skmixed.reporting import summarize
+    >>> X, y, groups = load_biomass(return_X_y_groups=True)
+    >>> model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
+    >>> summary = summarize(model)
+    >>> summary.random_effects.round(3)
+            grp       var1  var2   vcov  sdcor
+    0      Site  Intercept   NaN  1.070  1.034
+    1      Site       Temp   NaN  0.509  0.713
+    2      Site  Intercept  Temp -0.148 -0.200
+    3  Residual        NaN   NaN  0.768  0.876
+    >>> print(str(summary).splitlines()[9:14])  # doctest: +NORMALIZE_WHITESPACE
+    ['Random effects:',
+     ' Groups   Name      Variance Std.Dev. Corr ',
+     ' Site     Intercept 1.0701   1.0345        ',
+     '          Temp      0.5089   0.7133   -0.20',
+     ' Residual           0.7681   0.8764        ']
+    """
     check_is_fitted(model)
     factors = lme4_factor_order(model._factors)
     return Summary(
