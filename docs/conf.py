@@ -51,15 +51,17 @@ html_theme_options = {
 }
 
 
-# Shapes such as ``(n_features_in_,)`` in parameter types are plain text to
-# numpydoc, and reStructuredText reads a word ending in "_" as a link target.
-# Escape those underscores before numpydoc sees the docstring.
+# Shapes such as ``(n_features_in_,)`` or ``(n, *shape)`` in parameter types
+# are plain text to numpydoc, and reStructuredText reads a word ending in "_"
+# as a link target and "*" as emphasis.  Escape both before numpydoc sees the
+# docstring.
 _SHAPE = re.compile(r"shape \(([^)]*)\)")
 _TRAILING_UNDERSCORE = re.compile(r"(\w)_(?=[,)\s]|$)")
 
 
 def _escape_shape(match):
-    return "shape (" + _TRAILING_UNDERSCORE.sub(r"\1\\_", match.group(1)) + ")"
+    inner = match.group(1).replace("*", "\\*")  # (n, *shape): no emphasis
+    return "shape (" + _TRAILING_UNDERSCORE.sub(r"\1\\_", inner) + ")"
 
 
 def _escape_shapes(app, what, name, obj, options, lines):
