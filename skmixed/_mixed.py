@@ -259,6 +259,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         else:
             factors, codes = self._make_factors(X, check_groups(groups, X.shape[0]))
         self._fit_design(X, y, factors, codes, reml)
+        self._train_X, self._train_codes = X, codes  # rows for bootstrap refits
         return self
 
     def _make_factors(self, X, frame):
@@ -632,6 +633,111 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         raise ValueError(
             f"method must be 'wald', 'profile' or 'bootstrap'; got {method!r}."
         )
+
+    def bootstrap(
+        self, statistic, n_boot=1000, random_state=None, n_jobs=None, progress="auto"
+    ):
+        """Parametric bootstrap of a statistic of the model (lme4's ``bootMer``).
+
+        Simulates responses from the fitted model (new random effects and
+        residuals), refits the model to each from the estimates and applies
+        ``statistic`` to every refitted model.
+
+        Parameters
+        ----------
+        statistic : callable
+            ``statistic(refitted_model)`` returning a scalar or an array of
+            fixed shape, e.g. ``lambda m: m.predict(X_grid)``.
+        n_boot : int, default=1000
+            Number of replicates.
+        random_state : None, int, SeedSequence or Generator
+            The replicates do not depend on ``n_jobs``.
+        n_jobs : int, default=None
+            Processes for the refits (joblib).
+        progress : {"auto", True, False}, default="auto"
+            Progress bar on stderr (``"auto"``: on a terminal, for long runs).
+
+        Returns
+        -------
+        result : skmixed.inference.BootstrapResult
+            ``observed``, ``replicates`` (n_boot x shape of the statistic),
+            ``converged``, ``percentile_interval(level)``, ``std_error()``.
+        """
+        from .inference._bootstrap import bootstrap
+
+        return bootstrap(self, statistic, n_boot, random_state, n_jobs, progress)
+
+    def sample_posterior(self, n_draws=1000, random_state=None):
+        """Draws of the fixed effects, random effects and sigma (``arm::sim``).
+
+        Parameters
+        ----------
+        n_draws : int, default=1000
+        random_state : None, int, SeedSequence or Generator
+
+        Returns
+        -------
+        sample : skmixed.inference.PosteriorSample
+            ``fixed_effects`` (DataFrame n_draws x p), ``random_effects``
+            (dict factor -> ndarray n_draws x m x q), ``sigma`` (ndarray).
+        """
+        from .inference._posterior import sample_posterior
+
+        return sample_posterior(self, n_draws, random_state)
+
+    def simulate(self, X, groups=None, n=1, random_state=None, use_re="new"):
+        """Simulate responses from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            Group labels as in ``predict``; None makes every row a new level.
+        n : int, default=1
+            Number of simulated responses.
+        random_state : None, int, SeedSequence or Generator
+        use_re : {"new", "fitted"}, default="new"
+            New random effects for every level (lme4's ``use.u = FALSE``) or
+            the predicted ones for levels seen in ``fit`` (``use.u = TRUE``).
+
+        Returns
+        -------
+        y_sim : ndarray of shape (n_samples, n)
+        """
+        from .inference._simulate import simulate
+
+        return simulate(self, X, groups, n, random_state, use_re)
+
+    def predict_interval(
+        self,
+        X,
+        groups=None,
+        level=0.95,
+        n_draws=1000,
+        include=("fixed", "random", "residual"),
+        random_state=None,
+    ):
+        """Prediction intervals for new rows (``merTools::predictInterval``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            Group labels as in ``predict``.
+        level : float, default=0.95
+        n_draws : int, default=1000
+        include : iterable of {"fixed", "random", "residual"}
+            Sources of uncertainty to include.
+        random_state : None, int, SeedSequence or Generator
+
+        Returns
+        -------
+        intervals : DataFrame
+            Columns ``fit``, ``lower``, ``upper``.
+        """
+        from .inference._posterior import predict_interval
+
+        return predict_interval(self, X, groups, level, n_draws, include, random_state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

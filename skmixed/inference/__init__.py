@@ -8,11 +8,32 @@
   ``anova``).
 - :func:`profile_confint`: profile-likelihood intervals of all parameters
   (lme4's ``confint(profile(m))``).
+- :func:`bootstrap`, :func:`bootstrap_confint`: parametric bootstrap of any
+  statistic (lme4's ``bootMer``) and percentile intervals of all parameters.
+- :func:`sample_posterior`: posterior draws of the fixed and random effects
+  and sigma (``arm::sim``); :func:`predict_interval`: prediction intervals
+  (``merTools::predictInterval``).
+- :func:`simulate`: new responses from a fitted model (lme4's ``simulate``).
 """
 
+from ._bootstrap import BootstrapResult, bootstrap, bootstrap_confint
 from ._lrt import anova
+from ._posterior import PosteriorSample, predict_interval, sample_posterior
 from ._profile import profile_confint
 from ._satterthwaite import satterthwaite
+from ._simulate import simulate
 from ._wald import wald_confint
 
-__all__ = ["anova", "profile_confint", "satterthwaite", "wald_confint"]
+__all__ = [
+    "BootstrapResult",
+    "PosteriorSample",
+    "anova",
+    "bootstrap",
+    "bootstrap_confint",
+    "predict_interval",
+    "profile_confint",
+    "sample_posterior",
+    "satterthwaite",
+    "simulate",
+    "wald_confint",
+]
