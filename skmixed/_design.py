@@ -12,7 +12,7 @@ back to the original units.
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -150,23 +150,48 @@ class Design:
         return len(self.fixed_names)
 
 
-def make_scaling(X, y, fit_intercept, factors):
-    """Choose centres and scales from the data (one pass over each column)."""
+@dataclass
+class ColumnMoments:
+    """Count, means and variances (``ddof=0``) of the columns of ``[X y]``.
+
+    All the scaling needs from the rows; partial moments of row blocks
+    combine exactly (the dask path sums them across partitions).
+    """
+
+    n: int
+    mean: np.ndarray  # (p + 1,), y last
+    var: np.ndarray  # (p + 1,), y last
+
+
+def column_moments(X, y):
+    """The moments of ``[X y]`` (one pass over each column)."""
     p = X.shape[1]
     mean = X.mean(axis=0) if p else np.zeros(0)
     var = X.var(axis=0) if p else np.zeros(0)
-    rms = _safe_scale(np.sqrt(var + mean**2))
+    return ColumnMoments(X.shape[0], np.append(mean, y.mean()), np.append(var, y.var()))
+
+
+def scaling_from_moments(moments, fit_intercept, factors):
+    """Choose centres and scales from the columns' moments."""
+    x_mean, y_mean = moments.mean[:-1], float(moments.mean[-1])
+    x_var, y_var = moments.var[:-1], float(moments.var[-1])
+    rms = _safe_scale(np.sqrt(x_var + x_mean**2))
     if fit_intercept:
-        x_center, x_scale = mean, _safe_scale(np.sqrt(var))
-        y_center, y_scale = float(y.mean()), float(_safe_scale(y.std()))
+        x_center, x_scale = x_mean, _safe_scale(np.sqrt(x_var))
+        y_center, y_scale = y_mean, float(_safe_scale(np.sqrt(y_var)))
     else:
-        x_center, x_scale = np.zeros(p), rms
-        y_center, y_scale = 0.0, float(_safe_scale(np.sqrt(np.mean(y**2))))
+        x_center, x_scale = np.zeros(x_mean.size), rms
+        y_center, y_scale = 0.0, float(_safe_scale(np.sqrt(y_var + y_mean**2)))
     z_scale = [
         np.array([1.0] * f.intercept + [rms[j] for j in f.slope_columns])
         for f in factors
     ]
     return Scaling(y_center, y_scale, x_center, x_scale, z_scale)
+
+
+def make_scaling(X, y, fit_intercept, factors):
+    """Choose centres and scales from the data (one pass over each column)."""
+    return scaling_from_moments(column_moments(X, y), fit_intercept, factors)
 
 
 def _safe_scale(scale):
@@ -247,25 +272,60 @@ def build_design(X, y, codes, factors, fixed_names, fit_intercept):
     """
     scaling = make_scaling(X, y, fit_intercept, factors)
     W = fixed_columns(X, y, fit_intercept, scaling)
-    n = X.shape[0]
-    WtW = cross_product(W, n)
-    kept = independent_columns(WtW[:-1, :-1])
-    dropped = [fixed_names[j] for j in range(len(W) - 1) if j not in set(kept)]
+    Zs = [random_columns(X, f, s) for f, s in zip(factors, scaling.z_scale)]
+    stats = sufficient_statistics(
+        W, [codes[f.name] for f in factors], Zs, factors, n=X.shape[0]
+    )
+    return finish_design(stats, factors, fixed_names, scaling, stacklevel=4)
+
+
+def finish_design(stats, factors, fixed_names, scaling, stacklevel=3):
+    """The design from statistics over every candidate fixed-effect column.
+
+    Drops the columns that are linear combinations of earlier ones (with a
+    warning), as lme4 does; shared by the in-memory and the dask paths,
+    which differ only in how they compute ``stats`` and ``scaling``.
+    """
+    kept = independent_columns(stats.WtW[:-1, :-1])
+    dropped = [name for j, name in enumerate(fixed_names) if j not in set(kept)]
     if dropped:
         warnings.warn(
             f"fixed-effect model matrix is rank deficient so dropping "
             f"{len(dropped)} column(s): {dropped}. Their coefficients are set to 0.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-        W = [W[j] for j in kept] + [W[-1]]
-        WtW = WtW[np.ix_(kept + [len(WtW) - 1], kept + [len(WtW) - 1])]
-    Zs = [random_columns(X, f, s) for f, s in zip(factors, scaling.z_scale)]
-    stats = sufficient_statistics(
-        W, [codes[f.name] for f in factors], Zs, factors, n=n, WtW=WtW
-    )
+        stats = select_fixed_columns(stats, kept)
     names = [fixed_names[j] for j in kept]
     return Design(names, np.asarray(kept, dtype=int), factors, scaling, stats)
+
+
+def select_fixed_columns(stats, kept):
+    """The statistics of the fixed-effect columns ``kept`` (and y, last)."""
+    columns = list(kept) + [stats.WtW.shape[0] - 1]
+    first, others = stats.first, stats.others
+    if first is not None:
+        first = replace(first, ZtW=first.ZtW[:, columns, :])
+    if others is not None:
+        others = replace(others, Z2tW=others.Z2tW[:, columns])
+    WtW = stats.WtW[np.ix_(columns, columns)]
+    return SufficientStatistics(stats.n, WtW, first, others)
+
+
+def add_statistics(a, b):
+    """The statistics of two disjoint sets of rows together.
+
+    Every field of the statistics is a sum over rows, so the statistics of
+    row blocks (partitions) add up, field by field, to those of all rows.
+    """
+    if a is None or b is None:
+        return b if a is None else a
+    if isinstance(a, SufficientStatistics | FirstFactorStats | OtherFactorStats):
+        return type(a)(
+            *(add_statistics(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+        )
+    total = a + b
+    return total.tocsr() if sparse.issparse(total) else total
 
 
 def independent_columns(XtX, tol=RANK_TOLERANCE):
