@@ -121,7 +121,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     n_groups_ : dict of str to int
         Number of levels of each grouping factor.
     fitted_values_, residuals_ : ndarray of shape (n_samples,)
-        Conditional fitted values and residuals on the training data.
+        Conditional fitted values and residuals on the training data; lazy
+        dask arrays when ``fit`` was given dask collections (see Notes).
     fit_log_ : DataFrame
         Every objective evaluation of the optimiser: theta and the value.
     n_features_in_ : int
@@ -141,6 +142,16 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     or DataFrame with one column per factor, crossed or nested; nested
     factors are written as the outer factor plus an interaction column, as
     lme4 expands ``(1 | a/b)`` into ``(1 | a) + (1 | a:b)``.
+
+    ``X``, ``y``, ``groups`` (and ``sample_weight`` in ``score``) may be
+    dask DataFrames, Series or arrays partitioned alike along the rows
+    (``pip install skmixed[dask]``).  ``fit`` then reduces every partition
+    to sufficient statistics where it lies and sums them, so only
+    statistics of the size of the number of levels reach the calling
+    process; the estimates equal those of the same rows in memory.
+    ``fitted_values_`` and ``residuals_`` are then dask arrays computed on
+    demand, ``predict`` returns a dask Series (for a dask DataFrame ``X``)
+    or a dask array, and ``score`` computes R^2 on the cluster.
 
     Without ``groups`` the model has no random effects (an ordinary linear
     regression, with a warning); scikit-learn's tools that call
@@ -231,6 +242,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self : MixedLinearRegressor
         """
         validate_params(self)
+        if _is_dask_collection(X, y, groups):
+            from ._dask import fit_dask  # dask is an optional dependency
+
+            return fit_dask(self, X, y, groups)
         X, groups = split_group_columns(X, groups, self.group_column)
         X, y = validate_data(
             self,
@@ -240,36 +255,38 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             dtype=np.float64,
             ensure_min_features=0 if groups is not None else 1,
         )
-        reml = self.method == "reml"
-        n_fixed = X.shape[1] + self.fit_intercept
-        if X.shape[0] - (n_fixed if reml else 0) < 1:
-            raise ValueError(
-                f"n_samples={X.shape[0]} is too few for {n_fixed} fixed-effect "
-                "parameters; REML needs more samples than fixed effects."
-            )
+        self._check_n_samples(*X.shape)
         if groups is None:
-            warnings.warn(
-                "fit() was called without groups: the model has no random effects "
-                "(an ordinary linear regression). Pass groups=... to fit a mixed "
-                "model.",
-                UserWarning,
-                stacklevel=2,
-            )
+            _warn_without_groups(stacklevel=3)
             factors, codes = [], {}
         else:
             factors, codes = self._make_factors(X, check_groups(groups, X.shape[0]))
-        self._fit_design(X, y, factors, codes, reml)
+        self._fit_design(X, y, factors, codes, self.method == "reml")
         self._train_X, self._train_codes = X, codes  # rows for bootstrap refits
         return self
 
+    def _check_n_samples(self, n_samples, n_features):
+        n_fixed = n_features + self.fit_intercept
+        if n_samples - (n_fixed if self.method == "reml" else 0) < 1:
+            raise ValueError(
+                f"n_samples={n_samples} is too few for {n_fixed} fixed-effect "
+                "parameters; REML needs more samples than fixed effects."
+            )
+
     def _make_factors(self, X, frame):
         """Encode each grouping factor and attach its random-effect terms."""
-        slopes = self._resolve_slopes(list(frame.columns), X.shape[1])
-        covariance = self._resolve_covariance(list(frame.columns))
-        names = self._feature_names(X.shape[1])
-        factors, codes = [], {}
+        codes, levels = {}, {}
         for name in frame.columns:
-            codes[name], levels = encode_levels(frame[name])
+            codes[name], levels[name] = encode_levels(frame[name])
+        return self._factors_from_levels(levels, *X.shape), codes
+
+    def _factors_from_levels(self, levels, n_samples, n_features):
+        """Factor name -> levels, to Factors with their random-effect terms."""
+        slopes = self._resolve_slopes(list(levels), n_features)
+        covariance = self._resolve_covariance(list(levels))
+        names = self._feature_names(n_features)
+        factors = []
+        for name in levels:
             columns = slopes[name]
             terms = [INTERCEPT] * self.random_intercept + [names[j] for j in columns]
             if not terms:
@@ -280,15 +297,15 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             factors.append(
                 Factor(
                     name,
-                    levels,
+                    levels[name],
                     columns,
                     terms,
                     self.random_intercept,
                     covariance[name] == "diagonal",
                 )
             )
-            self._check_factor_size(factors[-1], X.shape[0])
-        return factors, codes
+            self._check_factor_size(factors[-1], n_samples)
+        return factors
 
     @staticmethod
     def _check_factor_size(factor, n_samples):
@@ -306,7 +323,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 f"level(s); with fewer than {MIN_LEVELS} its variance estimates "
                 "will be imprecise.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _feature_names(self, n_features):
@@ -350,26 +367,37 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
     def _fit_design(self, X, y, factors, codes, reml):
         """Run the stages: design, optimisation, estimates; set attributes."""
-        user_order = [f.name for f in factors]
         fixed_names = [INTERCEPT] * self.fit_intercept + self._feature_names(X.shape[1])
         ordered = order_factors(factors)
         with blas_threads_for(ordered):
             design = build_design(X, y, codes, ordered, fixed_names, self.fit_intercept)
-            outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter)
-            self._design = design  # sufficient statistics, reused by inference
-            self._theta_scaled = outcome.theta  # optimisation order and scale
-            self._set_fixed_effects(design, est)
-            self._set_random_effects(design, est, fact, user_order)
-            self._set_criteria(design, fact, reml, outcome, outcome.lower)
-            self._set_fit_log(design, outcome)
+            outcome = self._fit_statistics(design, [f.name for f in factors], reml)
             self.fitted_values_ = self._predict_conditional(X, codes)
             self.residuals_ = y - self.fitted_values_
+        self._warn_about_outcome(outcome)
+
+    def _fit_statistics(self, design, user_order, reml):
+        """Optimise from the design's statistics; set the fitted attributes.
+
+        Everything but ``fitted_values_`` and ``residuals_``, which need the
+        rows; shared by the in-memory and the dask paths.
+        """
+        outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter)
+        self._design = design  # sufficient statistics, reused by inference
+        self._theta_scaled = outcome.theta  # optimisation order and scale
+        self._set_fixed_effects(design, est)
+        self._set_random_effects(design, est, fact, user_order)
+        self._set_criteria(design, fact, reml, outcome, outcome.lower)
+        self._set_fit_log(design, outcome)
+        return outcome
+
+    def _warn_about_outcome(self, outcome):
         if not self.converged_:
             warnings.warn(
                 f"the optimiser did not converge ({outcome.message}); the estimates "
                 "may be unreliable. Try a larger max_iter or rescaling the data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         if self.is_singular_:
             warnings.warn(
@@ -377,7 +405,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "zero or a correlation as +-1; see is_singular_ and "
                 "random_effects_cov_.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def _set_fixed_effects(self, design, est):
@@ -486,6 +514,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
+        if _is_dask_collection(X, groups):
+            from ._dask import predict_dask
+
+            return predict_dask(self, X, groups)
         X, groups = split_group_columns(X, groups, self.group_column)
         X = validate_data(
             self,
@@ -542,6 +574,10 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         ``GridSearchCV`` with ``scoring=None``, the one scoring path that
         receives routed ``groups`` (see Notes of the class).
         """
+        if _is_dask_collection(X, y, groups, sample_weight):
+            from ._dask import score_dask
+
+            return score_dask(self, X, y, groups, sample_weight)
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
     def summary(self):
@@ -763,6 +799,20 @@ def _optimize_and_estimate(design, reml, max_iter):
     fact = factorize(design.stats, design.factors, outcome.theta)
     est = estimates(fact, design.factors, design.stats.n, reml)
     return outcome, fact, est
+
+
+def _warn_without_groups(stacklevel):
+    warnings.warn(
+        "fit() was called without groups: the model has no random effects "
+        "(an ordinary linear regression). Pass groups=... to fit a mixed model.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _is_dask_collection(*values):
+    """Whether any value is a dask collection (checked without importing dask)."""
+    return any(hasattr(type(v), "__dask_graph__") for v in values)
 
 
 def _is_singular_covariance(cov):

@@ -1,0 +1,537 @@
+"""Fit, predict and score on dask collections: statistics per partition, summed.
+
+``MixedLinearRegressor`` sends dask input here; this module, and dask with
+it, is imported only then.  The rows stay where dask keeps them.  Two passes
+over the partitions reduce them to what the in-memory stages need:
+
+1. per partition: validation (the errors of the in-memory path), the row
+   count, the columns' moments and the distinct labels of each grouping
+   factor, combined across partitions by a tree reduction.  They give the
+   levels (sorted as :func:`~skmixed._groups.encode_levels` sorts them) and
+   the :class:`~skmixed._design.Scaling`;
+2. per partition: the codes of the labels among those levels, the scaled
+   columns and their :func:`~skmixed._design.sufficient_statistics`, summed
+   by :func:`~skmixed._design.add_statistics`.
+
+Only these summaries, of size O(levels), reach the process that called
+``fit``; from there the steps are the in-memory ones
+(:func:`~skmixed._design.finish_design`, the optimiser, the estimates).  The
+passes run on the active dask scheduler: a ``distributed.Client`` if one
+exists, else dask's threads.
+"""
+
+import functools
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from dask import delayed
+from sklearn.base import clone
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    column_or_1d,
+    validate_data,
+)
+
+from ._design import (
+    INTERCEPT,
+    ColumnMoments,
+    Scaling,
+    add_statistics,
+    column_moments,
+    finish_design,
+    fixed_columns,
+    order_factors,
+    random_columns,
+    scaling_from_moments,
+    sufficient_statistics,
+)
+from ._groups import check_groups, encode_levels, lookup_levels
+from ._mixed import _warn_without_groups
+from ._objective import blas_threads_for
+from ._sklearn import group_column_names, no_column_frame_as_array, split_group_columns
+
+SPLIT_EVERY = 8  # partial results combined by one task of a tree reduction
+PREDICT_ATTRIBUTES = (  # all that predict reads: the slim copy sent to workers
+    "intercept_",
+    "coef_",
+    "random_effects_",
+    "n_features_in_",
+    "feature_names_in_",
+    "_factors",
+)
+
+
+# ------------------------------------------------------------------ the inputs
+
+
+def _is_frame(value):
+    return isinstance(value, dd.DataFrame | dd.Series)
+
+
+def _meta(value):
+    """An empty in-memory stand-in with the collection's columns and dtypes."""
+    if value is None or _is_frame(value):
+        return None if value is None else value._meta
+    return np.empty((0, *value.shape[1:]), dtype=value.dtype)
+
+
+def _check_collections(**values):
+    """Every input given is a dask Array, DataFrame or Series."""
+    for name, value in values.items():
+        if value is None or isinstance(value, da.Array) or _is_frame(value):
+            continue
+        kind = "a dask collection" if dask.is_dask_collection(value) else "not"
+        raise TypeError(
+            f"{name} is {kind} of type {type(value).__name__}, but another input "
+            "is a dask collection: pass X, y, groups (and sample_weight) all as "
+            "dask Arrays, DataFrames or Series partitioned alike along the rows."
+        )
+
+
+def _split_group_columns(X, groups, group_column):
+    """``group_column`` for a dask DataFrame: the in-memory checks, then split."""
+    if group_column is None:
+        return X, groups
+    split_group_columns(_meta(X), groups, group_column)  # raises as in memory
+    names = group_column_names(group_column)
+    return X.drop(columns=names), X[names]
+
+
+def _n_partitions(value):
+    return value.npartitions if _is_frame(value) else value.numblocks[0]
+
+
+def _known_rows(value):
+    return isinstance(value, da.Array) and not any(np.isnan(value.chunks[0]))
+
+
+def _check_alignment(X, others):
+    """The inputs have the same rows, partitioned alike (else ValueError)."""
+    for name, value in others.items():
+        if value is None:
+            continue
+        if _known_rows(X) and _known_rows(value):
+            if value.shape[0] != X.shape[0]:
+                raise ValueError(
+                    "Found input variables with inconsistent numbers of samples: "
+                    f"[{X.shape[0]}, {value.shape[0]}] (X and {name})."
+                )
+            continue  # rechunked to X's row chunks
+        if _n_partitions(value) != _n_partitions(X):
+            raise ValueError(
+                f"X has {_n_partitions(X)} partitions but {name} has "
+                f"{_n_partitions(value)}: their rows must be partitioned alike "
+                "(take them from one dask DataFrame, or give dask arrays the "
+                "same chunks along the rows)."
+            )
+
+
+def _row_blocks(value, row_chunks):
+    """The value's row partitions as delayed objects."""
+    if _is_frame(value):
+        return value.to_delayed()
+    if value.ndim == 2:
+        value = value.rechunk({1: -1})
+    if row_chunks is not None and _known_rows(value):
+        value = value.rechunk({0: row_chunks})
+    # Unoptimised graphs keep their keys, so inputs computed from one source
+    # (X and y of one array, say) share its tasks instead of redoing them.
+    return list(value.to_delayed(optimize_graph=False).ravel())
+
+
+def _bundle(*parts):
+    """One partition of every input, as one object (see :func:`row_partitions`)."""
+    bundle = pd.Series([None], dtype=object)
+    bundle.iat[0] = parts
+    return bundle
+
+
+def row_partitions(X, **others):
+    """The rows, one delayed ``(X, *others)`` tuple per partition of ``X``.
+
+    DataFrames and Series are bundled partition by partition in one
+    ``map_partitions`` so that dask's optimiser reads a common source once;
+    arrays are rechunked to ``X``'s row chunks.  ``None`` inputs stay None.
+    """
+    _check_alignment(X, others)
+    values = [X, *others.values()]
+    if all(v is None or _is_frame(v) for v in values):
+        bundles = dd.map_partitions(
+            _bundle,
+            *values,
+            meta=pd.Series(dtype=object),
+            align_dataframes=False,
+            enforce_metadata=False,
+        )
+        return bundles.to_delayed()
+    row_chunks = X.chunks[0] if _known_rows(X) else None
+    blocks = [None if v is None else _row_blocks(v, row_chunks) for v in values]
+    return [
+        tuple(None if b is None else b[k] for b in blocks)
+        for k in range(len(blocks[0]))
+    ]
+
+
+def _unpack(rows):
+    return rows.iat[0] if isinstance(rows, pd.Series) else rows
+
+
+def _validated(X, y, groups, estimator_name):
+    """One partition checked as ``fit`` checks the whole data."""
+    X = check_array(
+        no_column_frame_as_array(X),
+        dtype=np.float64,
+        ensure_min_samples=0,
+        ensure_min_features=0,
+        estimator=estimator_name,
+        input_name="X",
+    )
+    if y is not None:
+        y = check_array(
+            y,
+            ensure_2d=False,
+            dtype=np.float64,
+            ensure_min_samples=0,
+            estimator=estimator_name,
+            input_name="y",
+        )
+        y = column_or_1d(y)
+        check_consistent_length(X, y)
+    frame = None if groups is None else check_groups(groups, X.shape[0])
+    return X, y, frame
+
+
+# ----------------------------------------------------------- tree reductions
+
+
+def _reduce_all(combine, items):
+    return functools.reduce(combine, items)
+
+
+def tree_reduce(parts, combine, name):
+    """Combine delayed partial results, ``SPLIT_EVERY`` at a time, to one."""
+    level = 0
+    while len(parts) > 1:
+        token = dask.base.tokenize(parts, combine)
+        parts = [
+            delayed(_reduce_all, pure=True)(
+                combine,
+                parts[i : i + SPLIT_EVERY],
+                dask_key_name=f"skmixed-{name}-{level}-{token}-{i // SPLIT_EVERY}",
+            )
+            for i in range(0, len(parts), SPLIT_EVERY)
+        ]
+        level += 1
+    return parts[0]
+
+
+# ------------------------------------------- pass 1: moments and levels
+
+
+@dataclass
+class PartitionSummary:
+    """What the first pass learns from some partitions."""
+
+    moments: ColumnMoments
+    labels: dict  # factor name -> Series of its distinct labels, first seen first
+    lengths: list  # rows per partition, in order
+
+
+def combine_moments(a, b):
+    """The moments of two sets of rows together (Chan, Golub and LeVeque)."""
+    if a.n == 0 or b.n == 0:
+        return b if a.n == 0 else a
+    n = a.n + b.n
+    delta = b.mean - a.mean
+    mean = a.mean + delta * (b.n / n)
+    var = (a.n * a.var + b.n * b.var + delta**2 * (a.n * b.n / n)) / n
+    return ColumnMoments(n, mean, var)
+
+
+def combine_summaries(a, b):
+    labels = {
+        name: pd.concat(
+            [a.labels[name], b.labels[name]], ignore_index=True
+        ).drop_duplicates()
+        for name in a.labels
+    }
+    return PartitionSummary(
+        combine_moments(a.moments, b.moments), labels, a.lengths + b.lengths
+    )
+
+
+def _summarize_partition(rows, estimator_name):
+    X, y, frame = _validated(*_unpack(rows), estimator_name)
+    if X.shape[0]:
+        moments = column_moments(X, y)
+    else:
+        moments = ColumnMoments(0, np.zeros(X.shape[1] + 1), np.zeros(X.shape[1] + 1))
+    labels = {} if frame is None else {c: frame[c].drop_duplicates() for c in frame}
+    return PartitionSummary(moments, labels, [X.shape[0]])
+
+
+# --------------------------------------------- pass 2: sufficient statistics
+
+
+@dataclass
+class StatisticsSpec:
+    """What every partition needs to compute its statistics (sent once)."""
+
+    factors: list  # Factor, optimisation order, with the levels of all rows
+    scaling: Scaling
+    fit_intercept: bool
+    estimator_name: str
+
+
+def _level_codes(frame, factor):
+    codes = lookup_levels(frame[factor.name], factor.levels)
+    if codes.size and codes.min() < 0:
+        raise ValueError(
+            f"grouping factor {factor.name!r} has labels in the second pass over "
+            "the data that the first pass did not see: the dask collections "
+            "must give the same rows each time they are computed."
+        )
+    return codes
+
+
+def _partition_statistics(rows, spec):
+    X, y, frame = _validated(*_unpack(rows), spec.estimator_name)
+    codes = [_level_codes(frame, f) for f in spec.factors]
+    W = fixed_columns(X, y, spec.fit_intercept, spec.scaling)
+    Zs = [random_columns(X, f, s) for f, s in zip(spec.factors, spec.scaling.z_scale)]
+    return sufficient_statistics(W, codes, Zs, spec.factors, n=X.shape[0])
+
+
+# --------------------------------------------------------------------- fit
+
+
+def fit_dask(model, X, y, groups):
+    """``model.fit(X, y, groups)`` for dask collections; returns ``model``."""
+    name = type(model).__name__
+    if y is None:
+        raise ValueError(f"{name} requires y to be passed, but the target y is None.")
+    X, groups = _split_group_columns(X, groups, model.group_column)
+    _check_collections(X=X, y=y, groups=groups)
+    validate_data(
+        model,
+        no_column_frame_as_array(_meta(X)),
+        dtype=np.float64,
+        ensure_min_samples=0,
+        ensure_min_features=0 if groups is not None else 1,
+    )
+    n_features = model.n_features_in_
+    if groups is None:
+        _warn_without_groups(stacklevel=4)
+    factor_names = [] if groups is None else list(check_groups(_meta(groups), 0))
+    model._resolve_slopes(factor_names, n_features)  # fail before any pass
+    model._resolve_covariance(factor_names)
+    parts = row_partitions(X, y=y, groups=groups)
+
+    summary = _compute(
+        [delayed(_summarize_partition)(rows, name) for rows in parts],
+        combine_summaries,
+        "summary",
+    )
+    n = summary.moments.n
+    if n == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape=(0, {n_features})) while a "
+            f"minimum of 1 is required by {name}."
+        )
+    model._check_n_samples(n, n_features)
+    factors = _factors(model, summary, n, n_features)
+    ordered = order_factors(factors)
+    scaling = scaling_from_moments(summary.moments, model.fit_intercept, ordered)
+    spec = delayed(
+        StatisticsSpec(ordered, scaling, model.fit_intercept, name), pure=True
+    )
+    stats = _compute(
+        [delayed(_partition_statistics)(rows, spec) for rows in parts],
+        add_statistics,
+        "statistics",
+    )
+
+    fixed_names = [INTERCEPT] * model.fit_intercept + model._feature_names(n_features)
+    design = finish_design(stats, ordered, fixed_names, scaling)
+    with blas_threads_for(ordered):
+        outcome = model._fit_statistics(design, factor_names, model.method == "reml")
+    model.fitted_values_, model.residuals_ = _lazy_fitted_values(
+        model, parts, summary.lengths
+    )
+    model._warn_about_outcome(outcome)
+    return model
+
+
+def _compute(partials, combine, name):
+    return dask.compute(tree_reduce(partials, combine, name))[0]
+
+
+def _factors(model, summary, n, n_features):
+    if not summary.labels:
+        return []
+    levels = {
+        name: encode_levels(labels.reset_index(drop=True))[1]
+        for name, labels in summary.labels.items()
+    }
+    return model._factors_from_levels(levels, n, n_features)
+
+
+def _slim_copy(model, **params):
+    """The fitted model without its statistics: what predict needs, small."""
+    slim = clone(model).set_params(**params)
+    for attribute in PREDICT_ATTRIBUTES:
+        if hasattr(model, attribute):
+            setattr(slim, attribute, getattr(model, attribute))
+    return slim
+
+
+def _fitted_partition(rows, slim, estimator_name):
+    X, y, frame = _validated(*_unpack(rows), estimator_name)
+    codes = (
+        {} if frame is None else {f.name: _level_codes(frame, f) for f in slim._factors}
+    )
+    fitted = slim._predict_conditional(X, codes)
+    return fitted, y - fitted
+
+
+def _lazy_fitted_values(model, parts, lengths):
+    """Fitted values and residuals as dask arrays, one chunk per partition."""
+    slim = delayed(_slim_copy(model, group_column=None), pure=True)
+    name = type(model).__name__
+    fitted, residuals = [], []
+    for rows, length in zip(parts, lengths):
+        both = delayed(_fitted_partition, nout=2)(rows, slim, name)
+        fitted.append(da.from_delayed(both[0], (length,), dtype=np.float64))
+        residuals.append(da.from_delayed(both[1], (length,), dtype=np.float64))
+    return da.concatenate(fitted), da.concatenate(residuals)
+
+
+# ------------------------------------------------------------ predict, score
+
+
+def _check_predict_inputs(model, X, groups):
+    """The checks of ``predict`` on the collections' metadata, before any pass."""
+    _check_collections(X=X, groups=groups)
+    features, group_meta = split_group_columns(
+        _meta(X), _meta(groups), model.group_column
+    )
+    validate_data(
+        model,
+        no_column_frame_as_array(features),
+        reset=False,
+        dtype=np.float64,
+        ensure_min_samples=0,
+        ensure_min_features=0,
+    )
+    if group_meta is not None and model._factors:
+        model._match_groups(check_groups(group_meta, 0))
+
+
+def _predict_rows(slim, X, groups):
+    if X.shape[0] == 0:  # dask partitions may be empty; predict refuses those
+        return np.empty(0)
+    return slim.predict(X, groups)
+
+
+def _predict_frame_partition(X, groups, slim):
+    return pd.Series(_predict_rows(slim, X, groups), index=X.index, dtype=np.float64)
+
+
+def _predict_block(rows, slim):
+    X, groups = _unpack(rows)
+    return _predict_rows(slim, X, groups)
+
+
+def predict_dask(model, X, groups):
+    """``model.predict(X, groups)`` for dask collections, lazily.
+
+    A dask Series with ``X``'s index and partitions for a dask DataFrame, a
+    dask array with ``X``'s row chunks for a dask array.
+    """
+    _check_predict_inputs(model, X, groups)
+    slim = delayed(_slim_copy(model), pure=True)
+    if _is_frame(X) and (groups is None or _is_frame(groups)):
+        _check_alignment(X, {"groups": groups})
+        return dd.map_partitions(
+            _predict_frame_partition,
+            X,
+            groups,
+            slim,
+            meta=pd.Series(dtype=np.float64),
+            align_dataframes=False,
+            enforce_metadata=False,
+        )
+    if isinstance(X, da.Array) and (groups is None or isinstance(groups, da.Array)):
+        blocks = [
+            da.from_delayed(
+                delayed(_predict_block)(rows, slim), (length,), dtype=np.float64
+            )
+            for rows, length in zip(row_partitions(X, groups=groups), X.chunks[0])
+        ]
+        return da.concatenate(blocks)
+    raise TypeError(
+        f"X is a {type(X).__name__} but groups a {type(groups).__name__}: "
+        "pass both as dask DataFrames/Series or both as dask arrays."
+    )
+
+
+@dataclass
+class ScoreSums:
+    """Weighted moments of y and the residual sum of squares of some rows."""
+
+    weight: float
+    mean: float
+    m2: float  # sum of w (y - mean)^2
+    rss: float  # sum of w (y - y_pred)^2
+
+
+def combine_score_sums(a, b):
+    if a.weight == 0 or b.weight == 0:
+        return b if a.weight == 0 else a
+    weight = a.weight + b.weight
+    delta = b.mean - a.mean
+    mean = a.mean + delta * (b.weight / weight)
+    m2 = a.m2 + b.m2 + delta**2 * (a.weight * b.weight / weight)
+    return ScoreSums(weight, mean, m2, a.rss + b.rss)
+
+
+def _score_partition(rows, slim, estimator_name):
+    X, y, groups, w = _unpack(rows)
+    y = column_or_1d(check_array(y, ensure_2d=False, ensure_min_samples=0))
+    w = np.ones(y.shape[0]) if w is None else column_or_1d(np.asarray(w, float))
+    check_consistent_length(X, y, w)
+    if y.shape[0] == 0 or w.sum() == 0:
+        return ScoreSums(0.0, 0.0, 0.0, 0.0)
+    y_pred = slim.predict(X, groups)
+    mean = np.average(y, weights=w)
+    return ScoreSums(
+        float(w.sum()),
+        float(mean),
+        float(w @ (y - mean) ** 2),
+        float(w @ (y - y_pred) ** 2),
+    )
+
+
+def score_dask(model, X, y, groups, sample_weight):
+    """R^2 of the predictions, as ``sklearn.metrics.r2_score``; a float.
+
+    The sums are computed per partition: no rows reach this process.
+    """
+    _check_predict_inputs(model, X, groups)
+    _check_collections(y=y, sample_weight=sample_weight)
+    slim = delayed(_slim_copy(model), pure=True)
+    name = type(model).__name__
+    parts = row_partitions(X, y=y, groups=groups, sample_weight=sample_weight)
+    sums = _compute(
+        [delayed(_score_partition)(rows, slim, name) for rows in parts],
+        combine_score_sums,
+        "score",
+    )
+    if sums.m2 == 0:  # r2_score's force_finite convention
+        return 1.0 if sums.rss == 0 else 0.0
+    return float(1.0 - sums.rss / sums.m2)
