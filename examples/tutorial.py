@@ -69,14 +69,6 @@ def section(title):
     print(f"\n{title}\n{'=' * len(title)}")
 
 
-def unavailable(obj, name):
-    """True (with a note) when this skmixed version lacks ``obj.name``."""
-    if hasattr(obj, name):
-        return False
-    print(f"[{type(obj).__name__}.{name} is not available in this version]")
-    return True
-
-
 def save(figure, folder, name):
     path = folder / name
     figure.savefig(path, dpi=100, bbox_inches="tight")
@@ -170,11 +162,10 @@ def intervals(model, folder):
     frames = {
         "Wald": model.confint(method="wald"),
         "profile": model.confint(method="profile"),
-    }
-    if not unavailable(model, "bootstrap"):
-        frames[f"bootstrap ({N_BOOT})"] = model.confint(
+        f"bootstrap ({N_BOOT})": model.confint(
             method="bootstrap", n_boot=N_BOOT, random_state=SEED
-        )
+        ),
+    }
     table = pd.concat(frames, axis=1)
     print(table.round(3).to_string())
     print(f"({time.perf_counter() - start:.1f} s)")
@@ -222,8 +213,6 @@ def prediction(model):
         "A site seen in fit gets its own random effects; a new site gets the "
         "population prediction (lme4's re.form = ~0)."
     )
-    if unavailable(model, "predict_interval"):
-        return
     interval = model.predict_interval(
         X_new, groups=sites, level=0.95, random_state=SEED
     )
