@@ -382,6 +382,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         Everything but ``fitted_values_`` and ``residuals_``, which need the
         rows; shared by the in-memory and the dask paths.
         """
+        if design.stats.n <= design.n_fixed:
+            raise ValueError(
+                f"n_samples={design.stats.n} is too few for {design.n_fixed} "
+                "linearly independent fixed-effect columns: the residual "
+                "variance needs more samples than fixed effects."
+            )
         outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter)
         self._design = design  # sufficient statistics, reused by inference
         self._theta_scaled = outcome.theta  # optimisation order and scale
