@@ -48,6 +48,8 @@ html_theme_options = {
     "description": "Linear mixed-effects models (lme4's lmer) as scikit-learn "
     "estimators",
     "fixed_sidebar": True,
+    "page_width": "1200px",
+    "sidebar_width": "240px",
 }
 
 
