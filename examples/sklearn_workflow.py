@@ -86,6 +86,11 @@ def print_search(search):
         print(f"  {mean:.4f} +- {sd:.4f}  {shown}")
     print(f"Best parameters: {search.best_params_}")
     print(f"Best CV R^2:     {search.best_score_:.4f}")
+    print(
+        "(Held-out sites get the population prediction, which barely depends on "
+        "the random-effects structure; KFold, with sites seen in training, "
+        "would score the conditional predictions instead.)"
+    )
     model = search.best_estimator_["model"]
     print("Best model's fixed effects (refitted on all the data):")
     print(model.fixed_effects_.round(3).to_string())

@@ -7,10 +7,10 @@ each site has its own baseline and its own response to temperature.  In lme4::
     lmer(Biomass ~ Temp + N + (1 + Temp | Site), data = d)
 
 Steps: the pooling spectrum, fitting, the summary, a likelihood-ratio test of
-the random slope, residual diagnostics, the random effects (caterpillar plot), confidence intervals three ways (Wald,
-profile likelihood, parametric bootstrap), effect plots with bands,
-prediction for seen and unseen sites, and the pooling strategies compared by
-cross-validation.
+the random slope, residual diagnostics, the random effects (caterpillar
+plot), confidence intervals three ways (Wald, profile likelihood, parametric
+bootstrap), effect plots with bands, prediction for seen and unseen sites, and
+the pooling strategies compared by cross-validation.
 
 Usage::
 
