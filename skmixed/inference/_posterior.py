@@ -250,7 +250,7 @@ def predict_interval(
     fit = model.predict(X, groups)
     X, codes, _ = check_rows(model, X, groups)
     rng = np.random.default_rng(seed_sequence(random_state))
-    draws = _predictive_draws(model, X, codes, n_draws, include, rng)
+    draws = _PredictiveDraws(model, X, codes, n_draws, include, rng)
     probabilities = [(1 - level) / 2, (1 + level) / 2]
     lower, upper = np.empty(len(fit)), np.empty(len(fit))
     rows_per_block = max(1, VALUES_PER_BLOCK // n_draws)
@@ -260,52 +260,53 @@ def predict_interval(
     return pd.DataFrame({"fit": fit, "lower": lower, "upper": upper})
 
 
-def _predictive_draws(model, X, codes, n_draws, include, rng):
-    """A function of a block of rows: simulated responses (n_draws, n_rows)."""
-    posterior = sample_posterior(model, n_draws, rng)
-    sigma = posterior.sigma if include else np.full(n_draws, model.sigma_)
-    kept = model._design.fixed_kept
-    if "fixed" in include:
-        beta = posterior.fixed_effects.to_numpy()
-    else:
-        beta = np.broadcast_to(model.fixed_effects_.to_numpy(), (n_draws, len(kept)))
-    Ts = relative_factors(model)
+class _PredictiveDraws:
+    """Simulated responses for blocks of rows, from one set of posterior draws.
 
-    def draws(rows):
-        X1 = np.column_stack([np.ones(len(rows))] * model.fit_intercept + [X[rows]])
-        y = beta @ X1[:, kept].T
-        for f in model._factors:
-            y += _random_part(
-                model,
-                f,
-                posterior,
-                Ts[f.name],
-                sigma,
-                X[rows],
-                codes[f.name][rows],
-                include,
-                rng,
-            )
-        if "residual" in include:
-            y += sigma[:, None] * rng.standard_normal(y.shape)
+    Calling it with row indices returns an (n_draws, n_rows) array; the
+    sources of uncertainty not in ``include`` are held at their estimates.
+    """
+
+    def __init__(self, model, X, codes, n_draws, include, rng):
+        self.model, self.X, self.codes = model, X, codes
+        self.include, self.rng = include, rng
+        self.posterior = sample_posterior(model, n_draws, rng)
+        self.sigma = self.posterior.sigma
+        if "fixed" in include:
+            self.beta = self.posterior.fixed_effects.to_numpy()
+        else:
+            self.beta = model.fixed_effects_.to_numpy()[None, :]
+        self.Ts = relative_factors(model)
+
+    def __call__(self, rows):
+        model, X = self.model, self.X[rows]
+        X1 = np.column_stack([np.ones(len(rows))] * model.fit_intercept + [X])
+        y = np.broadcast_to(
+            self.beta @ X1[:, model._design.fixed_kept].T, (len(self.sigma), len(rows))
+        ).copy()
+        for factor in model._factors:
+            effects = self._effects(factor, self.codes[factor.name][rows])
+            for t, column in enumerate(term_columns(X, factor)):
+                y += effects[:, :, t] if column is None else effects[:, :, t] * column
+        if "residual" in self.include:
+            y += self.sigma[:, None] * self.rng.standard_normal(y.shape)
         return y
 
-    return draws
+    def _effects(self, factor, codes):
+        """Random effects of one factor for some rows: (n_draws or 1, rows, q).
 
-
-def _random_part(model, factor, posterior, T, sigma, X, codes, include, rng):
-    """One factor's contribution to the simulated responses of some rows."""
-    seen = codes < factor.n_levels
-    if "random" in include:
-        effects = np.empty((len(sigma), len(codes), factor.n_terms))
-        effects[:, seen] = posterior.random_effects[factor.name][:, codes[seen]]
-        z = rng.standard_normal((len(sigma), int((~seen).sum()), factor.n_terms))
-        effects[:, ~seen] = sigma[:, None, None] * (z @ T.T)
-    else:
-        fitted = model.random_effects_[factor.name].to_numpy()
-        effects = np.zeros((1, len(codes), factor.n_terms))
-        effects[0, seen] = fitted[codes[seen]]
-    out = np.zeros((effects.shape[0], len(codes)))
-    for t, column in enumerate(term_columns(X, factor)):
-        out += effects[:, :, t] if column is None else effects[:, :, t] * column
-    return out
+        Seen levels: the posterior draws (or the BLUPs); unseen levels: new
+        draws from ``N(0, sigma*^2 T T')`` (or zero).
+        """
+        seen = codes < factor.n_levels
+        if "random" not in self.include:
+            fitted = self.model.random_effects_[factor.name].to_numpy()
+            effects = np.zeros((1, len(codes), factor.n_terms))
+            effects[0, seen] = fitted[codes[seen]]
+            return effects
+        n_draws = len(self.sigma)
+        effects = np.empty((n_draws, len(codes), factor.n_terms))
+        effects[:, seen] = self.posterior.random_effects[factor.name][:, codes[seen]]
+        z = self.rng.standard_normal((n_draws, int((~seen).sum()), factor.n_terms))
+        effects[:, ~seen] = self.sigma[:, None, None] * (z @ self.Ts[factor.name].T)
+        return effects
