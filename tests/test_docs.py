@@ -140,6 +140,21 @@ def test_guide_page_code_runs(page, tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
 
 
+def test_summary_page_shows_the_real_summary():
+    """The printed summary on summary.md is what summary() prints today."""
+    from skmixed import MixedLinearRegressor
+    from skmixed.datasets import load_biomass
+
+    shown = _fenced_blocks((DOCS / "summary.md").read_text(), "text")[0]
+    X, y, site = load_biomass(return_X_y_groups=True)
+    model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=site)
+
+    def lines(text):
+        return [line.rstrip() for line in text.strip().splitlines()]
+
+    assert lines(shown) == lines(str(model.summary()))
+
+
 def _resolve(dotted):
     """The object a dotted name such as ``skmixed.inference.anova`` names."""
     parts = dotted.split(".")
