@@ -242,6 +242,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self : MixedLinearRegressor
         """
         validate_params(self)
+        # The response's name (a named Series) for the summary's formula line.
+        name = getattr(y, "name", None)
+        self._response_name = str(name) if name is not None else "y"
         if _is_dask_collection(X, y, groups):
             from ._dask import fit_dask  # dask is an optional dependency
 

@@ -332,7 +332,7 @@ def test_summary_attributes():
     assert isinstance(summary, Summary)
     assert summary.n_obs == 144
     assert summary.n_groups == {"plate": 24, "sample": 6}
-    assert summary.formula == "y ~ 1 + (1 | plate) + (1 | sample)"
+    assert summary.formula == "diameter ~ 1 + (1 | plate) + (1 | sample)"
     criteria = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
     assert list(summary.criteria.index) == criteria
     assert summary.criteria["deviance"] == model.objective_
@@ -370,7 +370,7 @@ def test_formula_and_title():
         "Linear mixed model fit by maximum likelihood. t-tests use "
         "Satterthwaite's method"
     )
-    assert lines[1] == "Formula: y ~ Days + (1 + Days || Subject)"
+    assert lines[1] == "Formula: Reaction ~ Days + (1 + Days || Subject)"
 
 
 @pytest.mark.filterwarnings("ignore:boundary \\(singular\\) fit")
@@ -380,7 +380,7 @@ def test_no_intercept_and_no_random_intercept():
         random_slopes=["Days"], random_intercept=False, fit_intercept=False
     ).fit(case.X, case.y, groups=case.groups)
     summary = model.summary()
-    assert summary.formula == "y ~ 0 + Days + (0 + Days | Subject)"
+    assert summary.formula == "Reaction ~ 0 + Days + (0 + Days | Subject)"
     assert "Correlation of Fixed Effects" not in str(summary)  # one effect
 
 
@@ -449,3 +449,11 @@ def test_wide_coefficient_table_wraps_like_r():
 def test_summary_needs_a_fitted_model():
     with pytest.raises(NotFittedError):
         MixedLinearRegressor().summary()
+
+
+def test_formula_names_an_unnamed_response_y():
+    case, _ = fitted_case("sleepstudy", "REML")
+    model = MixedLinearRegressor(random_slopes=["Days"]).fit(
+        case.X, case.y.to_numpy(), groups=case.groups
+    )
+    assert model.summary().formula == "y ~ Days + (1 + Days | Subject)"

@@ -44,7 +44,8 @@ class Summary:
     method : {"reml", "ml"}
         How the model was fitted.
     formula : str
-        The model in lme4's formula notation (the response is written ``y``).
+        The model in lme4's formula notation (the response is the name of
+        ``y`` in ``fit`` when it had one, else ``y``).
     criteria : Series
         REML fits: ``REML`` (the REML criterion at convergence).  ML fits:
         ``AIC``, ``BIC``, ``logLik``, ``deviance`` and ``df.resid``.
@@ -172,7 +173,8 @@ def model_formula(model):
             inside = " + ".join(["1" if f.intercept else "0"] + slopes)
         bar = "||" if f.diagonal and f.n_terms > 1 else "|"
         random.append(f"({inside} {bar} {f.name})")
-    return "y ~ " + " + ".join(fixed + random)
+    response = getattr(model, "_response_name", "y")
+    return f"{response} ~ " + " + ".join(fixed + random)
 
 
 def _n_parameters(model):
