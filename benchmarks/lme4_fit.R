@@ -1,46 +1,57 @@
-# Worker for bench_single_factor.py: fit y ~ x1 + x2 + (1 + x1 | g) with lme4.
+# Worker for the benchmarks (run_all.py): fit one model with lme4 by REML.
 #
-# Usage: Rscript lme4_fit.R DATA_DIR N_ROWS WARMUP_GROUPS MODE
-#   DATA_DIR       folder with x1.f64, x2.f64, y.f64 (little-endian doubles) and
-#                  g.i32 (little-endian 32-bit integers), N_ROWS values each
-#   WARMUP_GROUPS  a REML fit on the rows with g < WARMUP_GROUPS runs first, so
-#                  the timed fit finds lme4, Matrix and the byte-compiler warm
-#   MODE           "fit" times lme4::lmer on all rows; "baseline" stops before it
+# Usage: Rscript lme4_fit.R DATA_DIR WARMUP_DIR FORMULA COLUMNS MODE
+#   DATA_DIR    folder with one file per column: NAME.f64 (little-endian doubles)
+#               or NAME.i32 (little-endian 32-bit integers)
+#   WARMUP_DIR  the same columns for a small data set of the same shape: a fit on
+#               it runs first, so the timed fit finds lme4, Matrix and the
+#               byte-compiler warm
+#   FORMULA     the model, e.g. "y ~ x1 + x2 + (1 + x1 | g)"
+#   COLUMNS     comma-separated NAME:KIND, KIND one of f64, i32, factor (i32
+#               codes read as an R factor), e.g. "y:f64,x1:f64,g:factor"
+#   MODE        "fit" times lme4::lmer on DATA_DIR; "baseline" stops before it
 #
-# Prints one line "RESULT {json}" on stdout. Only the lmer call is timed
-# (system.time, elapsed); reading the data and building the factor are not.
-# Plain lme4::lmer is used, not lmerTest's wrapper, which does extra work after
-# the fit for Satterthwaite degrees of freedom.
+# Prints one line "RESULT {json}" on stdout with the estimates in the layout of
+# peers.py. Only the lmer call is timed (system.time, elapsed); reading the data
+# and building the factors are not. Plain lme4::lmer is used, not lmerTest's
+# wrapper, which does extra work after the fit for Satterthwaite's method.
 
 suppressPackageStartupMessages(library(lme4))
 
 args <- commandArgs(trailingOnly = TRUE)
 data_dir <- args[[1]]
-n <- as.integer(args[[2]])
-warmup_groups <- as.integer(args[[3]])
-mode <- args[[4]]
+warmup_dir <- args[[2]]
+model <- as.formula(args[[3]])
+columns <- strsplit(strsplit(args[[4]], ",")[[1]], ":")
+mode <- args[[5]]
 
-read_column <- function(name, what, size) {
-  path <- file.path(data_dir, name)
+read_column <- function(folder, name, kind) {
+  is_double <- kind == "f64"
+  path <- file.path(folder, paste0(name, if (is_double) ".f64" else ".i32"))
+  n <- file.size(path) / if (is_double) 8L else 4L
   con <- file(path, "rb")
   on.exit(close(con))
-  readBin(con, what = what, n = n, size = size, endian = "little")
+  values <- readBin(con, what = if (is_double) "double" else "integer", n = n,
+                    size = if (is_double) 8L else 4L, endian = "little")
+  if (kind == "factor") factor(values) else values
 }
 
-d <- data.frame(
-  y = read_column("y.f64", "double", 8L),
-  x1 = read_column("x1.f64", "double", 8L),
-  x2 = read_column("x2.f64", "double", 8L),
-  g_code = read_column("g.i32", "integer", 4L)
-)
-d$g <- factor(d$g_code)
-model <- y ~ x1 + x2 + (1 + x1 | g)
+read_data <- function(folder) {
+  d <- lapply(columns, function(c) read_column(folder, c[[1]], c[[2]]))
+  names(d) <- vapply(columns, function(c) c[[1]], "")
+  as.data.frame(d)
+}
 
-warm <- droplevels(d[d$g_code < warmup_groups, ])
-invisible(suppressMessages(lme4::lmer(model, data = warm, REML = TRUE)))
+invisible(suppressMessages(lme4::lmer(model, data = read_data(warmup_dir), REML = TRUE)))
+d <- read_data(data_dir)
 
 num <- function(x) sprintf("%.17g", x)
-num_list <- function(x) paste0("[", paste(num(x), collapse = ", "), "]")
+clean <- function(x) ifelse(x == "(Intercept)", "Intercept", x)
+entries <- function(values) {
+  if (length(values) == 0) return("{}")
+  body <- paste0("\"", names(values), "\": ", num(unname(values)), collapse = ", ")
+  paste0("{", body, "}")
+}
 
 if (mode == "baseline") {
   cat("RESULT {\"seconds\": null}\n")
@@ -48,14 +59,29 @@ if (mode == "baseline") {
   elapsed <- system.time(
     fit <- lme4::lmer(model, data = d, REML = TRUE)
   )[["elapsed"]]
-  vc <- VarCorr(fit)$g
+  fixed <- fixef(fit)
+  names(fixed) <- clean(names(fixed))
+  sds <- c()
+  cors <- c()
+  vc <- VarCorr(fit)
+  for (g in names(vc)) {
+    s <- attr(vc[[g]], "stddev")
+    terms <- clean(names(s))
+    sds[paste0(g, ":", terms)] <- unname(s)
+    r <- attr(vc[[g]], "correlation")
+    if (length(s) > 1) {
+      for (i in 2:length(s)) for (j in 1:(i - 1)) {
+        cors[paste0(g, ":", terms[j], ":", terms[i])] <- r[i, j]
+      }
+    }
+  }
   messages <- fit@optinfo$conv$lme4$messages
   cat(
     "RESULT {",
     "\"seconds\": ", num(elapsed), ", ",
-    "\"fixef\": ", num_list(unname(fixef(fit))), ", ",
-    "\"sd\": ", num_list(unname(attr(vc, "stddev"))), ", ",
-    "\"corr\": ", num(attr(vc, "correlation")[2, 1]), ", ",
+    "\"fixef\": ", entries(fixed), ", ",
+    "\"sd\": ", entries(sds), ", ",
+    "\"cor\": ", entries(cors), ", ",
     "\"sigma\": ", num(sigma(fit)), ", ",
     "\"objective\": ", num(REMLcrit(fit)), ", ",
     "\"converged\": ", if (length(messages) == 0) "true" else "false",

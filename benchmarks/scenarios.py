@@ -1,0 +1,246 @@
+"""The benchmark scenarios: a model, how its data are simulated, who can fit it.
+
+Every scenario is a linear mixed model fitted by REML. Its data are drawn from
+known parameters (``truth``) so that the estimates can be read against them;
+the same rows go to every package. A scenario names the packages that cannot
+fit it at all (``infeasible``, with the reason: they are not run unless asked)
+and those that take minutes (``slow``: left out by ``--skip-slow``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    n_rows: int
+    simulate: Callable[[int], dict[str, np.ndarray]]  # seed -> columns
+    warmup: Callable[[int], dict[str, np.ndarray]]  # a small data set alike
+    fixed: list[str]  # numeric fixed-effect columns (the intercept is implicit)
+    factors: dict[str, list[str]]  # grouping factor -> its random slopes
+    truth: dict[str, float] = field(default_factory=dict)
+    slow: dict[str, str] = field(default_factory=dict)
+    infeasible: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None  # seconds per process for the other packages
+
+    @property
+    def formula(self) -> str:
+        """The model in lme4's syntax (also mixedlm's)."""
+        fixed = " + ".join(self.fixed) or "1"
+        terms = [
+            f"({' + '.join(['1', *slopes])} | {factor})"
+            for factor, slopes in self.factors.items()
+        ]
+        return f"y ~ {fixed} + {' + '.join(terms)}"
+
+    def columns(self) -> dict[str, str]:
+        """Column name -> file kind, for reading the data back."""
+        kinds = {"y": "f64", **dict.fromkeys(self.fixed, "f64")}
+        return {**kinds, **dict.fromkeys(self.factors, "i32")}
+
+
+# ---------------------------------------------------------------- simulators
+
+
+def _correlated(rng, n_levels, sd, corr):
+    sd = np.asarray(sd, dtype=float)
+    cov = np.outer(sd, sd) * (corr + (1 - corr) * np.eye(sd.size))
+    return rng.multivariate_normal(np.zeros(sd.size), cov, n_levels)
+
+
+def simulate_slopes(seed, n_rows, n_groups, n_fixed=2, n_slopes=1, corr=0.3):
+    """``y ~ x1 + ... + (1 + x1 + ... | g)``: one factor, correlated slopes."""
+    rng = np.random.default_rng(seed)
+    sd = [1.0] + [0.5] * n_slopes
+    b = _correlated(rng, n_groups, sd, corr)
+    g = rng.integers(0, n_groups, size=n_rows, dtype=np.int32)
+    x = rng.standard_normal((n_rows, n_fixed))
+    beta = np.linspace(0.5, -0.3, n_fixed) if n_fixed > 1 else np.array([0.5])
+    y = 1.0 + x @ beta + b[g, 0] + rng.standard_normal(n_rows)
+    y += np.einsum("ij,ij->i", b[g, 1:], x[:, :n_slopes])
+    data = {"y": y, **{f"x{j + 1}": x[:, j] for j in range(n_fixed)}}
+    return {**data, "g": g}
+
+
+def simulate_insteval(seed, n_rows, n_students, n_lecturers, n_departments):
+    """InstEval's shape: students and lecturers crossed, department x service.
+
+    Each lecturer belongs to one department; each rating is of a lecture that
+    is a service course or not. Parameters near lme4's fit of InstEval.
+    """
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, n_students, n_rows, dtype=np.int32)
+    d = rng.integers(0, n_lecturers, n_rows, dtype=np.int32)
+    dept = rng.integers(0, n_departments, n_lecturers)[d]
+    service = rng.integers(0, 2, n_rows)
+    dept_service = (2 * dept + service).astype(np.int32)
+    y = 3.22 - 0.07 * service + rng.standard_normal(n_rows) * 1.18
+    y += 0.32 * rng.standard_normal(n_students)[s]
+    y += 0.52 * rng.standard_normal(n_lecturers)[d]
+    y += 0.08 * rng.standard_normal(2 * n_departments)[dept_service]
+    return {
+        "y": y,
+        "service": service.astype(float),
+        "s": s,
+        "d": d,
+        "dept_service": dept_service,
+    }
+
+
+def simulate_two_way(seed, n_rows, n_users, n_items):
+    """Ratings: a random intercept per user and per item, crossed."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, n_users, n_rows, dtype=np.int32)
+    item = rng.integers(0, n_items, n_rows, dtype=np.int32)
+    y = 3.5 + 0.8 * rng.standard_normal(n_users)[user]
+    y += 0.5 * rng.standard_normal(n_items)[item] + rng.standard_normal(n_rows)
+    return {"y": y, "user": user, "item": item}
+
+
+# ----------------------------------------------------------------- scenarios
+
+
+def slopes(n_rows: int, n_groups: int, name: str | None = None) -> Scenario:
+    slow = {"statsmodels": "minutes per fit"} if n_rows >= 500_000 else {}
+    return Scenario(
+        name=name or f"slopes-{n_rows}x{n_groups}",
+        title="one factor, correlated random slope",
+        n_rows=n_rows,
+        simulate=partial(simulate_slopes, n_rows=n_rows, n_groups=n_groups),
+        warmup=partial(simulate_slopes, n_rows=2_000, n_groups=50),
+        fixed=["x1", "x2"],
+        factors={"g": ["x1"]},
+        truth={
+            "Intercept": 1.0,
+            "x1": 0.5,
+            "x2": -0.3,
+            "g:Intercept": 1.0,
+            "g:x1": 0.5,
+            "g:Intercept:x1": 0.3,
+            "sigma": 1.0,
+        },
+        slow=slow,
+    )
+
+
+def insteval() -> Scenario:
+    n_rows, sizes = 73_421, dict(n_students=2_972, n_lecturers=1_128, n_departments=14)
+    dense_gib = n_rows * (2_972 + 1_128 + 28) * 8 / 2**30
+    return Scenario(
+        name="insteval",
+        title="InstEval shape: 3 crossed factors",
+        n_rows=n_rows,
+        simulate=partial(simulate_insteval, n_rows=n_rows, **sizes),
+        warmup=partial(
+            simulate_insteval,
+            n_rows=3_000,
+            n_students=200,
+            n_lecturers=80,
+            n_departments=14,
+        ),
+        fixed=["service"],
+        factors={"s": [], "d": [], "dept_service": []},
+        truth={
+            "Intercept": 3.22,
+            "service": -0.07,
+            "s:Intercept": 0.32,
+            "d:Intercept": 0.52,
+            "dept_service:Intercept": 0.08,
+            "sigma": 1.18,
+        },
+        infeasible={
+            "statsmodels": "crossed factors need one dummy group with variance "
+            f"components: a dense {n_rows:,} x 4,128 design ({dense_gib:.1f} GiB) "
+            "and dense O(n q^2) algebra per iteration"
+        },
+    )
+
+
+def recsys() -> Scenario:
+    n_rows, n_users, n_items = 1_000_000, 50_000, 5_000
+    dense_gib = n_rows * (n_users + n_items) * 8 / 2**30
+    return Scenario(
+        name="recsys",
+        title="users x items, random intercepts",
+        n_rows=n_rows,
+        simulate=partial(
+            simulate_two_way, n_rows=n_rows, n_users=n_users, n_items=n_items
+        ),
+        warmup=partial(simulate_two_way, n_rows=5_000, n_users=500, n_items=100),
+        fixed=[],
+        factors={"user": [], "item": []},
+        truth={
+            "Intercept": 3.5,
+            "user:Intercept": 0.8,
+            "item:Intercept": 0.5,
+            "sigma": 1.0,
+        },
+        infeasible={
+            "statsmodels": "crossed factors need one dummy group: a dense "
+            f"{n_rows:,} x {n_users + n_items:,} design ({dense_gib:,.0f} GiB)"
+        },
+        timeout=120.0,
+    )
+
+
+def wide() -> Scenario:
+    n_fixed, n_slopes = 20, 3
+    fixed = [f"x{j + 1}" for j in range(n_fixed)]
+    return Scenario(
+        name="wide",
+        title="20 fixed effects, 3 correlated random slopes",
+        n_rows=100_000,
+        simulate=partial(
+            simulate_slopes,
+            n_rows=100_000,
+            n_groups=1_000,
+            n_fixed=n_fixed,
+            n_slopes=n_slopes,
+        ),
+        warmup=partial(
+            simulate_slopes,
+            n_rows=3_000,
+            n_groups=50,
+            n_fixed=n_fixed,
+            n_slopes=n_slopes,
+        ),
+        fixed=fixed,
+        factors={"g": fixed[:n_slopes]},
+        truth={
+            "Intercept": 1.0,
+            "g:Intercept": 1.0,
+            "g:x1": 0.5,
+            "g:x2": 0.5,
+            "g:x3": 0.5,
+            "sigma": 1.0,
+        },
+        timeout=150.0,
+    )
+
+
+SCENARIOS = {
+    "slopes-10k": lambda: slopes(10_000, 200, "slopes-10k"),
+    "slopes-100k": lambda: slopes(100_000, 2_000, "slopes-100k"),
+    "slopes-1m": lambda: slopes(1_000_000, 10_000, "slopes-1m"),
+    "insteval": insteval,
+    "recsys": recsys,
+    "wide": wide,
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    """A scenario by name; ``slopes-ROWSxGROUPS`` makes a single-factor one."""
+    if name in SCENARIOS:
+        return SCENARIOS[name]()
+    match = re.fullmatch(r"slopes-(\d+)x(\d+)", name)
+    if match:
+        return slopes(int(match[1]), int(match[2]))
+    raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
