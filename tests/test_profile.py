@@ -21,6 +21,7 @@ from skmixed.inference._profile import (
     constraint_transform,
     ml_optimum,
     original_fixed_basis,
+    sdcor_deviance,
     semidefinite_cholesky,
     transformed_stats,
 )
@@ -187,3 +188,43 @@ def test_options_and_errors():
         profile_confint(model, level=1.5)
     with pytest.raises(Exception, match="not fitted"):
         profile_confint(MixedLinearRegressor())
+
+
+def test_three_correlated_terms_end_where_zeta_is_z():
+    # With three correlated terms the inner optimisation has six free
+    # parameters and an invalid region (non positive semi-definite
+    # correlations); each interval end must be where an independent, thorough
+    # minimisation (Nelder-Mead) gives zeta = z.
+    rng = np.random.default_rng(0)
+    n, m = 300, 25
+    g = rng.integers(m, size=n)
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    cov = [[1, 0.3, 0.1], [0.3, 0.5, 0.0], [0.1, 0.0, 0.4]]
+    b = rng.multivariate_normal([0, 0, 0], cov, size=m)
+    y = 3 + X.a - X.b + b[g, 0] + b[g, 1] * X.a + b[g, 2] * X.b + rng.normal(size=n)
+    model = MixedLinearRegressor(random_slopes=["a", "b"]).fit(X, y, groups=g)
+    names = ["cor_b.Intercept|group", "sigma"]
+    got = profile_confint(model, parm=names)
+    layout, optimum = VarianceLayout.from_model(model), ml_optimum(model)
+    deviance = sdcor_deviance(model._design, layout)
+    start = layout.values(optimum.theta, optimum.sigma)
+    z = stats.norm.ppf(0.975)
+    for name in names:
+        i = layout.names.index(name)
+        others = np.arange(len(start)) != i
+        for end, sign in [("lower", -1), ("upper", 1)]:
+            values = start.copy()
+            values[i] = got.loc[name, end] / layout.to_original[i]
+
+            def f(free, values=values):
+                values[others] = free
+                return deviance(values)
+
+            best = optimize.minimize(
+                f,
+                start[others],
+                method="Nelder-Mead",
+                options={"xatol": 1e-9, "fatol": 1e-11, "maxfev": 20000},
+            )
+            zeta = sign * np.sqrt(best.fun - optimum.deviance)
+            assert zeta == pytest.approx(sign * z, abs=2e-3), (name, end)

@@ -244,7 +244,13 @@ def sdcor_deviance(design, layout):
 
 
 def _bounded_minimum(f, x0, lower, upper):
-    """Minimise ``f`` within box bounds; returns (x, value)."""
+    """Minimise ``f`` within box bounds; returns (x, value).
+
+    SLSQP rather than L-BFGS-B: L-BFGS-B's first trial step has unit length,
+    which on the sd/cor scale can land where the correlations are invalid
+    (infinite deviance), after which it stops without moving and reports
+    success.  Powell polishes when SLSQP itself reports a failure.
+    """
     if x0.size == 0:
         return x0, f(x0)
     bounds = optimize.Bounds(lower, upper)
@@ -252,9 +258,9 @@ def _bounded_minimum(f, x0, lower, upper):
     result = optimize.minimize(
         f,
         x0,
-        method="L-BFGS-B",
+        method="SLSQP",
         bounds=bounds,
-        options={"ftol": 1e-12, "gtol": 1e-6, "maxiter": 2000, "maxls": 50},
+        options={"ftol": 1e-12, "maxiter": 500},
     )
     x, value = result.x, float(result.fun)
     if not result.success:
