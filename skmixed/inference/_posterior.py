@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from scipy import linalg
+from sklearn.utils.validation import check_is_fitted
 
 from .._objective import _conditional_modes, blas_threads_for, estimates, factorize
 from ._simulate import check_rows, relative_factors, seed_sequence, term_columns
@@ -153,8 +154,6 @@ def sample_posterior(model, n_draws=1000, random_state=None):
     >>> draws.fixed_effects.shape, draws.random_effects["group"].shape
     ((200, 2), (200, 10, 1))
     """
-    from sklearn.utils.validation import check_is_fitted
-
     check_is_fitted(model)
     n_draws = _check_n_draws(n_draws)
     rng = np.random.default_rng(seed_sequence(random_state))
