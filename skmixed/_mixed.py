@@ -379,11 +379,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             self.residuals_ = y - self.fitted_values_
         self._warn_about_outcome(outcome)
 
-    def _fit_statistics(self, design, user_order, reml):
+    def _fit_statistics(self, design, user_order, reml, start=None):
         """Optimise from the design's statistics; set the fitted attributes.
 
         Everything but ``fitted_values_`` and ``residuals_``, which need the
-        rows; shared by the in-memory and the dask paths.
+        rows; shared by the in-memory and dask paths and bootstrap refits
+        (which pass ``start``, the scaled theta to start from).
         """
         if design.stats.n <= design.n_fixed:
             raise ValueError(
@@ -391,7 +392,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "linearly independent fixed-effect columns: the residual "
                 "variance needs more samples than fixed effects."
             )
-        outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter)
+        outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter, start)
         self._design = design  # sufficient statistics, reused by inference
         self._theta_scaled = outcome.theta  # optimisation order and scale
         self._set_fixed_effects(design, est)
@@ -790,14 +791,20 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
-def _optimize_and_estimate(design, reml, max_iter):
-    """Minimise the profiled deviance; the factorisation and estimates there."""
+def _optimize_and_estimate(design, reml, max_iter, start=None):
+    """Minimise the profiled deviance; the factorisation and estimates there.
+
+    ``start`` is lme4's identity start unless given (refits start from the
+    estimates).  Raises FloatingPointError if the deviance is not finite at
+    the optimum, which only degenerate data (or a bootstrap sample) can cause.
+    """
     lower = np.concatenate(
         [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
     )
-    start = np.concatenate(
-        [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
-    )
+    if start is None:
+        start = np.concatenate(
+            [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
+        )
     outcome = minimize_deviance(
         make_deviance(design, reml),
         start,
@@ -806,6 +813,8 @@ def _optimize_and_estimate(design, reml, max_iter):
         max_iter=max_iter,
     )
     fact = factorize(design.stats, design.factors, outcome.theta)
+    if fact is None or not np.isfinite(outcome.value):
+        raise FloatingPointError("the deviance is not finite at the optimum")
     est = estimates(fact, design.factors, design.stats.n, reml)
     return outcome, fact, est
 

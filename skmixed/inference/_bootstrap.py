@@ -37,13 +37,7 @@ from .._covariance import lower_indices, sd_and_correlation
 from .._design import fixed_columns, random_columns, sufficient_statistics
 from .._objective import (
     blas_threads_for,
-    estimates,
-    factorize,
-    make_deviance,
-    make_deviance_and_gradient,
 )
-from .._optimize import minimize_deviance
-from ._profile import theta_bounds
 from ._simulate import ResponseSimulator, seed_sequence
 from ._wald import check_level, lme4_factor_order, parameter_names
 
@@ -264,29 +258,20 @@ def refit(model, stats, y):
     """A copy of ``model`` refitted to new sufficient statistics of the same rows.
 
     The optimiser starts from the model's estimates (as lme4's ``refit``);
-    the fitted attributes are set by the estimator's own methods, as in
-    ``MixedLinearRegressor._fit_design``.
+    the fitted attributes are set by the estimator's own ``_fit_statistics``,
+    the same step as every fit.
     """
     design = replace(model._design, stats=stats)
-    reml = model.method == "reml"
-    outcome = minimize_deviance(
-        make_deviance(design, reml),
-        model._theta_scaled,
-        theta_bounds(design.factors),
-        gradient=make_deviance_and_gradient(design, reml),
-        max_iter=model.max_iter,
-    )
-    fact = factorize(design.stats, design.factors, outcome.theta)
-    if fact is None or not np.isfinite(outcome.value):
-        raise RefitError("the deviance is not finite at the refit's optimum")
-    est = estimates(fact, design.factors, design.stats.n, reml)
     new = copy.copy(model)
-    new._design = design
-    new._theta_scaled = outcome.theta
-    new._set_fixed_effects(design, est)
-    new._set_random_effects(design, est, fact, [f.name for f in model._factors])
-    new._set_criteria(design, fact, reml, outcome, outcome.lower)
-    new._set_fit_log(design, outcome)
+    try:
+        new._fit_statistics(
+            design,
+            [f.name for f in model._factors],
+            model.method == "reml",
+            start=model._theta_scaled,
+        )
+    except FloatingPointError as exc:
+        raise RefitError(str(exc)) from exc
     new.fitted_values_ = new._predict_conditional(model._train_X, model._train_codes)
     new.residuals_ = y - new.fitted_values_
     return new
