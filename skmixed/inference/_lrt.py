@@ -13,7 +13,11 @@ from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
 from .._covariance import n_theta, theta_lower_bounds
-from .._objective import make_deviance, make_deviance_and_gradient
+from .._objective import (
+    blas_threads_for,
+    make_deviance,
+    make_deviance_and_gradient,
+)
 from .._optimize import minimize_deviance
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
@@ -114,13 +118,14 @@ def ml_deviance(model):
     lower = np.concatenate(
         [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
     )
-    outcome = minimize_deviance(
-        make_deviance(design, reml=False),
-        np.asarray(model._theta_scaled, dtype=float),
-        lower,
-        gradient=make_deviance_and_gradient(design, reml=False),
-        max_iter=model.max_iter,
-    )
+    with blas_threads_for(design.factors):
+        outcome = minimize_deviance(
+            make_deviance(design, reml=False),
+            np.asarray(model._theta_scaled, dtype=float),
+            lower,
+            gradient=make_deviance_and_gradient(design, reml=False),
+            max_iter=model.max_iter,
+        )
     shift = design.scaling.objective_shift(design.stats.n, design.n_fixed, [], False)
     return float(outcome.value + shift)
 

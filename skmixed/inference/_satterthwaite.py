@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import linalg, stats
 from sklearn.utils.validation import check_is_fitted
 
-from .._objective import factorize, make_varpar_deviance
+from .._objective import blas_threads_for, factorize, make_varpar_deviance
 
 EIGEN_TOLERANCE = 1e-8  # lmerTest: eigenvalues of H below this are dropped
 ZERO_TOLERANCE = np.sqrt(np.finfo(float).eps / 7e-7)  # numDeriv's zero.tol
@@ -112,9 +112,11 @@ def contrast_df(model, contrasts):
     scaled = contrasts @ _scaled_basis(model)  # l' beta = (l' G) beta_scaled
     reml = model.method == "reml"
     varpar = np.append(model._theta_scaled, model.sigma_ / design.scaling.y_scale)
-    A = varpar_covariance(make_varpar_deviance(design, reml), varpar)
-    jac = richardson_jacobian(lambda v: _beta_cov(design, v), varpar)  # (p,p,k)
-    variance = np.einsum("ci,ij,cj->c", scaled, _beta_cov(design, varpar), scaled)
+    with blas_threads_for(design.factors):
+        A = varpar_covariance(make_varpar_deviance(design, reml), varpar)
+        jac = richardson_jacobian(lambda v: _beta_cov(design, v), varpar)  # (p,p,k)
+        beta_cov = _beta_cov(design, varpar)
+    variance = np.einsum("ci,ij,cj->c", scaled, beta_cov, scaled)
     gradient = np.einsum("ci,ijk,cj->ck", scaled, jac, scaled)
     denominator = np.einsum("ck,kl,cl->c", gradient, A, gradient)
     with np.errstate(divide="ignore"):
