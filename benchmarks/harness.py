@@ -205,13 +205,17 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
+def format_table(headers: list[str], rows: list[list[str]], left=()) -> str:
+    """Columns right-aligned, except the first and those named in ``left``."""
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    to_left = {0} | {headers.index(name) for name in left}
 
     def line(cells):
-        first = cells[0].ljust(widths[0])
-        rest = (cell.rjust(w) for cell, w in zip(cells[1:], widths[1:]))
-        return "  ".join([first, *rest]).rstrip()
+        padded = (
+            cell.ljust(w) if i in to_left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths))
+        )
+        return "  ".join(padded).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])

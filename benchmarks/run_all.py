@@ -119,7 +119,7 @@ def bench_scenario(scenario: Scenario, versions, args, env) -> list[Outcome]:
                     timeout = min(timeout, scenario.timeout)
                 command = worker_command(package, scenario, data, warmup)
                 measure(outcome, command, args.repeats, env, timeout)
-            if outcome.note and not outcome.seconds:
+            if outcome.note.startswith(("not run", "skipped")):
                 log(f"  {package:<12} {outcome.note}")
             outcomes.append(outcome)
     return outcomes
@@ -205,7 +205,7 @@ def print_report(scenarios, outcomes, args, load_before, seconds) -> None:
         rows += scenario_rows(
             scenario, [o for o in outcomes if o.scenario == scenario.name]
         )
-    print(format_table(headers, rows))
+    print(format_table(headers, rows, left=("max |d estimate|", "note")))
 
 
 def save_plot(scenarios, outcomes, path: Path) -> None:
