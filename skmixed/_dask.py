@@ -85,11 +85,11 @@ def _check_collections(**values):
     for name, value in values.items():
         if value is None or isinstance(value, da.Array) or _is_frame(value):
             continue
-        kind = "a dask collection" if dask.is_dask_collection(value) else "not"
         raise TypeError(
-            f"{name} is {kind} of type {type(value).__name__}, but another input "
-            "is a dask collection: pass X, y, groups (and sample_weight) all as "
-            "dask Arrays, DataFrames or Series partitioned alike along the rows."
+            f"{name} is a {type(value).__name__}, not a dask Array, DataFrame or "
+            "Series, but another input is a dask collection: pass X, y, groups "
+            "(and sample_weight) all as dask collections partitioned alike along "
+            "the rows."
         )
 
 
@@ -131,17 +131,35 @@ def _check_alignment(X, others):
             )
 
 
-def _row_blocks(value, row_chunks):
-    """The value's row partitions as delayed objects."""
-    if _is_frame(value):
-        return value.to_delayed()
+def _as_row_blocks(value, row_chunks):
+    """An array with one chunk along the columns and ``X``'s along the rows."""
     if value.ndim == 2:
         value = value.rechunk({1: -1})
     if row_chunks is not None and _known_rows(value):
         value = value.rechunk({0: row_chunks})
-    # Unoptimised graphs keep their keys, so inputs computed from one source
-    # (X and y of one array, say) share its tasks instead of redoing them.
-    return list(value.to_delayed(optimize_graph=False).ravel())
+    return value
+
+
+def _row_blocks(values, row_chunks):
+    """Each value's row partitions as delayed objects (None stays None)."""
+    arrays = {
+        k: _as_row_blocks(v, row_chunks)
+        for k, v in enumerate(values)
+        if isinstance(v, da.Array)
+    }
+    # Optimised together, as dask.compute(X, y, groups) would: the tasks keep
+    # the form later computations of these arrays give them (a distributed
+    # scheduler warns when one key comes with two different tasks).
+    arrays = dict(zip(arrays, dask.optimize(*arrays.values())))
+    blocks = []
+    for k, value in enumerate(values):
+        if value is None:
+            blocks.append(None)
+        elif k in arrays:
+            blocks.append(list(arrays[k].to_delayed(optimize_graph=False).ravel()))
+        else:
+            blocks.append(value.to_delayed())
+    return blocks
 
 
 def _bundle(*parts):
@@ -169,8 +187,7 @@ def row_partitions(X, **others):
             enforce_metadata=False,
         )
         return bundles.to_delayed()
-    row_chunks = X.chunks[0] if _known_rows(X) else None
-    blocks = [None if v is None else _row_blocks(v, row_chunks) for v in values]
+    blocks = _row_blocks(values, X.chunks[0] if _known_rows(X) else None)
     return [
         tuple(None if b is None else b[k] for b in blocks)
         for k in range(len(blocks[0]))
@@ -363,6 +380,9 @@ def fit_dask(model, X, y, groups):
     model.fitted_values_, model.residuals_ = _lazy_fitted_values(
         model, parts, summary.lengths
     )
+    # The rows stay on the cluster: no bootstrap refits from this fit (and no
+    # stale rows from an earlier in-memory fit of the same estimator).
+    model._train_X = model._train_codes = None
     model._warn_about_outcome(outcome)
     return model
 

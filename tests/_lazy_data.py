@@ -1,41 +1,40 @@
-"""Simulated data as dask arrays, generated block by block on the workers.
+"""Simulated data as a dask DataFrame, generated partition by partition.
 
-No row of it ever exists on the process that builds the graph: each block
-draws its rows from its own seed when a worker computes it.
+No row of it ever exists on the process that builds the graph: each
+partition draws its rows from its own seed when a worker computes it.
 """
 
 import numpy as np
+import pandas as pd
 
 FIXED = (1.0, 0.5, -0.3)  # intercept, x0, x1
 RANDOM_SD = (1.0, 0.5)  # intercept, slope on x0
-COLUMNS = 4  # x0, x1, y, group
 
 
-def _block(seed, n_groups, block_info=None):
-    where = block_info[None]
-    n_rows = where["chunk-shape"][0]
+def simulate_partition(k, n_rows, n_groups, seed):
     effects = np.random.default_rng(seed).normal(size=(n_groups, 2)) * RANDOM_SD
-    rng = np.random.default_rng([seed, where["chunk-location"][0]])
+    rng = np.random.default_rng([seed, k])
     g = rng.integers(0, n_groups, n_rows)
     x = rng.standard_normal((n_rows, 2))
     y = FIXED[0] + x @ FIXED[1:] + effects[g, 0] + effects[g, 1] * x[:, 0]
     y += rng.standard_normal(n_rows)
-    return np.column_stack([x, y, g])
+    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "y": y, "g": g})
 
 
-def lazy_data(n_rows, n_groups, chunk_rows, seed=0):
-    """``X`` (2 columns), ``y`` and integer groups, chunked by rows."""
-    import dask.array as da  # optional: only the dask tests import this module
+def lazy_data(n_rows, n_groups, partition_rows, seed=0):
+    """``X`` (columns x0, x1), ``y`` and integer groups ``g``, lazily."""
+    import dask.dataframe as dd  # optional: only the dask tests import this
 
-    chunks = (chunk_rows,) * (n_rows // chunk_rows)
-    if n_rows % chunk_rows:
-        chunks += (n_rows % chunk_rows,)
-    data = da.map_blocks(
-        _block,
-        seed,
-        n_groups,
-        chunks=(chunks, (COLUMNS,)),
-        dtype=np.float64,
-        meta=np.empty((0, 0)),
+    sizes = [partition_rows] * (n_rows // partition_rows)
+    sizes += [n_rows % partition_rows] if n_rows % partition_rows else []
+    meta = simulate_partition(0, 0, n_groups, seed)
+    frame = dd.from_map(
+        simulate_partition,
+        range(len(sizes)),
+        sizes,
+        n_groups=n_groups,
+        seed=seed,
+        meta=meta,
+        enforce_metadata=False,
     )
-    return data[:, :2], data[:, 2], data[:, 3].astype(np.int64)
+    return frame[["x0", "x1"]], frame["y"], frame["g"]
