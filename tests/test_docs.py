@@ -109,6 +109,7 @@ GUIDE_PAGES = [
     "diagnostics.md",
     "inference.md",
     "prediction.md",
+    "dask.md",
 ]
 
 RUN_PAGE = """
