@@ -216,6 +216,24 @@ def test_fitted_values_are_lazy_dask_arrays(client, slopes_data):
         )
 
 
+def test_empty_partitions_count_for_nothing(client, slopes_data):
+    X, y, g, ddf = slopes_data
+    first = ddf.partitions[0].index.compute()[0]
+    kept = ddf.map_partitions(lambda p: p.iloc[0:0] if p.index[0] == first else p)
+    rows = kept.compute()
+    memory = MixedLinearRegressor(random_slopes=["x1"]).fit(
+        rows[["x1", "x2"]], rows["y"], groups=rows["g"]
+    )
+    model = MixedLinearRegressor(random_slopes=["x1"])
+    model.fit(kept[["x1", "x2"]], kept["y"], groups=kept["g"])
+    assert_same_fit(model, memory)
+    predicted = model.predict(kept[["x1", "x2"]], groups=kept["g"]).compute()
+    np.testing.assert_allclose(
+        predicted, memory.predict(rows[["x1", "x2"]], groups=rows["g"]), rtol=1e-12
+    )
+    assert model.fitted_values_.shape == (len(rows),)
+
+
 # ----------------------------------------------------------- predict and score
 
 
