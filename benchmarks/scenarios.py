@@ -109,7 +109,7 @@ def simulate_two_way(seed, n_rows, n_users, n_items):
 
 
 def slopes(n_rows: int, n_groups: int, name: str | None = None) -> Scenario:
-    slow = {"statsmodels": "minutes per fit"} if n_rows >= 500_000 else {}
+    slow = {"statsmodels": "about a minute per fit"} if n_rows >= 500_000 else {}
     return Scenario(
         name=name or f"slopes-{n_rows}x{n_groups}",
         title="one factor, correlated random slope",
