@@ -610,7 +610,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         >>> summary = model.fit(X, y, groups=groups).summary()
         >>> print(summary)  # doctest: +ELLIPSIS
         Linear mixed model fit by REML. t-tests use Satterthwaite's method
-        Formula: y ~ Temp + N + (1 + Temp | Site)
+        Formula: Biomass ~ Temp + N + (1 + Temp | Site)
         <BLANKLINE>
         REML criterion at convergence: 327.2
         ...
