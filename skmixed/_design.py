@@ -109,11 +109,11 @@ class OtherFactorStats:
     def column_pairs(self):
         """Pairs of non-zeros sharing a column of ``Z2tZ1``, for ``A D A'``.
 
-        Returns ``(flat, products, column)``: for each column k and each pair
-        i <= j of rows with non-zeros in it, the index ``i * Q2 + j``, the
-        product ``A[i, k] A[j, k]`` and k.  Then ``A diag(w) A'`` (upper
-        triangle) is one ``bincount`` of ``products * w[column]`` at ``flat``:
-        far cheaper per evaluation than a general sparse product.
+        A :class:`ColumnPairs`: for each column k and each pair of rows
+        i >= j with non-zeros in it, the pair's place in the lower triangle
+        of a Q2 x Q2 matrix and ``A[i, k] A[j, k]``.  The lower triangle of
+        ``A diag(w) A'`` is then one ``bincount``, far cheaper per evaluation
+        than a general sparse product.
         """
         if self._pairs is None:
             self._pairs = _column_pairs(self.Z2tZ1)
@@ -441,22 +441,44 @@ def _other_factor_stats(W, codes, Zs, factors, n):
     return OtherFactorStats(Z2tZ1, Z2tZ2, Z2tW)
 
 
+@dataclass
+class ColumnPairs:
+    """See :meth:`OtherFactorStats.column_pairs`."""
+
+    flat: np.ndarray  # i * Q2 + j: the place of (i, j) in C order
+    flat_fortran: np.ndarray  # j * Q2 + i: its place in Fortran order
+    products: np.ndarray  # A[i, k] A[j, k]
+    symmetric_products: np.ndarray  # the same, doubled where i > j
+    column: np.ndarray  # k
+
+
 def _column_pairs(A):
     """See :meth:`OtherFactorStats.column_pairs`."""
     csc = A.tocsc()
     csc.sort_indices()
     Q2 = A.shape[0]
     counts = np.diff(csc.indptr)
-    flats, products, columns = [], [], []
+    row, col, products, columns = [], [], [], []
     for size in np.unique(counts[counts > 0]):
         # All columns with `size` non-zeros at once: (n_columns, size) blocks.
         cols = np.flatnonzero(counts == size)
         starts = csc.indptr[cols][:, None] + np.arange(size)
         rows, values = csc.indices[starts], csc.data[starts]
-        a, b = np.triu_indices(size)
-        flats.append((rows[:, a] * Q2 + rows[:, b]).ravel())
+        a, b = np.triu_indices(size)  # rows sorted: rows[:, b] >= rows[:, a]
+        row.append(rows[:, b].ravel())
+        col.append(rows[:, a].ravel())
         products.append((values[:, a] * values[:, b]).ravel())
         columns.append(np.repeat(cols, len(a)))
-    if not flats:
-        return np.zeros(0, np.intp), np.zeros(0), np.zeros(0, np.intp)
-    return np.concatenate(flats), np.concatenate(products), np.concatenate(columns)
+    row, col, products, columns = (
+        np.concatenate(x).astype(t) if x else np.zeros(0, t)
+        for x, t in zip(
+            (row, col, products, columns), (np.intp, np.intp, float, np.intp)
+        )
+    )
+    return ColumnPairs(
+        flat=row * Q2 + col,
+        flat_fortran=col * Q2 + row,
+        products=products,
+        symmetric_products=np.where(row == col, 1.0, 2.0) * products,
+        column=columns,
+    )

@@ -141,7 +141,7 @@ def multiply(A, B):
 
 
 _CONTROLLER = None
-SMALL_DENSE_BLOCK = 512  # below this, BLAS threads cost more than they give
+SMALL_DENSE_BLOCK = 2048  # below this, BLAS threads cost more than they give
 
 
 def single_threaded_blas():

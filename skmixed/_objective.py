@@ -138,13 +138,15 @@ def _factorize_scalar_others(others, factors, Ts, L11, C1):
         shape=A21.shape,
     )
     # L21 L21' = R A21 diag(c^2) A21' R with R, c the row and column scales.
-    flat, products, column = others.column_pairs()
+    # Only its lower triangle is formed: the Cholesky reads no other.
+    pairs = others.column_pairs()
     Q2 = A21.shape[0]
-    upper = np.bincount(
-        flat, weights=products * col_scale[column] ** 2, minlength=Q2 * Q2
+    lower = np.bincount(
+        pairs.flat,
+        weights=pairs.products * (col_scale**2)[pairs.column],
+        minlength=Q2 * Q2,
     ).reshape(Q2, Q2)
-    L21_L21t = upper + np.triu(upper, 1).T
-    M22 = (others.Z2tZ2 - L21_L21t) * np.outer(row_scale, row_scale)
+    M22 = (others.Z2tZ2 - lower) * np.outer(row_scale, row_scale)
     return _finish_others(others, L21, M22, row_scale[:, None] * others.Z2tW, C1)
 
 
@@ -323,58 +325,137 @@ def _conditional_variance_blocks(fact, factors):
 
 
 def make_deviance_and_gradient(design, reml):
-    """Objective and its exact gradient in theta, for one grouping factor.
+    """Objective and its exact gradient in theta, where we have one.
 
-    Returns None for other designs (the optimiser then uses finite
-    differences).  The gradient follows from differentiating the Schur
-    complement ``S(theta) = W'W - sum_g B_g' T M_g^{-1} T' B_g`` and
-    ``log |M_g|`` with ``M_g = T' A_g T + I``: for the entry (i, j) of ``T``,
-    ``dS = -sum_g (U_g[i]' V_g[j] + V_g[j]' U_g[i])`` with
-    ``V_g = M_g^{-1} T' B_g`` and ``U_g = B_g - A_g T V_g``, and
-    ``d log|M_g| = 2 (A_g T M_g^{-1})[i, j]``.
+    For one grouping factor (any terms), and for several factors with one
+    term each (crossed or nested random intercepts).  Returns None for other
+    designs: the optimiser then uses finite differences.
+
+    Both follow from differentiating the Schur complement
+    ``S(theta) = W'W - B' Lambda M^{-1} Lambda' B`` and ``log |M|`` with
+    ``M = Lambda' A Lambda + I`` (``A = Z'Z``, ``B = Z'W``): for a parameter
+    moving entries E of Lambda, ``dS = -(U' E V + V' E' U)`` with
+    ``V = M^{-1} Lambda' B`` and ``U = B - A Lambda V``, and
+    ``d log|M| = 2 tr(M^{-1} Lambda' A E)``.
     """
-    if len(design.factors) != 1:
-        return None
     stats, factors = design.stats, design.factors
-    factor = factors[0]
-    rows, cols = lower_indices(factor.n_terms, factor.diagonal)
+    if len(factors) == 1:
+        factor = factors[0]
+        rows, cols = lower_indices(factor.n_terms, factor.diagonal)
+
+        def gradient(fact):
+            return _gradient(fact, stats, rows, cols, reml)
+
+    elif factors and all(f.n_terms == 1 for f in factors):
+
+        def gradient(fact):
+            return _gradient_scalar_factors(fact, stats, factors, reml)
+
+    else:
+        return None
 
     def value_and_gradient(theta):
         fact = factorize(stats, factors, theta)
         if fact is None:
             return np.inf, np.zeros(len(theta))
-        value = objective(fact, stats.n, reml)
-        return value, _gradient(fact, stats, rows, cols, reml)
+        return objective(fact, stats.n, reml), gradient(fact)
 
     return value_and_gradient
 
 
 def _gradient(fact, stats, rows, cols, reml):
+    """One factor: per level, ``d log|M_g| = 2 (A_g T M_g^{-1})[i, j]``."""
     T, L, A, B = fact.T[0], fact.L11, stats.first.ZtZ, stats.first.ZtW
-    R, n = fact.R, stats.n
-    p = R.shape[0] - 1
     L_inv = bl.inverse_lower(L)
     M_inv = bl.multiply(L_inv.transpose(1, 0, 2), L_inv)
     AH = bl.multiply(A, bl.left_multiply(T, M_inv))  # A T M^{-1}
     V = bl.solve_upper_transposed(L, fact.C1)  # M^{-1} T' B
     U = B - bl.multiply(A, bl.left_multiply(T, V))
-    beta = linalg.solve_triangular(R[:p, :p].T, R[p, :p], lower=False) if p else []
-    v = np.append(-np.asarray(beta), 1.0)
-    Uv = np.einsum("qkm,k->qm", U, v)
-    Vv = np.einsum("qkm,k->qm", V, v)
-    r2 = penalized_rss(R)
-    if reml:
-        RX_inv = linalg.solve_triangular(R[:p, :p], np.eye(p), lower=True)
-        SXX_inv_V = np.einsum("ab,qbm->qam", RX_inv.T @ RX_inv, V[:, :p])
+    schur = _SchurDerivative(fact.R, reml)
+    Uv, Vv = np.einsum("qkm,k->qm", U, schur.v), np.einsum("qkm,k->qm", V, schur.v)
     gradient = np.empty(len(rows))
     for k, (i, j) in enumerate(zip(rows, cols)):
-        d_logdet = 2.0 * AH[i, j].sum()
-        d_r2 = -2.0 * np.dot(Uv[i], Vv[j])
+        gradient[k] = schur.combine(
+            d_logdet=2.0 * AH[i, j].sum(),
+            d_r2=-2.0 * np.dot(Uv[i], Vv[j]),
+            d_logdet_RX=schur.d_logdet_RX(U[i].T, V[j].T),
+            n=stats.n,
+        )
+    return gradient
+
+
+class _SchurDerivative:
+    """How a change ``dS`` of the Schur complement moves the objective.
+
+    With ``v = [-beta, 1]``: ``d r^2 = v' dS v`` and, for REML,
+    ``d log|R_X|^2 = tr(S_XX^{-1} dS_XX)``.
+    """
+
+    def __init__(self, R, reml):
+        p = R.shape[0] - 1
+        beta = linalg.solve_triangular(R[:p, :p].T, R[p, :p], lower=False)
+        self.v = np.append(-beta, 1.0)
+        self.p, self.reml, self.r2 = p, reml, penalized_rss(R)
         if reml:
-            d_logdet_RX = -2.0 * np.sum(U[i, :p] * SXX_inv_V[j])
-            gradient[k] = d_logdet + d_logdet_RX + (n - p) * d_r2 / r2
-        else:
-            gradient[k] = d_logdet + n * d_r2 / r2
+            RX_inv = linalg.solve_triangular(R[:p, :p], np.eye(p), lower=True)
+            self.SXX_inv = RX_inv.T @ RX_inv
+
+    def d_logdet_RX(self, U, V):
+        """``tr(S_XX^{-1} dS_XX)`` for ``dS = -(U' V + V' U)``; U, V (rows, k)."""
+        if not self.reml:
+            return 0.0
+        p = self.p
+        return -2.0 * np.sum((U[:, :p] @ self.SXX_inv) * V[:, :p])
+
+    def combine(self, d_logdet, d_r2, d_logdet_RX, n):
+        dof = n - self.p if self.reml else n
+        return d_logdet + d_logdet_RX + dof * d_r2 / self.r2
+
+
+def _gradient_scalar_factors(fact, stats, factors, reml):
+    """Several factors, one term each: Lambda and L11 are diagonal.
+
+    ``d log|M| / d lambda_f = 2 (m_f - tr_f(M^{-1})) / lambda_f`` (from
+    ``M^{-1} Lambda' A Lambda = I - M^{-1}``), with the traces of the diagonal
+    blocks of ``M^{-1}`` from the blocked factor: ``P = (L22 L22')^{-1}`` for
+    the later factors, and ``sum 1 / l11^2 + tr(P K)`` for the first, where
+    ``K = (L21 L11^{-1})(L21 L11^{-1})'`` comes from the column pairs.
+    """
+    others, first = stats.others, stats.first
+    lam = np.array([T[0, 0] for T in fact.T])
+    sizes = [f.n_levels for f in factors[1:]]
+    lam2 = np.repeat(lam[1:], sizes)
+    l11 = fact.L11[0, 0]
+    # V = L^{-T} C and U = B - A Lambda V, block by block.
+    V2 = linalg.solve_triangular(fact.L22.T, fact.C2, lower=False)
+    V1 = (fact.C1[0].T - fact.L21.T @ V2) / l11[:, None]
+    W1, W2 = lam[0] * V1, lam2[:, None] * V2
+    A21 = others.Z2tZ1
+    U1 = first.ZtW[0].T - (first.ZtZ[0, 0][:, None] * W1 + A21.T @ W2)
+    U2 = others.Z2tW - (A21 @ W1 + others.Z2tZ2 @ W2)
+    # Traces of the diagonal blocks of M^{-1}; P's lower triangle only, and
+    # tr(P K) summed over the column pairs (K is never formed).
+    P = linalg.lapack.dpotri(fact.L22, lower=1)[0]
+    pairs = others.column_pairs()
+    weights = pairs.symmetric_products * (lam[0] ** 2 / l11**4)[pairs.column]
+    diag_P = np.diag(P).copy()
+    P *= lam2[:, None]  # in place: P stays in Fortran order, ravel is a view
+    P *= lam2[None, :]
+    scaled_P = P.ravel(order="F")[pairs.flat_fortran]
+    traces = [np.sum(1.0 / l11**2) + weights @ scaled_P]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    traces += [diag_P[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
+    blocks = [(U1, V1)] + [(U2[a:b], V2[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    schur = _SchurDerivative(fact.R, reml)
+    gradient = np.empty(len(factors))
+    for k, (f, (U, V)) in enumerate(zip(factors, blocks)):
+        d_logdet = 2.0 * (f.n_levels - traces[k]) / lam[k] if lam[k] > 0 else 0.0
+        gradient[k] = schur.combine(
+            d_logdet=d_logdet,
+            d_r2=-2.0 * np.dot(U @ schur.v, V @ schur.v),
+            d_logdet_RX=schur.d_logdet_RX(U, V),
+            n=stats.n,
+        )
     return gradient
 
 
