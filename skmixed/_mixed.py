@@ -268,12 +268,17 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._train_X, self._train_codes = X, codes  # rows for bootstrap refits
         return self
 
-    def _check_n_samples(self, n_samples, n_features):
-        n_fixed = n_features + self.fit_intercept
-        if n_samples - (n_fixed if self.method == "reml" else 0) < 1:
+    @staticmethod
+    def _check_n_samples(n_samples, n_features):
+        """At least 2 samples; against the fixed effects, see _fit_statistics.
+
+        The comparison with the number of fixed effects waits for the rank
+        check: redundant columns are dropped first, as lme4 does.
+        """
+        if n_samples < 2:
             raise ValueError(
-                f"n_samples={n_samples} is too few for {n_fixed} fixed-effect "
-                "parameters; REML needs more samples than fixed effects."
+                f"n_samples={n_samples} is too few: a residual variance needs at "
+                "least 2 samples."
             )
 
     def _make_factors(self, X, frame):

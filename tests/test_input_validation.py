@@ -252,3 +252,14 @@ def test_too_few_samples_for_the_fixed_effects(method, n):
     X = np.arange(3 * n, dtype=float).reshape(n, 3) ** 1.5
     with pytest.raises(ValueError, match=f"n_samples={n} is too few"):
         MixedLinearRegressor(method=method).fit(X, np.arange(n, dtype=float))
+
+
+def test_more_columns_than_samples_fit_after_dropping_redundant_ones():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 2)
+    x = rng.normal(size=12)
+    X = np.column_stack([x] + [2.0 * x] * 12)  # 13 columns, rank 1
+    y = 1 + x + rng.normal(size=6)[g] + rng.normal(size=12)
+    with pytest.warns(UserWarning, match="dropping 12 column"):
+        model = MixedLinearRegressor().fit(X, y, groups=g)
+    assert model.coef_[1:].tolist() == [0.0] * 12
