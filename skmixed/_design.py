@@ -470,7 +470,7 @@ def _column_pairs(A):
         products.append((values[:, a] * values[:, b]).ravel())
         columns.append(np.repeat(cols, len(a)))
     row, col, products, columns = (
-        np.concatenate(x).astype(t) if x else np.zeros(0, t)
+        np.concatenate(x).astype(t, copy=False) if x else np.zeros(0, t)
         for x, t in zip(
             (row, col, products, columns), (np.intp, np.intp, float, np.intp)
         )
