@@ -27,7 +27,11 @@ from ._objective import (
     objective,
 )
 from ._optimize import is_singular, minimize_deviance
-from ._sklearn import no_column_frame_as_array, split_group_columns
+from ._sklearn import (
+    no_column_frame_as_array,
+    split_group_columns,
+    validate_predict_input,
+)
 from ._validation import (
     InstanceOf,
     Interval,
@@ -533,14 +537,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             from ._dask import predict_dask
 
             return predict_dask(self, X, groups)
-        X, groups = split_group_columns(X, groups, self.group_column)
-        X = validate_data(
-            self,
-            no_column_frame_as_array(X),
-            reset=False,
-            dtype=np.float64,
-            ensure_min_features=0,
-        )
+        X, groups = validate_predict_input(self, X, groups)
         if groups is None or not self._factors:
             return self._predict_population(X)
         frame = self._match_groups(check_groups(groups, X.shape[0]))

@@ -20,12 +20,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._design import INTERCEPT, RANK_TOLERANCE, block_cross_products, make_scaling
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._linalg import gram, solve_lower, solve_upper_transposed
-from ._sklearn import no_column_frame_as_array, split_group_columns
+from ._sklearn import (
+    no_column_frame_as_array,
+    split_group_columns,
+    validate_predict_input,
+)
 from ._validation import InstanceOf, Options, column_indices, validate_params
 
 _GROUP_COLUMN = [
@@ -224,15 +228,7 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
         return X, y, None if groups is None else check_groups(groups, X.shape[0])
 
     def _validate_predict_data(self, X, groups):
-        check_is_fitted(self)
-        X, groups = split_group_columns(X, groups, self.group_column)
-        X = validate_data(
-            self,
-            no_column_frame_as_array(X),
-            reset=False,
-            dtype=np.float64,
-            ensure_min_features=0,
-        )
+        X, groups = validate_predict_input(self, X, groups)
         return X, None if groups is None else check_groups(groups, X.shape[0])
 
     def _feature_names(self, n_features):

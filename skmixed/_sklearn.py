@@ -83,3 +83,24 @@ def no_column_frame_as_array(X):
     if hasattr(X, "columns") and hasattr(X, "shape") and X.shape[1] == 0:
         return np.empty((X.shape[0], 0))
     return X
+
+
+def validate_predict_input(estimator, X, groups):
+    """What every prediction-time method starts with, for a fitted estimator.
+
+    Checks that ``estimator`` is fitted, takes the group columns out of ``X``
+    (``group_column``) and validates ``X`` against the features seen in
+    ``fit``.  Returns ``(X, groups)``, ``X`` a float array.
+    """
+    from sklearn.utils.validation import check_is_fitted, validate_data
+
+    check_is_fitted(estimator)
+    X, groups = split_group_columns(X, groups, getattr(estimator, "group_column", None))
+    X = validate_data(
+        estimator,
+        no_column_frame_as_array(X),
+        reset=False,
+        dtype=np.float64,
+        ensure_min_features=0,
+    )
+    return X, groups

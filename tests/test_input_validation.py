@@ -161,13 +161,17 @@ def test_rank_deficient_X_drops_columns(data):
     assert model.coef_[2:].tolist() == [0.0, 0.0]
     reference = fit_quietly(MixedLinearRegressor(), X[["x1", "x2"]], y, g)
     assert model.objective_ == pytest.approx(reference.objective_, abs=1e-6)
-    assert np.allclose(model.predict(X, groups=g), reference.predict(X[["x1", "x2"]], g))
+    assert np.allclose(
+        model.predict(X, groups=g), reference.predict(X[["x1", "x2"]], g)
+    )
 
 
 def test_no_convergence_is_reported(data):
     X, y, g = data
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        model = MixedLinearRegressor(random_slopes=["x1"], max_iter=1).fit(X, y, groups=g)
+        model = MixedLinearRegressor(random_slopes=["x1"], max_iter=1).fit(
+            X, y, groups=g
+        )
     assert model.converged_ is False
 
 

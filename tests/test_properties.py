@@ -60,7 +60,10 @@ def assert_same_fit(a, b, rtol=1e-6):
         # Optimiser tolerance: entries agree to 1e-4 of the largest variance.
         scale = np.abs(np.diag(a.random_effects_cov_[f])).max() + a.sigma_**2
         assert np.allclose(
-            a.random_effects_cov_[f], b.random_effects_cov_[f], rtol=0, atol=1e-4 * scale
+            a.random_effects_cov_[f],
+            b.random_effects_cov_[f],
+            rtol=0,
+            atol=1e-4 * scale,
         )
 
 
@@ -70,7 +73,9 @@ def test_invariant_to_row_order(seed, method):
     X, y, g = simulate(seed, n_groups=15, group_size=6)
     order = np.random.default_rng(seed).permutation(len(y))
     a = fit(X, y, g, method=method)
-    b = fit(X.iloc[order].reset_index(drop=True), y[order], g.iloc[order], method=method)
+    b = fit(
+        X.iloc[order].reset_index(drop=True), y[order], g.iloc[order], method=method
+    )
     assert_same_fit(a, b)
     blups_a = a.random_effects_["g"]
     blups_b = b.random_effects_["g"].loc[blups_a.index]
@@ -87,7 +92,9 @@ def test_invariant_to_relabelling_groups(seed, method):
     a = fit(X, y, g, method=method)
     b = fit(X, y, g.map(mapping), method=method)
     assert_same_fit(a, b)
-    renamed = b.random_effects_["g"].loc[[mapping[v] for v in a.random_effects_["g"].index]]
+    renamed = b.random_effects_["g"].loc[
+        [mapping[v] for v in a.random_effects_["g"].index]
+    ]
     assert np.allclose(a.random_effects_["g"].to_numpy(), renamed.to_numpy(), atol=1e-6)
 
 
@@ -137,7 +144,9 @@ def dense_minus_two_loglik(model, X, y, groups, reml):
         for t, col in enumerate(cols):
             Z[np.arange(len(y)), codes * len(terms) + t] = col
         Z_blocks.append(Z)
-        covs.append(np.kron(np.eye(len(levels)), model.random_effects_cov_[f].to_numpy()))
+        covs.append(
+            np.kron(np.eye(len(levels)), model.random_effects_cov_[f].to_numpy())
+        )
     Z = np.hstack(Z_blocks)
     V = Z @ linalg.block_diag(*covs) @ Z.T + model.sigma_**2 * np.eye(len(y))
     beta = model.fixed_effects_.to_numpy()

@@ -90,7 +90,9 @@ def test_blups_and_conditional_sds(fitted):
     for factor, r in case.random_reference(method).items():
         ranef = model.random_effects_[factor].loc[r["levels"], r["terms"]].to_numpy()
         condsd = (
-            model.random_effects_cond_sd_[factor].loc[r["levels"], r["terms"]].to_numpy()
+            model.random_effects_cond_sd_[factor]
+            .loc[r["levels"], r["terms"]]
+            .to_numpy()
         )
         scale = np.where(r["condsd"] > 0, r["condsd"], 1.0)
         assert np.all(np.abs(ranef - r["ranef"]) <= 0.01 * scale + 1e-8), factor

@@ -17,11 +17,10 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._covariance import n_theta, theta_to_factor
 from .._groups import check_groups, encode_levels, lookup_levels
-from .._sklearn import no_column_frame_as_array, split_group_columns
+from .._sklearn import validate_predict_input
 
 USE_RE = ("new", "fitted")
 
@@ -61,15 +60,7 @@ def check_rows(model, X, groups):
     unseen label (every row, without ``groups``), and the number of levels
     these codes span.
     """
-    check_is_fitted(model)
-    X, groups = split_group_columns(X, groups, getattr(model, "group_column", None))
-    X = validate_data(
-        model,
-        no_column_frame_as_array(X),
-        reset=False,
-        dtype=np.float64,
-        ensure_min_features=0,
-    )
+    X, groups = validate_predict_input(model, X, groups)
     n = X.shape[0]
     codes, n_levels = {}, {}
     frame = None
