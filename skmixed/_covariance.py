@@ -50,11 +50,6 @@ def theta_start(q, diagonal):
     return (rows == cols).astype(float)
 
 
-def covariance_from_factor(T, sigma):
-    """Covariance matrix ``sigma**2 T T'`` of one level's random effects."""
-    return sigma**2 * (T @ T.T)
-
-
 def sd_and_correlation(cov):
     """Standard deviations and correlation matrix of a covariance matrix.
 
