@@ -7,6 +7,8 @@ column by column (unstructured covariance), or the diagonal only (diagonal
 covariance, lme4's ``||``).  Diagonal entries are bounded below by zero.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -48,6 +50,60 @@ def theta_start(q, diagonal):
     """lme4's starting value: ``T`` equal to the identity."""
     rows, cols = lower_indices(q, diagonal)
     return (rows == cols).astype(float)
+
+
+def semidefinite_cholesky(C, tol=1e-10):
+    """Lower ``L`` with ``L L' = C`` for a positive semi-definite ``C``.
+
+    A zero pivot (a variance of zero, a correlation of exactly +-1) gives a
+    zero column, as lme4's ``safe_chol``; None when ``C`` is not positive
+    semi-definite.
+    """
+    q = C.shape[0]
+    L = np.zeros_like(C, dtype=float)
+    for j in range(q):
+        d = C[j, j] - L[j, :j] @ L[j, :j]
+        if d < -tol:
+            return None
+        if d > tol:
+            L[j, j] = np.sqrt(d)
+            L[j + 1 :, j] = (C[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
+        elif np.any(np.abs(C[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) > 1e-8):
+            return None  # a zero pivot with a non-zero column: not PSD
+    return L
+
+
+@dataclass(frozen=True)
+class ThetaLayout:
+    """Where each grouping factor's ``T`` lives in the concatenated theta."""
+
+    sizes: tuple  # q per factor
+    diagonal: tuple  # bool per factor
+
+    @classmethod
+    def from_factors(cls, factors):
+        return cls(
+            tuple(f.n_terms for f in factors), tuple(f.diagonal for f in factors)
+        )
+
+    @property
+    def lower(self):
+        parts = [theta_lower_bounds(q, d) for q, d in zip(self.sizes, self.diagonal)]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def split(self, theta):
+        """The lower triangular ``T`` of each factor."""
+        Ts, start = [], 0
+        for q, d in zip(self.sizes, self.diagonal):
+            k = n_theta(q, d)
+            Ts.append(theta_to_factor(theta[start : start + k], q, d))
+            start += k
+        return Ts
+
+    def join(self, Ts):
+        """Inverse of :meth:`split` (entries outside the pattern are ignored)."""
+        parts = [factor_to_theta(T, d) for T, d in zip(Ts, self.diagonal)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def sd_and_correlation(cov):

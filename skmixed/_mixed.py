@@ -9,12 +9,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._convergence import diagnose
 from ._covariance import (
+    ThetaLayout,
     factor_to_theta,
     n_theta,
-    sd_and_correlation,
-    theta_lower_bounds,
-    theta_start,
 )
 from ._design import INTERCEPT, Factor, build_design, order_factors
 from ._groups import check_groups, encode_levels, lookup_levels
@@ -32,6 +31,7 @@ from ._sklearn import (
     split_group_columns,
     validate_predict_input,
 )
+from ._starts import data_units_start, identity_start, moment_start
 from ._validation import (
     InstanceOf,
     Interval,
@@ -406,23 +406,31 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._theta_scaled = outcome.theta  # optimisation order and scale
         self._set_fixed_effects(design, est)
         self._set_random_effects(design, est, fact, user_order)
-        self._set_criteria(design, fact, reml, outcome, outcome.lower)
+        self._set_criteria(design, fact, reml, outcome)
+        self.convergence_ = diagnose(
+            design, reml, outcome.theta, make_deviance_and_gradient(design, reml)
+        )
+        self.converged_ = outcome.converged and self.convergence_.ok
         self._set_fit_log(design, outcome)
         return outcome
 
     def _warn_about_outcome(self, outcome):
-        if not self.converged_:
+        if not outcome.converged:
             warnings.warn(
                 f"the optimiser did not converge ({outcome.message}); the estimates "
-                "may be unreliable. Try a larger max_iter or rescaling the data.",
+                "may be unreliable. Try a larger max_iter.",
                 ConvergenceWarning,
                 stacklevel=4,
+            )
+        for message in self.convergence_.messages:
+            warnings.warn(
+                f"{message}. See convergence_.", ConvergenceWarning, stacklevel=4
             )
         if self.is_singular_:
             warnings.warn(
                 "boundary (singular) fit: a random-effect variance is estimated as "
-                "zero or a correlation as +-1; see is_singular_ and "
-                "random_effects_cov_.",
+                "zero or the covariance matrix is singular (lme4's isSingular); see "
+                "is_singular_ and random_effects_cov_.",
                 UserWarning,
                 stacklevel=4,
             )
@@ -486,7 +494,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.groups_ = {f.name: f.levels for f in self._factors}
         self.n_groups_ = {f.name: f.n_levels for f in self._factors}
 
-    def _set_criteria(self, design, fact, reml, outcome, lower):
+    def _set_criteria(self, design, fact, reml, outcome):
         n, p = design.stats.n, design.n_fixed
         features = design.fixed_kept[design.fixed_kept >= self.fit_intercept]
         shift = design.scaling.objective_shift(
@@ -497,11 +505,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.loglik_ = -0.5 * self.objective_
         self.aic_ = self.objective_ + 2.0 * n_params
         self.bic_ = self.objective_ + np.log(n) * n_params
-        self.converged_ = outcome.converged
         self.n_iter_ = outcome.n_iter
-        self.is_singular_ = is_singular(outcome.theta, lower) or any(
-            _is_singular_covariance(c) for c in self.random_effects_cov_.values()
+        # lme4's isSingular: on theta in the units of the data.
+        lower = np.concatenate(
+            [ThetaLayout.from_factors(self._factors).lower, np.zeros(0)]
         )
+        self.is_singular_ = is_singular(self.theta_, lower)
 
     def _set_fit_log(self, design, outcome):
         columns = [
@@ -796,23 +805,26 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 def _optimize_and_estimate(design, reml, max_iter, start=None):
     """Minimise the profiled deviance; the factorisation and estimates there.
 
-    ``start`` is lme4's identity start unless given (refits start from the
-    estimates).  Raises FloatingPointError if the deviance is not finite at
-    the optimum, which only degenerate data (or a bootstrap sample) can cause.
+    Without ``start`` the optimiser runs from lme4's identity start, lme4's
+    start in the units of the data and moment estimates, and keeps the best;
+    refits pass ``start`` (the estimates) and run from it alone, as lme4's
+    ``refit``.  Either way the boundary faces are checked.
+    Raises FloatingPointError if the deviance is not finite at the optimum,
+    which only degenerate data (or a bootstrap sample) can cause.
     """
-    lower = np.concatenate(
-        [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
-    )
+    layout = ThetaLayout.from_factors(design.factors)
+    starts = []
     if start is None:
-        start = np.concatenate(
-            [theta_start(f.n_terms, f.diagonal) for f in design.factors] or [[]]
-        )
+        start = identity_start(design.factors)
+        starts = [data_units_start(design), moment_start(design)]
     outcome = minimize_deviance(
         make_deviance(design, reml),
         start,
-        lower,
+        layout.lower,
         gradient=make_deviance_and_gradient(design, reml),
         max_iter=max_iter,
+        layout=layout,
+        starts=starts,
     )
     fact = factorize(design.stats, design.factors, outcome.theta)
     if fact is None or not np.isfinite(outcome.value):
@@ -833,10 +845,3 @@ def _warn_without_groups(stacklevel):
 def _is_dask_collection(*values):
     """Whether any value is a dask collection (checked without importing dask)."""
     return any(hasattr(type(v), "__dask_graph__") for v in values)
-
-
-def _is_singular_covariance(cov):
-    """A correlation of +-1 also puts the fit on the boundary."""
-    _, corr = sd_and_correlation(cov.to_numpy())
-    off = corr[~np.eye(len(corr), dtype=bool)]
-    return bool(np.any(np.abs(off[np.isfinite(off)]) > 1 - 1e-6))

@@ -1,19 +1,43 @@
 """Bounded minimisation of the profiled deviance over theta.
 
-L-BFGS-B with finite-difference gradients does the bulk of the work; a
-derivative-free polish (Powell, bounded) follows when L-BFGS-B stops on a
-line-search failure, which finite differences can cause near the optimum.
-Variance parameters that end up at (or numerically at) their lower bound of
-zero are set to exactly zero when that does not increase the objective: the
-boundary is a legitimate estimate, reported as a singular fit.
+The deviance is smooth in the covariance ``Sigma = T T'`` of each factor but
+not in theta alone: it is even in every column of ``T``, so where a diagonal
+entry of ``T`` is zero (a variance of zero, a singular ``Sigma``) its
+gradient in that entry is exactly zero whatever the optimum.  A gradient
+method can therefore stop on a boundary face although the optimum lies off
+it.  The search here is built so that this cannot pass silently:
+
+1. L-BFGS-B (exact gradient where the design has one) from several starts:
+   the caller's (lme4's identity) and any others it gives (lme4's start in
+   the units of the data, moment estimates);
+2. on every face the best point touches (a factor whose ``Sigma`` is
+   singular), probes that move ``Sigma`` off the face along each direction
+   of its null space and along pairs of them, by steps from small (a
+   first-order test, which ``Sigma`` space allows) to large; any probe that
+   lowers the criterion restarts L-BFGS-B from there;
+3. a derivative-free bounded polish (Powell) of a boundary point or of a
+   run that did not report convergence;
+4. variance parameters within rounding of zero set to exactly zero, and
+   ``T`` written in its canonical form (zero columns for a singular
+   ``Sigma``) when that is no worse.
+
+Points where the deviance is not finite (a failed factorisation, theta in
+the 1e8s) are given a large finite value, so that the line search backs off
+instead of computing with infinities.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
+from scipy import linalg, optimize
+
+from ._covariance import semidefinite_cholesky
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
+FACE_STEPS = (1e-3, 1e-2, 0.1, 0.5, 2.0)  # moves of Sigma off a face (scaled units)
+MAX_FACE_ROUNDS = 5
+IMPROVEMENT = 1e-10  # relative decrease that counts as a better point
 
 
 @dataclass
@@ -47,90 +71,244 @@ class OptimizeOutcome:
     log: FitLog
 
 
+@dataclass
+class _Point:
+    theta: np.ndarray
+    value: float
+    converged: bool
+    message: str
+
+
 def minimize_deviance(
-    deviance, theta0, lower, *, gradient=None, max_iter=1000, tol=1e-10
+    deviance,
+    theta0,
+    lower,
+    *,
+    gradient=None,
+    max_iter=1000,
+    tol=1e-10,
+    layout=None,
+    starts=(),
 ):
     """Minimise ``deviance`` over theta subject to ``theta >= lower``.
 
-    ``gradient``, when given, returns the value and the exact gradient at
-    theta; otherwise gradients are taken by finite differences.  Returns an
-    :class:`OptimizeOutcome`; ``converged`` is False when the optimiser ran
-    out of iterations or failed, never silently.
+    Parameters
+    ----------
+    deviance : callable
+        theta -> value (inf where invalid).
+    theta0 : ndarray
+        The first start.
+    lower : ndarray
+        Lower bounds (0 for the diagonal entries of ``T``, -inf elsewhere).
+    gradient : callable, optional
+        theta -> (value, exact gradient); finite differences otherwise.
+    max_iter : int
+        Iterations of each quasi-Newton run.
+    layout : ThetaLayout, optional
+        How theta splits into factors; enables the boundary-face checks.
+    starts : sequence of ndarray
+        Further starts, each run to convergence; the best point wins.
+
+    Returns
+    -------
+    OptimizeOutcome
+        ``converged`` is False when the best run ran out of iterations or
+        failed, never silently.
     """
     log = FitLog()
-    f = log.record(deviance)
-    fg = None if gradient is None else log.record(gradient)
     theta0 = np.asarray(theta0, dtype=float)
     if theta0.size == 0:
         # No random effects: one direct solve, counted as one iteration.
-        value = f(theta0)
+        value = log.record(deviance)(theta0)
         return OptimizeOutcome(
             theta0, lower, value, True, 1, "no covariance parameters", log
         )
-    bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
-    theta, value, converged, n_iter, message = _quasi_newton(
-        f, fg, theta0, bounds, max_iter, tol
-    )
-    # A zero diagonal entry of T is a stationary point of the deviance (it is
-    # even in that entry), so a gradient method can stop there although the
-    # optimum lies inside.  Probe away from the boundary and restart if that
-    # helps; lme4's derivative-free BOBYQA does not have this blind spot.
-    for _ in range(len(theta)):
-        escape = _escape_boundary(f, theta, value, lower)
-        if escape is None:
-            break
-        theta, value, converged, extra, message = _quasi_newton(
-            f, fg, escape, bounds, max_iter, tol
-        )
-        n_iter += extra
-    theta, value = snap_to_boundary(f, theta, value, lower)
+    search = _Search(deviance, gradient, np.asarray(lower, float), max_iter, tol, log)
+    # Inside the search, non-finite values are replaced (see _Search.value);
+    # NumPy's floating-point warnings there say nothing the user can act on.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        best = search.from_starts([theta0, *starts])
+        if layout is not None:
+            best = search.leave_faces(best, layout)
+        if layout is not None and _on_boundary(best.theta, search.lower, layout):
+            best = search.polish(best)
+        elif not best.converged:
+            best = search.polish(best)
+        theta, value = snap_to_boundary(search.value, best.theta, best.value, lower)
+        if layout is not None:
+            theta, value = search.canonical(theta, value, layout)
     return OptimizeOutcome(
-        np.asarray(theta), np.asarray(lower), value, converged, n_iter, message, log
+        theta,
+        np.asarray(lower),
+        float(deviance(theta)) if np.isfinite(value) else value,
+        best.converged,
+        search.n_iter,
+        best.message,
+        log,
     )
 
 
-def _quasi_newton(f, fg, theta0, bounds, max_iter, tol):
-    """L-BFGS-B, polished by bounded Powell if its line search failed."""
-    result = optimize.minimize(
-        f if fg is None else fg,
-        theta0,
-        jac=fg is not None,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7, "maxls": 50},
-    )
-    theta, value, n_iter = result.x, float(result.fun), int(result.nit)
-    converged, message = bool(result.success), str(result.message)
-    if not converged and n_iter < max_iter:
-        polish = optimize.minimize(
-            f,
-            theta,
-            method="Powell",
-            bounds=bounds,
-            options={"maxiter": max_iter, "xtol": 1e-8, "ftol": tol},
+class _Search:
+    """The runs of one minimisation: the functions, bounds and counters."""
+
+    def __init__(self, deviance, gradient, lower, max_iter, tol, log):
+        self.f = log.record(deviance)
+        self.fg = None if gradient is None else log.record(gradient)
+        self.lower = lower
+        self.bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
+        self.max_iter, self.tol = max_iter, tol
+        self.n_iter = 0
+        self.barrier = None  # a large finite value standing in for inf
+
+    def value(self, theta):
+        return self._finite(self.f(theta))
+
+    def value_and_gradient(self, theta):
+        value, grad = self.fg(theta)
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            return self._finite(np.inf), np.zeros_like(theta)
+        return self._finite(value), grad
+
+    def _finite(self, value):
+        if np.isfinite(value):
+            if self.barrier is None:
+                self.barrier = abs(value) * 1e3 + 1e6
+            return float(value)
+        return self.barrier if self.barrier is not None else 1e300
+
+    def better(self, candidate, best):
+        if best is None:
+            return True
+        return candidate.value < best.value - IMPROVEMENT * (1.0 + abs(best.value))
+
+    def from_starts(self, starts):
+        best, seen = None, []
+        for start in starts:
+            start = np.maximum(np.asarray(start, dtype=float), self.lower)
+            if any(np.allclose(start, s, rtol=1e-3, atol=1e-6) for s in seen):
+                continue
+            seen.append(start)
+            point = self.quasi_newton(start)
+            if self.better(point, best):
+                best = point
+        return best
+
+    def quasi_newton(self, theta0):
+        """L-BFGS-B from ``theta0``, polished by Powell if its search failed."""
+        use_gradient = self.fg is not None
+        result = optimize.minimize(
+            self.value_and_gradient if use_gradient else self.value,
+            theta0,
+            jac=use_gradient,
+            method="L-BFGS-B",
+            bounds=self.bounds,
+            options={
+                "maxiter": self.max_iter,
+                "ftol": self.tol,
+                "gtol": 1e-7,
+                "maxls": 50,
+            },
         )
-        if polish.fun <= value:
-            theta, value = polish.x, float(polish.fun)
-        converged = bool(polish.success)
-        n_iter += int(polish.nit)
-        message = f"L-BFGS-B: {message}; Powell: {polish.message}"
-    return theta, value, converged, n_iter, message
+        self.n_iter += int(result.nit)
+        point = _Point(
+            result.x, float(result.fun), bool(result.success), str(result.message)
+        )
+        if not point.converged and result.nit < self.max_iter:
+            point = self.polish(point)
+        return point
+
+    def polish(self, point):
+        """Bounded Powell from ``point``: derivative-free, blind to no face."""
+        result = optimize.minimize(
+            self.value,
+            point.theta,
+            method="Powell",
+            bounds=self.bounds,
+            options={"maxiter": self.max_iter, "xtol": 1e-8, "ftol": self.tol},
+        )
+        self.n_iter += int(result.nit)
+        if result.fun <= point.value:
+            message = f"{point.message}; Powell: {result.message}"
+            converged = point.converged or bool(result.success)
+            return _Point(result.x, float(result.fun), converged, message)
+        return point
+
+    def leave_faces(self, best, layout):
+        """Restart from points off the faces of ``best`` while they are lower."""
+        for _ in range(MAX_FACE_ROUNDS):
+            probe = self.probe_faces(best, layout)
+            if probe is None:
+                break
+            point = self.quasi_newton(probe.theta)
+            best = point if self.better(point, probe) else probe
+        return best
+
+    def probe_faces(self, best, layout):
+        """The lowest point off a face of ``best``, if lower than it."""
+        found = None
+        Ts = layout.split(best.theta)
+        for k, (T, diagonal) in enumerate(zip(Ts, layout.diagonal)):
+            Sigma = T @ T.T
+            for trial in _off_face(Sigma, diagonal):
+                theta = layout.join(Ts[:k] + [trial] + Ts[k + 1 :])
+                point = _Point(theta, self.value(theta), False, "face probe")
+                if self.better(point, found or best):
+                    found = point
+        return found
+
+    def canonical(self, theta, value, layout):
+        """``T`` with zero columns where ``Sigma`` is singular, if no worse."""
+        Ts = layout.split(theta)
+        canonical = []
+        for T, diagonal in zip(Ts, layout.diagonal):
+            C = None if diagonal else semidefinite_cholesky(T @ T.T, tol=1e-16)
+            canonical.append(T if C is None else C)
+        trial = layout.join(canonical)
+        if np.array_equal(trial, theta):
+            return theta, value
+        trial_value = self.value(trial)
+        if trial_value <= value + 1e-10 * (1.0 + abs(value)):
+            return trial, min(value, trial_value)
+        return theta, value
 
 
-ESCAPE_STEPS = (0.01, 0.1, 0.5)
+def _off_face(Sigma, diagonal):
+    """Lower triangular factors of ``Sigma`` moved off its null space.
+
+    Each trial adds ``step * v v'`` (plus a little of every direction, so that
+    the trial lies inside and a gradient run from it can move freely) for
+    ``v`` each null direction and each normalised sum and difference of two.
+    """
+    q = Sigma.shape[0]
+    eigenvalues, vectors = linalg.eigh(Sigma)
+    scale = max(1.0, float(eigenvalues.max(initial=0.0)))
+    null = vectors[:, eigenvalues <= (SINGULAR_TOLERANCE**2) * scale]
+    if null.shape[1] == 0:
+        return
+    directions = [null[:, i] for i in range(null.shape[1])]
+    for i in range(null.shape[1]):
+        for j in range(i):
+            directions += [null[:, i] + null[:, j], null[:, i] - null[:, j]]
+    for v in directions:
+        v = v / np.linalg.norm(v)
+        for step in FACE_STEPS:
+            moved = Sigma + step * (np.outer(v, v) + 0.01 * np.eye(q))
+            if diagonal:
+                yield np.diag(np.sqrt(np.clip(np.diag(moved), 0.0, None)))
+            else:
+                yield np.linalg.cholesky(moved)
 
 
-def _escape_boundary(f, theta, value, lower):
-    """A better point off the boundary, or None if there is none nearby."""
-    best, best_value = None, value - 1e-8 * max(1.0, abs(value))
-    for i in np.flatnonzero((lower == 0) & (theta <= SINGULAR_TOLERANCE)):
-        for step in ESCAPE_STEPS:
-            trial = np.array(theta, dtype=float)
-            trial[i] = step
-            trial_value = f(trial)
-            if trial_value < best_value:
-                best, best_value = trial, trial_value
-    return best
+def _on_boundary(theta, lower, layout):
+    """Whether some factor's ``Sigma`` is singular (a face of the space)."""
+    if np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)):
+        return True
+    for T in layout.split(theta):
+        eigenvalues = linalg.eigvalsh(T @ T.T)
+        if eigenvalues.min() <= (SINGULAR_TOLERANCE**2) * max(1.0, eigenvalues.max()):
+            return True
+    return False
 
 
 def snap_to_boundary(f, theta, value, lower):

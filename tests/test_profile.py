@@ -14,6 +14,7 @@ import pytest
 from scipy import optimize, stats
 
 from skmixed import MixedLinearRegressor
+from skmixed._covariance import semidefinite_cholesky
 from skmixed._design import random_columns, sufficient_statistics
 from skmixed.inference import profile_confint
 from skmixed.inference._profile import (
@@ -22,7 +23,6 @@ from skmixed.inference._profile import (
     ml_optimum,
     original_fixed_basis,
     sdcor_deviance,
-    semidefinite_cholesky,
     transformed_stats,
 )
 from skmixed.inference._wald import variance_parameter_names

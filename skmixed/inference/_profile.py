@@ -42,6 +42,7 @@ from .._covariance import (
     factor_to_theta,
     lower_indices,
     sd_and_correlation,
+    semidefinite_cholesky,
     theta_lower_bounds,
 )
 from .._objective import (
@@ -155,26 +156,6 @@ class VarianceLayout:
                 return None
             parts.append(factor_to_theta(sd[:, None] * chol / sigma, f.diagonal))
         return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def semidefinite_cholesky(C, tol=1e-10):
-    """Lower ``L`` with ``L L' = C`` for a positive semi-definite ``C``.
-
-    A zero pivot (a correlation of exactly +-1) gives a zero column, as lme4's
-    ``safe_chol``; None when ``C`` is not positive semi-definite.
-    """
-    q = C.shape[0]
-    L = np.zeros_like(C, dtype=float)
-    for j in range(q):
-        d = C[j, j] - L[j, :j] @ L[j, :j]
-        if d < -tol:
-            return None
-        if d > tol:
-            L[j, j] = np.sqrt(d)
-            L[j + 1 :, j] = (C[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
-        elif np.any(np.abs(C[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) > 1e-8):
-            return None  # a zero pivot with a non-zero column: not PSD
-    return L
 
 
 # ---------------------------------------------------------------------------
