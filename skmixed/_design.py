@@ -42,6 +42,45 @@ class Factor:
         return len(self.term_names)
 
 
+def random_terms(factor):
+    """lme4's terms of a factor: one bar term, or one per column for ``||``."""
+    names = [n if n != INTERCEPT else "1" for n in factor.term_names]
+    if factor.diagonal and len(names) > 1:
+        return [f"({n if n == '1' else '0 + ' + n} | {factor.name})" for n in names]
+    lead = [] if factor.intercept else ["0"]
+    return [f"({' + '.join(lead + names)} | {factor.name})"]
+
+
+def check_identifiable(factor, n_samples):
+    """lme4's checks of a grouping factor against the number of samples.
+
+    ``check.nlev.gtr.1``, ``check.nobs.vs.nlev`` and ``check.nobs.vs.nRE``
+    (all errors by default in lme4), the last one per term: a ``||`` model
+    has one term per column, each with one random effect per level.
+    """
+    if factor.n_levels < 2:
+        raise ValueError(
+            f"grouping factor {factor.name!r} has {factor.n_levels} level: grouping "
+            "factors must have > 1 sampled level."
+        )
+    if factor.n_levels >= n_samples:
+        raise ValueError(
+            "number of levels of each grouping factor must be < number of "
+            f"observations (problems: {factor.name}; {factor.n_levels} levels, "
+            f"{n_samples} observations)."
+        )
+    terms = random_terms(factor)
+    n_effects = factor.n_levels * factor.n_terms // len(terms)
+    for term in terms:
+        if n_samples <= n_effects:
+            raise ValueError(
+                f"number of observations (={n_samples}) <= number of random effects "
+                f"(={n_effects}) for term {term}; the random-effects parameters and "
+                "the residual variance (or scale parameter) are probably "
+                "unidentifiable."
+            )
+
+
 @dataclass
 class Scaling:
     """Centres and scales applied before fitting; maps estimates back.

@@ -15,7 +15,13 @@ from ._covariance import (
     factor_to_theta,
     n_theta,
 )
-from ._design import INTERCEPT, Factor, build_design, order_factors
+from ._design import (
+    INTERCEPT,
+    Factor,
+    build_design,
+    check_identifiable,
+    order_factors,
+)
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._objective import (
     blas_threads_for,
@@ -321,14 +327,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _check_factor_size(factor, n_samples):
-        n_effects = factor.n_levels * factor.n_terms
-        if n_effects >= n_samples:
-            raise ValueError(
-                f"grouping factor {factor.name!r} has {factor.n_levels} levels and "
-                f"{factor.n_terms} term(s), {n_effects} random effects for "
-                f"{n_samples} samples: the random-effects parameters and the "
-                "residual variance are unidentifiable (lme4 refuses this too)."
-            )
+        check_identifiable(factor, n_samples)
         if factor.n_levels < MIN_LEVELS:
             warnings.warn(
                 f"grouping factor {factor.name!r} has only {factor.n_levels} "

@@ -117,10 +117,39 @@ def test_no_terms_for_a_factor(data):
         MixedLinearRegressor(random_intercept=False).fit(X, y, groups=g)
 
 
-def test_as_many_random_effects_as_samples(data):
+def test_as_many_levels_as_samples(data):
     X, y, _ = data
-    with pytest.raises(ValueError, match="unidentifiable"):
+    with pytest.raises(ValueError, match="must be < number of observations"):
         MixedLinearRegressor().fit(X, y, groups=np.arange(len(y)))
+
+
+def test_a_single_level_is_an_error(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="must have > 1 sampled level"):
+        MixedLinearRegressor().fit(X, y, groups=np.zeros(len(y)))
+
+
+def pairs(n_groups=60, seed=0):
+    """Groups of exactly two rows, a random intercept and slope per group."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), 2)
+    x = rng.normal(size=2 * n_groups)
+    b = rng.normal(size=(n_groups, 2))
+    y = 1 + x + b[g, 0] + 0.7 * b[g, 1] * x + 0.5 * rng.normal(size=2 * n_groups)
+    return pd.DataFrame({"x": x}), y, g
+
+
+def test_random_effects_are_counted_per_term():
+    # lme4's check.nobs.vs.nRE: (1 + x || g) is two terms of m effects each,
+    # so groups of two rows are fine; (1 + x | g) is one term of 2m effects.
+    X, y, g = pairs()
+    model = MixedLinearRegressor(random_slopes=["x"], covariance="diagonal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(X, y, groups=g)
+    assert np.isfinite(model.objective_)
+    with pytest.raises(ValueError, match=r"\(=120\) for term \(1 \+ x \| group\)"):
+        MixedLinearRegressor(random_slopes=["x"]).fit(X, y, groups=g)
 
 
 def test_groups_with_three_dimensions(data):
