@@ -277,20 +277,22 @@ def _off_face(Sigma, diagonal):
     """Lower triangular factors of ``Sigma`` moved off its null space.
 
     Each trial adds ``step * v v'`` (plus a little of every direction, so that
-    the trial lies inside and a gradient run from it can move freely) for
-    ``v`` each null direction and each normalised sum and difference of two.
+    the trial lies inside and a gradient run from it can move freely).  The
+    directions ``v``: each null direction ``n``; the normalised sums and
+    differences of two; and ``n + t r`` for each direction ``r`` of the range
+    and ``t`` of either sign, which give the new variance a correlation with
+    the others.  On a face the criterion can decrease only through such a
+    correlation (its gradient couples ``n`` and ``r``) while every move along
+    ``n`` alone increases it.
     """
     q = Sigma.shape[0]
     eigenvalues, vectors = linalg.eigh(Sigma)
     scale = max(1.0, float(eigenvalues.max(initial=0.0)))
-    null = vectors[:, eigenvalues <= (SINGULAR_TOLERANCE**2) * scale]
+    on_face = eigenvalues <= (SINGULAR_TOLERANCE**2) * scale
+    null, range_ = vectors[:, on_face], vectors[:, ~on_face]
     if null.shape[1] == 0:
         return
-    directions = [null[:, i] for i in range(null.shape[1])]
-    for i in range(null.shape[1]):
-        for j in range(i):
-            directions += [null[:, i] + null[:, j], null[:, i] - null[:, j]]
-    for v in directions:
+    for v in _face_directions(null, range_, diagonal):
         v = v / np.linalg.norm(v)
         for step in FACE_STEPS:
             moved = Sigma + step * (np.outer(v, v) + 0.01 * np.eye(q))
@@ -298,6 +300,21 @@ def _off_face(Sigma, diagonal):
                 yield np.diag(np.sqrt(np.clip(np.diag(moved), 0.0, None)))
             else:
                 yield np.linalg.cholesky(moved)
+
+
+def _face_directions(null, range_, diagonal):
+    """The directions ``v`` of :func:`_off_face`."""
+    k = null.shape[1]
+    directions = [null[:, i] for i in range(k)]
+    for i in range(k):
+        for j in range(i):
+            directions += [null[:, i] + null[:, j], null[:, i] - null[:, j]]
+    if diagonal:  # no correlations to give
+        return directions
+    for i in range(k):
+        for r in range_.T:
+            directions += [null[:, i] + t * r for t in (-2.0, -0.5, 0.5, 2.0)]
+    return directions
 
 
 def _on_boundary(theta, lower, layout):
