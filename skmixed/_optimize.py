@@ -128,12 +128,12 @@ def minimize_deviance(
     # NumPy's floating-point warnings there say nothing the user can act on.
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        best = search.from_starts([theta0, *starts])
+        best = search.from_starts([theta0])
+        if not best.converged or _on_boundary(best.theta, search.lower, layout):
+            best = search.from_starts([theta0, *starts], best)
         if layout is not None:
             best = search.leave_faces(best, layout)
-        if layout is not None and _on_boundary(best.theta, search.lower, layout):
-            best = search.polish(best)
-        elif not best.converged:
+        if not best.converged:
             best = search.polish(best)
         theta, value = snap_to_boundary(search.value, best.theta, best.value, lower)
         if layout is not None:
@@ -182,13 +182,16 @@ class _Search:
             return True
         return candidate.value < best.value - IMPROVEMENT * (1.0 + abs(best.value))
 
-    def from_starts(self, starts):
-        best, seen = None, []
+    def from_starts(self, starts, best=None):
+        """The best of ``best`` and runs from each start (the first is done)."""
+        seen = []
         for start in starts:
             start = np.maximum(np.asarray(start, dtype=float), self.lower)
             if any(np.allclose(start, s, rtol=1e-3, atol=1e-6) for s in seen):
                 continue
             seen.append(start)
+            if best is not None and len(seen) == 1:
+                continue  # the run from the first start gave ``best``
             point = self.quasi_newton(start)
             if self.better(point, best):
                 best = point
@@ -321,7 +324,7 @@ def _on_boundary(theta, lower, layout):
     """Whether some factor's ``Sigma`` is singular (a face of the space)."""
     if np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)):
         return True
-    for T in layout.split(theta):
+    for T in [] if layout is None else layout.split(theta):
         eigenvalues = linalg.eigvalsh(T @ T.T)
         if eigenvalues.min() <= (SINGULAR_TOLERANCE**2) * max(1.0, eigenvalues.max()):
             return True
