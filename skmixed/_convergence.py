@@ -49,7 +49,14 @@ class Convergence:
     hessian_eigenvalues: np.ndarray
     interior: np.ndarray
     messages: list = field(default_factory=list)
-    ok: bool = True
+    ok: bool = True  # passed the checks (the optimiser's own verdict aside)
+    optimizer_converged: bool = True
+    optimizer_message: str = ""
+
+    @property
+    def converged(self):
+        """The optimiser reported convergence and the checks passed."""
+        return self.optimizer_converged and self.ok
 
     def to_frame(self):
         """One row per parameter: gradient, scaled gradient, interior."""
@@ -164,8 +171,9 @@ def _eigenvalue_message(H, names):
     )
 
 
-def diagnose(design, reml, theta, value_and_gradient):
-    """:func:`check_convergence` for a fitted design at its scaled ``theta``."""
+def diagnose(design, reml, outcome, value_and_gradient):
+    """:func:`check_convergence` for a fitted design at the optimiser's outcome."""
+    theta = outcome.theta
     layout = ThetaLayout.from_factors(design.factors)
     names, to_data_units = [], []
     for f, z_scale in zip(design.factors, design.scaling.z_scale):
@@ -178,7 +186,10 @@ def diagnose(design, reml, theta, value_and_gradient):
     interior = interior_parameters(theta, layout)
     if value_and_gradient is None:
         value_and_gradient = _central_differences(make_deviance(design, reml))
-    return check_convergence(value_and_gradient, theta, interior, d, names)
+    result = check_convergence(value_and_gradient, theta, interior, d, names)
+    result.optimizer_converged = outcome.converged
+    result.optimizer_message = outcome.message
+    return result
 
 
 def _central_differences(deviance):

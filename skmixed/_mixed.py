@@ -120,12 +120,21 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         Relative covariance factors, factor after factor in the order of
         ``groups``, each lme4's lower triangle by columns.
     converged_ : bool
-        Whether the optimiser reported convergence.
+        Whether the optimiser reported convergence and the optimum passed
+        lme4's convergence checks (see ``convergence_``).
+    convergence_ : Convergence
+        lme4's ``checkConv`` at the optimum: the gradient and Hessian of the
+        criterion in theta (lme4's units and names), the scaled gradient,
+        the Hessian's eigenvalues, which parameters were checked (those off
+        the boundary) and the messages, also issued as ConvergenceWarning.
+        A zero or negative eigenvalue means the model may not be
+        identifiable; the message names the parameters involved.
     n_iter_ : int
         Optimiser iterations.
     is_singular_ : bool
-        Whether the fit is on the boundary (a variance of zero or a
-        correlation of +-1, lme4's ``isSingular``).
+        Whether the fit is on the boundary, by lme4's ``isSingular`` rule: a
+        diagonal entry of theta (in the units of the data) below 1e-4, as
+        for a variance of zero or a correlation of +-1.
     groups_ : dict of str to Index
         Levels of each grouping factor seen in ``fit``.
     n_groups_ : dict of str to int
@@ -407,9 +416,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._set_random_effects(design, est, fact, user_order)
         self._set_criteria(design, fact, reml, outcome)
         self.convergence_ = diagnose(
-            design, reml, outcome.theta, make_deviance_and_gradient(design, reml)
+            design, reml, outcome, make_deviance_and_gradient(design, reml)
         )
-        self.converged_ = outcome.converged and self.convergence_.ok
+        self.converged_ = self.convergence_.converged
         self._set_fit_log(design, outcome)
         return outcome
 

@@ -7,16 +7,18 @@ gradient in that entry is exactly zero whatever the optimum.  A gradient
 method can therefore stop on a boundary face although the optimum lies off
 it.  The search here is built so that this cannot pass silently:
 
-1. L-BFGS-B (exact gradient where the design has one) from several starts:
-   the caller's (lme4's identity) and any others it gives (lme4's start in
-   the units of the data, moment estimates);
+1. L-BFGS-B (exact gradient where the design has one) from the caller's
+   start (lme4's identity); when it ends on a face or fails, also from the
+   further starts the caller gives (lme4's start in the units of the data,
+   moment estimates), keeping the best;
 2. on every face the best point touches (a factor whose ``Sigma`` is
-   singular), probes that move ``Sigma`` off the face along each direction
-   of its null space and along pairs of them, by steps from small (a
-   first-order test, which ``Sigma`` space allows) to large; any probe that
-   lowers the criterion restarts L-BFGS-B from there;
-3. a derivative-free bounded polish (Powell) of a boundary point or of a
-   run that did not report convergence;
+   singular), probes that move ``Sigma`` off the face: along each direction
+   of its null space, along pairs of them, and with a correlation to the
+   directions of its range, by steps from small (a first-order test, which
+   ``Sigma`` space allows) to large; any probe that lowers the criterion
+   restarts L-BFGS-B from there, until none does;
+3. a derivative-free bounded polish (Powell) of a run whose line search
+   failed;
 4. variance parameters within rounding of zero set to exactly zero, and
    ``T`` written in its canonical form (zero columns for a singular
    ``Sigma``) when that is no worse.

@@ -279,8 +279,14 @@ def _messages(model):
             "fit warnings:\nfixed-effect model matrix is rank deficient so dropping "
             f"{len(dropped)} column(s): {', '.join(dropped)}"
         )
-    if not model.converged_:
-        messages.append("the optimiser did not converge: see fit_log_")
+    convergence = model.convergence_
+    if not convergence.converged:
+        # lme4's .prt.warn: the optimiser's verdict, then checkConv's messages.
+        verdict = "0 (OK)"
+        if not convergence.optimizer_converged:
+            verdict = f"-1 ({convergence.optimizer_message}; see fit_log_)"
+        messages.append(f"optimizer (L-BFGS-B) convergence code: {verdict}")
+        messages += convergence.messages
     if model.is_singular_:
         messages.append("boundary (singular) fit: see is_singular_")
     return messages
