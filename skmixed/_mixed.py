@@ -27,17 +27,15 @@ from ._objective import (
     blas_threads_for,
     estimates,
     factorize,
-    make_deviance,
     make_deviance_and_gradient,
     objective,
 )
-from ._optimize import is_singular, minimize_deviance
+from ._optimize import is_singular, optimize_design
 from ._sklearn import (
     no_column_frame_as_array,
     split_group_columns,
     validate_predict_input,
 )
-from ._starts import data_units_start, identity_start, moment_start
 from ._validation import (
     InstanceOf,
     Interval,
@@ -813,27 +811,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 def _optimize_and_estimate(design, reml, max_iter, start=None):
     """Minimise the profiled deviance; the factorisation and estimates there.
 
-    Without ``start`` the optimiser runs from lme4's identity start, lme4's
-    start in the units of the data and moment estimates, and keeps the best;
-    refits pass ``start`` (the estimates) and run from it alone, as lme4's
-    ``refit``.  Either way the boundary faces are checked.
-    Raises FloatingPointError if the deviance is not finite at the optimum,
-    which only degenerate data (or a bootstrap sample) can cause.
+    ``start`` is None for a fit (see :func:`._optimize.optimize_design` for
+    the starts) and the estimates for a refit.  Raises FloatingPointError if
+    the deviance is not finite at the optimum, which only degenerate data (or
+    a bootstrap sample) can cause.
     """
-    layout = ThetaLayout.from_factors(design.factors)
-    starts = []
-    if start is None:
-        start = identity_start(design.factors)
-        starts = [data_units_start(design), moment_start(design)]
-    outcome = minimize_deviance(
-        make_deviance(design, reml),
-        start,
-        layout.lower,
-        gradient=make_deviance_and_gradient(design, reml),
-        max_iter=max_iter,
-        layout=layout,
-        starts=starts,
-    )
+    outcome = optimize_design(design, reml, max_iter, start)
     fact = factorize(design.stats, design.factors, outcome.theta)
     if fact is None or not np.isfinite(outcome.value):
         raise FloatingPointError("the deviance is not finite at the optimum")

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg, optimize
 
-from ._covariance import semidefinite_cholesky
+from ._covariance import ThetaLayout, semidefinite_cholesky
+from ._objective import make_deviance, make_deviance_and_gradient
+from ._starts import data_units_start, identity_start, moment_start
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
 FACE_STEPS = (1e-3, 1e-2, 0.1, 0.5, 2.0)  # moves of Sigma off a face (scaled units)
@@ -81,6 +83,35 @@ class _Point:
     message: str
 
 
+def optimize_design(design, reml, max_iter=1000, start=None):
+    """The minimum of a design's REML criterion or ML deviance over theta.
+
+    The one search every fit goes through (the estimator, refits, the ML
+    refits of likelihood-ratio tests and profiles).  It runs from ``start``
+    (default lme4's identity start) and, when that run ends on a face or
+    fails, also from lme4's identity start, lme4's start in the units of the
+    data and moment estimates; the faces of the best point are then checked.
+    """
+    layout = ThetaLayout.from_factors(design.factors)
+    # Callables: a further start is computed only when it is needed.
+    starts = [
+        lambda: identity_start(design.factors),
+        lambda: data_units_start(design),
+        lambda: moment_start(design),
+    ]
+    if start is None:
+        start, starts = identity_start(design.factors), starts[1:]
+    return minimize_deviance(
+        make_deviance(design, reml),
+        start,
+        layout.lower,
+        gradient=make_deviance_and_gradient(design, reml),
+        max_iter=max_iter,
+        layout=layout,
+        starts=starts,
+    )
+
+
 def minimize_deviance(
     deviance,
     theta0,
@@ -108,8 +139,10 @@ def minimize_deviance(
         Iterations of each quasi-Newton run.
     layout : ThetaLayout, optional
         How theta splits into factors; enables the boundary-face checks.
-    starts : sequence of ndarray
-        Further starts, each run to convergence; the best point wins.
+    starts : sequence of ndarray or callable
+        Further starts (or functions returning one, called only when the
+        start is needed), run when the first run ends on a face or fails;
+        the best point wins.
 
     Returns
     -------
@@ -188,6 +221,7 @@ class _Search:
         """The best of ``best`` and runs from each start (the first is done)."""
         seen = []
         for start in starts:
+            start = start() if callable(start) else start
             start = np.maximum(np.asarray(start, dtype=float), self.lower)
             if any(np.allclose(start, s, rtol=1e-3, atol=1e-6) for s in seen):
                 continue

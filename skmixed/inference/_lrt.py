@@ -12,13 +12,11 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
-from .._covariance import n_theta, theta_lower_bounds
+from .._covariance import n_theta
 from .._objective import (
     blas_threads_for,
-    make_deviance,
-    make_deviance_and_gradient,
 )
-from .._optimize import minimize_deviance
+from .._optimize import optimize_design
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 
@@ -115,17 +113,9 @@ def ml_deviance(model):
     if model.method == "ml":
         return float(model.objective_)
     design = model._design
-    lower = np.concatenate(
-        [theta_lower_bounds(f.n_terms, f.diagonal) for f in design.factors] or [[]]
-    )
     with blas_threads_for(design.factors):
-        outcome = minimize_deviance(
-            make_deviance(design, reml=False),
-            np.asarray(model._theta_scaled, dtype=float),
-            lower,
-            gradient=make_deviance_and_gradient(design, reml=False),
-            max_iter=model.max_iter,
-        )
+        start = np.asarray(model._theta_scaled, dtype=float)
+        outcome = optimize_design(design, False, model.max_iter, start)
     shift = design.scaling.objective_shift(design.stats.n, design.n_fixed, [], False)
     return float(outcome.value + shift)
 

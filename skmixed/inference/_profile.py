@@ -43,18 +43,16 @@ from .._covariance import (
     lower_indices,
     sd_and_correlation,
     semidefinite_cholesky,
-    theta_lower_bounds,
 )
 from .._objective import (
     blas_threads_for,
     estimates,
     factorize,
     make_deviance,
-    make_deviance_and_gradient,
     objective_at_sigma,
     split_theta,
 )
-from .._optimize import minimize_deviance
+from .._optimize import optimize_design
 from ._wald import check_level, lme4_factor_order
 
 MAX_STEPS = 60  # secant steps to bracket one end before giving up
@@ -180,23 +178,10 @@ def ml_optimum(model):
     deviance = make_deviance(design, reml=False)
     theta = np.asarray(model._theta_scaled, dtype=float)
     if model.method != "ml" and theta.size:
-        outcome = minimize_deviance(
-            deviance,
-            theta,
-            theta_bounds(design.factors),
-            gradient=make_deviance_and_gradient(design, reml=False),
-            max_iter=model.max_iter,
-        )
-        theta = outcome.theta
+        theta = optimize_design(design, False, model.max_iter, theta).theta
     fact = factorize(design.stats, design.factors, theta)
     est = estimates(fact, design.factors, design.stats.n, reml=False)
     return MLOptimum(theta, float(deviance(theta)), est.sigma, est.beta, est.beta_cov)
-
-
-def theta_bounds(factors):
-    return np.concatenate(
-        [theta_lower_bounds(f.n_terms, f.diagonal) for f in factors] or [[]]
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -443,7 +428,6 @@ def fixed_interval(model, optimum, j, z):
     design = model._design
     G, g_y = original_fixed_basis(design, model.fit_intercept)
     K0, k1 = constraint_transform(G, g_y, design.scaling.y_scale, j)
-    lower = theta_bounds(design.factors)
 
     def minimize(b, theta0):
         K = K0.copy()
@@ -452,13 +436,7 @@ def fixed_interval(model, optimum, j, z):
         deviance = make_deviance(constrained, reml=False)
         if theta0.size == 0:
             return deviance(theta0), theta0
-        outcome = minimize_deviance(
-            deviance,
-            theta0,
-            lower,
-            gradient=make_deviance_and_gradient(constrained, reml=False),
-            max_iter=model.max_iter,
-        )
+        outcome = optimize_design(constrained, False, model.max_iter, theta0)
         return outcome.value, outcome.theta
 
     # beta_orig = G^-1 (g_y + y_scale beta_scaled), and likewise its covariance
