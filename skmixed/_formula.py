@@ -1,0 +1,1131 @@
+"""lme4 model formulas: the bar terms, and R's model matrices for both parts.
+
+``parse_formula`` splits ``"y ~ x * f + (1 + x | g)"`` into the response, the
+fixed part and the random-effect terms, expanding lme4's ``||`` and ``a/b`` as
+lme4 does. :class:`FormulaMatrices` learns from a training frame everything a
+model matrix depends on (factor levels, ``poly``/``scale`` coefficients) and
+builds, for that frame or new rows, the matrices R's ``model.matrix`` and
+lme4's ``lFormula`` would build: the same columns, in the same order, with the
+same names (``Intercept`` for R's ``(Intercept)``).
+
+The formula algebra (``*``, ``:``, ``/``, ``^``, ``-``, ``0 +``) is parsed by
+formulaic; the encoding is R's, done here: formulaic's materializer follows
+patsy, whose names, column order, contrast rule and ``poly`` differ from R's.
+Each variable (``Variety``, ``poly(Time, 2)``, ``I(Time^2)``) is evaluated by a
+small interpreter of R-like expressions that knows the functions listed in
+``SUPPORTED_FUNCTIONS``; anything else is refused with a ValueError.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import math
+import re
+import tokenize
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula
+from formulaic.errors import FormulaicError
+
+__all__ = ["FormulaMatrices", "ParsedFormula", "RandomTerm", "parse_formula"]
+
+INTERCEPT = "Intercept"
+
+_CONTRASTS = {
+    # R's spellings (C(x, contr.sum), C(x, sum), C(x, "contr.sum")) and patsy's
+    **{f"contr.{k}": k for k in ("treatment", "sum", "helmert", "poly", "SAS")},
+    **{k: k for k in ("treatment", "sum", "helmert", "poly", "SAS")},
+    **{"Treatment": "treatment", "Sum": "sum", "Helmert": "helmert", "Poly": "poly"},
+}
+
+_MATH = {
+    "log": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+}
+SUPPORTED_FUNCTIONS = (
+    *sorted(_MATH),
+    "I",
+    "poly",
+    "scale",
+    "center",
+    "C",
+    "factor",
+    "ordered",
+    "as.factor",
+    "as.numeric",
+)
+_UNSUPPORTED_HINTS = {
+    "offset": "offset() is not supported (lmer's offset argument is not either)",
+    "ns": "spline bases (ns, bs) are not supported",
+    "bs": "spline bases (ns, bs) are not supported",
+}
+
+
+# --------------------------------------------------------------------------- #
+# Parsing: the bars                                                            #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effect term ``(expression | grouping)`` after expansion.
+
+    Attributes
+    ----------
+    expression : str
+        The left of the bar, a one-sided model formula (``"1 + x"``, ``"0 + x"``).
+    grouping : tuple of str
+        The variables whose interaction is the grouping factor, in label order:
+        ``("Variety", "Block")`` for lme4's ``Variety:Block``.
+    grouping_name : str
+        lme4's name of the grouping factor (``"Variety:Block"``, ``"c:(b:a)"``).
+    correlated : bool
+        False for the terms lme4 makes from ``||``.
+    """
+
+    expression: str
+    grouping: tuple[str, ...]
+    grouping_name: str
+    correlated: bool = True
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A model formula split as lme4's ``findbars``/``nobars`` split it.
+
+    Attributes
+    ----------
+    formula : str
+        The formula as given.
+    response : str or None
+        The left of ``~`` (None for a one-sided formula).
+    fixed : str
+        The fixed part, a one-sided formula (``"1"`` when only bars remain).
+    random : tuple of RandomTerm
+        The random-effect terms, ``||`` and ``/`` expanded, in formula order.
+    """
+
+    formula: str
+    response: str | None
+    fixed: str
+    random: tuple[RandomTerm, ...] = field(default_factory=tuple)
+
+
+def parse_formula(formula):
+    """Split an lme4 formula into response, fixed part and random-effect terms.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ fixed + (lhs | g) + ..."``; the grouping may be ``g``, ``a:b`` or
+        ``a/b`` (``(1 | a/b)`` is ``(1 | a) + (1 | b:a)``), the bar ``|`` or
+        ``||`` (``(1 + x || g)`` is ``(1 | g) + (0 + x | g)``).
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    ValueError
+        On syntax lme4 would refuse or that is not supported here.
+
+    Examples
+    --------
+    >>> p = parse_formula("yield ~ nitro + (1 | Block/Variety)")
+    >>> p.fixed, [t.grouping_name for t in p.random]
+    ('nitro', ['Block', 'Variety:Block'])
+    """
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string; got {type(formula).__name__}.")
+    response, rhs = _split_tilde(formula)
+    fixed, bars = _extract_bars(rhs)
+    _check_no_bar(fixed, "the fixed part")
+    _expand_terms(fixed)  # refuse bad syntax now, not at fit
+    random = []
+    for lhs, bar, grouping in bars:
+        random.extend(_expand_bar(lhs, bar, grouping))
+    return ParsedFormula(formula, response, fixed, tuple(random))
+
+
+def _split_tilde(formula):
+    depth_zero = [i for i, c in _top_level(formula) if c == "~"]
+    if len(depth_zero) != 1:
+        raise ValueError(
+            f"formula {formula!r} must contain one '~', as in 'y ~ x + (1 | g)'."
+        )
+    lhs, rhs = formula[: depth_zero[0]].strip(), formula[depth_zero[0] + 1 :]
+    if "|" in lhs:
+        raise ValueError(f"the response {lhs!r} cannot contain a bar '|'.")
+    if not rhs.strip():
+        raise ValueError(f"formula {formula!r} has nothing right of '~'.")
+    return (lhs or None), rhs
+
+
+def _top_level(text):
+    """Yield (index, char) of the characters outside any parentheses."""
+    depth = 0
+    for i, c in enumerate(text):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced parentheses in {text!r}.")
+            continue
+        if depth == 0 and c != "(":
+            yield i, c
+    if depth != 0:
+        raise ValueError(f"unbalanced parentheses in {text!r}.")
+
+
+def _matching_paren(text, start):
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError(f"unbalanced parentheses in {text!r}.")
+
+
+def _extract_bars(rhs):
+    """Remove the top-level ``(... | ...)`` groups; return (fixed, bars)."""
+    list(_top_level(rhs))  # balance check
+    pieces, bars, i = [], [], 0
+    while i < len(rhs):
+        if rhs[i] != "(":
+            pieces.append(rhs[i])
+            i += 1
+            continue
+        end = _matching_paren(rhs, i)
+        inner = rhs[i + 1 : end]
+        split = _split_bar(inner)
+        if split is None or _is_call_paren(rhs, i):
+            pieces.append(rhs[i : end + 1])
+        else:
+            _check_added(rhs, i, end)
+            bars.append(split)
+            pieces.append(" ")
+        i = end + 1
+    fixed = re.sub(r"(\+\s*)+\+", "+", "".join(pieces)).strip()
+    fixed = re.sub(r"^\+|\+$", "", fixed).strip()
+    return (fixed or "1"), bars
+
+
+def _is_call_paren(text, i):
+    return bool(re.search(r"[A-Za-z0-9_.]$", text[:i].rstrip()))
+
+
+def _check_added(rhs, start, end):
+    before = rhs[:start].rstrip()
+    after = rhs[end + 1 :].lstrip()
+    if (before and before[-1] not in "+~") or (after and after[0] != "+"):
+        raise ValueError(
+            f"the random-effect term {rhs[start : end + 1]!r} must be added to the "
+            "formula with '+' (as in 'y ~ x + (1 | g)'); it cannot be subtracted, "
+            "multiplied or interacted."
+        )
+
+
+def _split_bar(inner):
+    """(lhs, bar, rhs) for ``lhs | rhs`` or ``lhs || rhs``; None without a bar."""
+    bars = [i for i, c in _top_level(inner) if c == "|"]
+    if not bars:
+        return None
+    if len(bars) == 2 and bars[1] == bars[0] + 1:
+        lhs, bar, rhs = inner[: bars[0]], "||", inner[bars[1] + 1 :]
+    elif len(bars) == 1:
+        lhs, bar, rhs = inner[: bars[0]], "|", inner[bars[0] + 1 :]
+    else:
+        raise ValueError(
+            f"the term '({inner})' has more than one bar; write one bar per term, "
+            "'(lhs | g)' or '(lhs || g)'."
+        )
+    if not lhs.strip():
+        raise ValueError(
+            f"the random-effect term '({inner})' has nothing left of the bar; "
+            "write '(1 | g)' for a random intercept."
+        )
+    if not rhs.strip():
+        raise ValueError(
+            f"the random-effect term '({inner})' has no grouping factor right of "
+            "the bar, as in '(1 | g)'."
+        )
+    _check_no_bar(lhs, f"the left of the bar in '({inner})'")
+    return lhs.strip(), bar, rhs.strip()
+
+
+def _check_no_bar(text, where):
+    if "|" in text:
+        raise ValueError(
+            f"{where} contains a bar '|' that is not a random-effect term: nested "
+            "or unparenthesised bars are not supported; write '(lhs | g)' terms "
+            "added with '+'."
+        )
+
+
+_NAME = r"(?:`[^`]+`|[A-Za-z.][A-Za-z0-9._]*)"
+
+
+def _parse_grouping(text):
+    """``a/b:c`` → list of interactions (tuples of names), outermost first."""
+    compact = re.sub(r"\s+", "", text)
+    if not re.fullmatch(rf"{_NAME}(?:[:/]{_NAME})*", compact):
+        raise ValueError(
+            f"unsupported grouping factor {text!r}: the right of a bar may be a "
+            "variable g, an interaction a:b or a nesting a/b. Give each grouping "
+            "factor its own term: (1 | g1) + (1 | g2), not (1 | g1 + g2)."
+        )
+    return [
+        tuple(name.strip("`") for name in part.split(":"))
+        for part in compact.split("/")
+    ]
+
+
+def _expand_slash(text):
+    """lme4's expandSlash: ``a/b/c`` → a, b:a, c:(b:a) with their variables."""
+    out, outer_vars, outer = [], (), None
+    for part in _parse_grouping(text):
+        variables, name = part + outer_vars, ":".join(part)
+        if outer is not None:  # R deparses a right-nested ':' with parentheses
+            name += f":({outer})" if ":" in outer else f":{outer}"
+        out.append((variables, name))
+        outer_vars, outer = variables, name
+    return out
+
+
+def _expand_bar(lhs, bar, grouping):
+    terms = []
+    for variables, name in _expand_slash(grouping):
+        if bar == "|":
+            _expand_terms(lhs)  # refuse bad syntax now
+            terms.append(RandomTerm(lhs, variables, name, True))
+            continue
+        intercept, labels = _expand_terms(lhs)
+        parts = (["1"] if intercept else []) + [f"0 + {lab}" for lab in labels]
+        terms.extend(RandomTerm(p, variables, name, False) for p in parts)
+    return terms
+
+
+# --------------------------------------------------------------------------- #
+# R's term algebra (formulaic parses, R orders)                                #
+# --------------------------------------------------------------------------- #
+
+
+def _protect(text):
+    """Hide calls and backticked names from formulaic behind placeholders.
+
+    formulaic rewrites the Python inside calls (``I((x + 1)^2)`` loses its
+    parentheses); R's names need the text as written.
+    """
+    mapping, out, i = {}, [], 0
+    while i < len(text):
+        m = re.compile(r"`[^`]+`|[A-Za-z.][A-Za-z0-9._]*\s*\(").match(text, i)
+        if m is None:
+            out.append(text[i])
+            i += 1
+            continue
+        if m.group().startswith("`"):
+            end, original = m.end(), m.group()[1:-1]
+        else:
+            end = _matching_paren(text, m.end() - 1) + 1
+            original = text[i:end]
+        key = f"_skmixed{len(mapping)}_"
+        mapping[key] = original
+        out.append(key)
+        i = end
+    return "".join(out), mapping
+
+
+def _expand_terms(rhs):
+    """(has intercept, term labels) of a one-sided formula, ordered as R's terms."""
+    intercept, terms, _ = _terms(rhs)
+    return intercept, [":".join(t) for t in terms]
+
+
+def _terms(rhs):
+    """(intercept, terms as tuples of variable texts, variables) in R's order."""
+    if "%" in rhs:
+        raise ValueError(f"'%in%' and other %-operators are not supported: {rhs!r}.")
+    protected, mapping = _protect(rhs)
+    try:
+        parsed = list(Formula(protected, _ordering="none"))
+    except FormulaicError as exc:
+        message = re.sub(r"\x1b\[[0-9;]*m|[⧛⧚]", "", str(exc)).strip()
+        raise ValueError(f"could not parse {rhs!r}: {message}") from exc
+    intercept, terms, variables = False, [], []
+    for term in parsed:
+        texts = [mapping.get(f.expr, f.expr) for f in term.factors]
+        if texts == ["1"]:
+            intercept = True
+            continue
+        for text in texts:
+            _check_functions(text)
+            if text not in variables:
+                variables.append(text)
+        terms.append(texts)
+    order = {v: i for i, v in enumerate(variables)}
+    terms = [tuple(sorted(t, key=order.get)) for t in terms]
+    unique = list(dict.fromkeys(terms))
+    return intercept, sorted(unique, key=len), variables
+
+
+def _check_functions(text):
+    for name in re.findall(r"([A-Za-z.][A-Za-z0-9._]*)\s*\(", text):
+        if name in SUPPORTED_FUNCTIONS:
+            continue
+        hint = _UNSUPPORTED_HINTS.get(name, f"the function {name}() is not supported")
+        raise ValueError(
+            f"{hint} (in {text!r}); the supported functions are "
+            f"{', '.join(SUPPORTED_FUNCTIONS)}."
+        )
+
+
+# --------------------------------------------------------------------------- #
+# R's names                                                                    #
+# --------------------------------------------------------------------------- #
+
+
+def r_number(value):
+    """A number as R's ``as.character``/``deparse`` writes it (15 digits)."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    fixed = np.format_float_positional(value, precision=15, unique=True, trim="-")
+    sci = np.format_float_scientific(value, precision=14, unique=True, trim="-")
+    mantissa, exponent = sci.split("e")
+    sci = f"{mantissa}e{exponent[0]}{int(exponent[1:]):02d}"
+    return fixed if len(fixed) <= len(sci) else sci
+
+
+def r_label(value):
+    """A level as R prints it: TRUE/FALSE, numbers as R writes them."""
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return r_number(value)
+    return str(value)
+
+
+_SPACED = {"+", "-", "*", "==", "!=", "<", ">", "<=", ">=", "&", "|", "=", "~"}
+_OPENERS = _SPACED | {"(", "[", ",", "^", "/", ":"}
+
+
+def r_deparse(text):
+    """Respace an expression as R's ``deparse`` does (``poly(x,2)`` → ``poly(x, 2)``).
+
+    Examples
+    --------
+    >>> r_deparse("I(x^2)"), r_deparse("log(x+1)"), r_deparse("scale(x,center=TRUE)")
+    ('I(x^2)', 'log(x + 1)', 'scale(x, center = TRUE)')
+    """
+    try:
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER)
+        ]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return text
+    out, previous = [], None
+    for tok in tokens:
+        s = tok.string
+        if tok.type == tokenize.NUMBER:
+            s = r_number(float(s))
+        elif tok.type == tokenize.STRING:
+            s = '"' + ast.literal_eval(s) + '"'
+        unary = s in ("+", "-") and (previous is None or previous in _OPENERS)
+        if s == ",":
+            out.append(", ")
+        elif s in _SPACED and not unary:
+            out.append(f" {s} ")
+        else:
+            out.append(s)
+        previous = s if tok.type == tokenize.OP else "a"
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- #
+# Evaluating one variable (an R expression)                                    #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class _Factor:
+    """A categorical variable as R's model frame holds it."""
+
+    values: np.ndarray  # object array of raw labels, None/NaN for missing
+    levels: list | None  # None: learn the sorted observed values at fit
+    ordered: bool = False
+    contrast: str | None = None
+
+
+def _column(frame, name):
+    if name not in frame.columns:
+        raise ValueError(
+            f"the formula uses {name!r}, which is not a column of the data."
+        )
+    s = frame[name]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        values = np.asarray(s.astype(object).where(s.notna(), None), dtype=object)
+        return _Factor(values, list(s.cat.categories), bool(s.cat.ordered))
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return _Factor(s.to_numpy(dtype=object), [False, True])
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return s.to_numpy(dtype=float, na_value=np.nan)
+    values = np.asarray(s.astype(object).where(s.notna(), None), dtype=object)
+    return _Factor(values, None)
+
+
+class _Evaluator(ast.NodeVisitor):
+    """Evaluate one R-like expression on a frame, with stateful transforms.
+
+    ``state`` holds one entry per stateful call, in call order; it is filled
+    when ``fitting`` and read otherwise.
+    """
+
+    def __init__(self, frame, state, fitting):
+        self.frame, self.state, self.fitting, self.calls = frame, state, fitting, 0
+
+    def run(self, text):
+        source = re.sub(r"\bas\.(factor|numeric)\s*\(", r"as_\1(", text)
+        source = source.replace("^", "**")
+        if text in self.frame.columns:  # names that are not Python identifiers
+            return _column(self.frame, text)
+        try:
+            tree = ast.parse(source.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise ValueError(f"could not read the expression {text!r}.") from exc
+        return self.visit(tree.body)
+
+    def generic_visit(self, node):
+        raise ValueError(
+            f"unsupported syntax {ast.unparse(node)!r} in a formula expression."
+        )
+
+    def visit_Constant(self, node):
+        return node.value
+
+    def visit_Name(self, node):
+        if node.id in self.frame.columns:
+            return _column(self.frame, node.id)
+        if node.id in ("TRUE", "FALSE"):
+            return node.id == "TRUE"
+        raise ValueError(
+            f"the formula uses {node.id!r}, which is not a column of the data."
+        )
+
+    def visit_Attribute(self, node):  # R names with dots: Petal.Width
+        return self.visit_Name(ast.Name(_dotted(node)))
+
+    def visit_UnaryOp(self, node):
+        value = _numeric(self.visit(node.operand), ast.unparse(node))
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return value
+        return self.generic_visit(node)
+
+    def visit_BinOp(self, node):
+        ops = {
+            ast.Add: np.add,
+            ast.Sub: np.subtract,
+            ast.Mult: np.multiply,
+            ast.Div: np.divide,
+            ast.Pow: np.power,
+            ast.BitAnd: np.logical_and,
+            ast.BitOr: np.logical_or,
+        }
+        if type(node.op) not in ops:
+            return self.generic_visit(node)
+        text = ast.unparse(node)
+        left = _numeric(self.visit(node.left), text)
+        right = _numeric(self.visit(node.right), text)
+        with np.errstate(all="ignore"):
+            return ops[type(node.op)](np.asarray(left, float), right)
+
+    def visit_Compare(self, node):
+        ops = {
+            ast.Gt: np.greater,
+            ast.Lt: np.less,
+            ast.GtE: np.greater_equal,
+            ast.LtE: np.less_equal,
+            ast.Eq: np.equal,
+            ast.NotEq: np.not_equal,
+        }
+        if len(node.ops) != 1 or type(node.ops[0]) not in ops:
+            return self.generic_visit(node)
+        left, right = self.visit(node.left), self.visit(node.comparators[0])
+        if isinstance(left, _Factor):
+            left = left.values
+        with np.errstate(invalid="ignore"):
+            return ops[type(node.ops[0])](left, right).astype(bool)
+
+    def visit_Call(self, node):
+        name = _dotted(node.func).replace("as_", "as.")
+        if name == "C":
+            return self._contrast(node)
+        args = [self.visit(a) for a in node.args]
+        kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
+        text = ast.unparse(node)
+        if name in _MATH:
+            return _math(name, args, kwargs, text)
+        if name == "I":
+            return args[0]
+        if name in ("factor", "as.factor", "ordered"):
+            return _as_factor(args[0], ordered=name == "ordered")
+        if name == "as.numeric":
+            return _numeric(args[0], text)
+        if name in ("poly", "scale", "center"):
+            return self._stateful(name, args, kwargs, text)
+        _check_functions(f"{name}()")
+        return self.generic_visit(node)  # pragma: no cover - refused above
+
+    def _contrast(self, node):
+        if len(node.args) != 2 or node.keywords:
+            raise ValueError(
+                f"C() takes a variable and a contrast: {ast.unparse(node)!r}."
+            )
+        spec = node.args[1]
+        key = spec.value if isinstance(spec, ast.Constant) else _dotted(spec)
+        if key not in _CONTRASTS:
+            raise ValueError(
+                f"unknown contrast {key!r} in {ast.unparse(node)!r}; use one of "
+                "contr.treatment, contr.sum, contr.helmert, contr.poly, contr.SAS "
+                "(or sum, Sum, treatment, Treatment, helmert, Helmert, poly, Poly)."
+            )
+        factor = _as_factor(self.visit(node.args[0]))
+        return _Factor(factor.values, factor.levels, factor.ordered, _CONTRASTS[key])
+
+    def _stateful(self, name, args, kwargs, text):
+        x = _numeric(args[0], text)
+        slot = self.calls
+        self.calls += 1
+        if self.fitting:
+            self.state[slot] = _TRANSFORMS[name][0](x, *args[1:], **kwargs)
+        return _TRANSFORMS[name][1](x, self.state[slot])
+
+
+def _dotted(node):
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    raise ValueError(f"unsupported syntax {ast.unparse(node)!r} in a formula.")
+
+
+def _numeric(value, text):
+    if isinstance(value, _Factor):
+        raise ValueError(f"{text!r} does arithmetic on a categorical variable.")
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        raise ValueError(f"{text!r} needs numbers; it got labels.")
+    return value
+
+
+def _as_factor(value, ordered=False):
+    if isinstance(value, _Factor):
+        return _Factor(value.values, value.levels, ordered or value.ordered)
+    values = np.asarray(value)
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), None, values.astype(object))
+    return _Factor(values.astype(object), None, ordered)
+
+
+def _math(name, args, kwargs, text):
+    x = np.asarray(_numeric(args[0], text), dtype=float)
+    with np.errstate(all="ignore"):
+        out = _MATH[name](x)
+        if name == "log" and (len(args) > 1 or "base" in kwargs):
+            out = out / np.log(kwargs.get("base", args[1] if len(args) > 1 else 0))
+    return out
+
+
+# stateful transforms: (learn(x, *args, **kwargs) -> params, apply(x, params))
+
+
+def _poly_fit(x, degree=1, raw=False):
+    degree = int(degree)
+    ok = x[~np.isnan(x)]
+    if raw:
+        return {"degree": degree, "raw": True}
+    if degree >= len(np.unique(ok)):
+        raise ValueError(
+            "'degree' must be less than number of unique points in poly()."
+        )
+    xbar = ok.mean()
+    xc = ok - xbar
+    X = np.vander(xc, degree + 1, increasing=True)
+    Q, R = np.linalg.qr(X)
+    Z = Q * np.diag(R)
+    norm2 = (Z**2).sum(axis=0)
+    alpha = ((xc[:, None] * Z**2).sum(axis=0) / norm2 + xbar)[:degree]
+    return {
+        "degree": degree,
+        "raw": False,
+        "alpha": alpha,
+        "norm2": np.concatenate([[1.0], norm2]),
+    }
+
+
+def _poly_apply(x, p):
+    """R's ``predict.poly`` three-term recurrence; columns named 1..degree."""
+    degree = p["degree"]
+    if p["raw"]:
+        return np.column_stack([x**k for k in range(1, degree + 1)])
+    alpha, norm2 = p["alpha"], p["norm2"]
+    Z = np.ones((len(x), degree + 1))
+    Z[:, 1] = x - alpha[0]
+    for i in range(1, degree):
+        Z[:, i + 1] = (x - alpha[i]) * Z[:, i] - (norm2[i + 1] / norm2[i]) * Z[:, i - 1]
+    return Z[:, 1:] / np.sqrt(norm2[2:])
+
+
+def _scale_fit(x, center=True, scale=True):
+    ok = x[~np.isnan(x)]
+    shift = ok.mean() if center is True else (0.0 if center is False else float(center))
+    if scale is True:
+        spread = np.sqrt(((ok - shift) ** 2).sum() / max(len(ok) - 1, 1))
+    else:
+        spread = 1.0 if scale is False else float(scale)
+    return {"center": shift, "scale": spread}
+
+
+def _scale_apply(x, p):
+    return (x - p["center"]) / p["scale"]
+
+
+_TRANSFORMS = {
+    "poly": (_poly_fit, _poly_apply),
+    "scale": (_scale_fit, _scale_apply),
+    "center": (lambda x: _scale_fit(x, True, False), _scale_apply),
+}
+
+
+# --------------------------------------------------------------------------- #
+# Contrasts                                                                    #
+# --------------------------------------------------------------------------- #
+
+
+def contrast_matrix(kind, labels):
+    """R's ``contr.<kind>(k)``: the k×(k-1) matrix and its column suffixes."""
+    k = len(labels)
+    if k < 2:
+        raise ValueError(
+            "contrasts can be applied only to factors with 2 or more levels"
+        )
+    eye = np.eye(k)
+    if kind == "treatment":
+        return eye[:, 1:], list(labels[1:])
+    if kind == "SAS":
+        return eye[:, :-1], list(labels[:-1])
+    names = [str(j) for j in range(1, k)]
+    if kind == "sum":
+        return np.vstack([np.eye(k - 1), -np.ones(k - 1)]), names
+    if kind == "helmert":
+        H = np.zeros((k, k - 1))
+        for j in range(k - 1):
+            H[: j + 1, j] = -1.0
+            H[j + 1, j] = j + 1.0
+        return H, names
+    return _contr_poly(k), [".L", ".Q", ".C", *[f"^{j}" for j in range(4, k)]][: k - 1]
+
+
+def _contr_poly(k):
+    """R's make.poly: orthonormal polynomials in the scores 1..k."""
+    scores = np.arange(1.0, k + 1)
+    X = np.vander(scores - scores.mean(), k, increasing=True)
+    Q, R = np.linalg.qr(X)
+    Z = Q * np.diag(R)
+    Z /= np.sqrt((Z**2).sum(axis=0))
+    return Z[:, 1:]
+
+
+# --------------------------------------------------------------------------- #
+# One model matrix (R's model.matrix on a one-sided formula)                   #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class _Variable:
+    """What fit learned of one variable: its kind, levels and transform state."""
+
+    text: str
+    name: str  # R's deparsed name
+    state: dict
+    levels: list | None = None  # factors only
+    contrast: str | None = None
+    by_index: bool = False  # C(x, contr.treatment): R names the columns 2..k
+    colnames: list | None = None  # numeric matrices (poly): suffixes
+
+    @property
+    def is_factor(self):
+        return self.levels is not None
+
+
+class _ModelMatrix:
+    """R's ``model.matrix(~ rhs, frame)`` learned on one frame, applied to any."""
+
+    def __init__(self, rhs):
+        self.rhs = rhs
+        self.intercept, self.terms, texts = _terms(rhs)
+        self.variables = {t: _Variable(t, _r_name(t), {}) for t in texts}
+
+    def fit(self, frame):
+        for var in self.variables.values():
+            value = _Evaluator(frame, var.state, True).run(var.text)
+            if isinstance(value, _Factor) or _is_labels(value):
+                factor = _as_factor(value) if not isinstance(value, _Factor) else value
+                var.levels = _learn_levels(factor)
+                var.by_index = factor.contrast is not None
+                var.contrast = factor.contrast or (
+                    "poly" if factor.ordered else "treatment"
+                )
+            else:
+                value = np.asarray(value, dtype=float)
+                var.colnames = (
+                    None
+                    if value.ndim == 1 or value.shape[1] == 1
+                    else [str(j) for j in range(1, value.shape[1] + 1)]
+                )
+        self.codes = _term_codes(self.intercept, self.terms, self.variables)
+        self.names = self._column_names()
+        return self
+
+    def _column_names(self):
+        names = [INTERCEPT] if self.intercept else []
+        for term, codes in zip(self.terms, self.codes):
+            parts = [[""]]
+            for text, code in zip(term, codes):
+                parts.append(_variable_names(self.variables[text], code))
+            names.extend(":".join(p) for p in _product(parts[1:]))
+        return names
+
+    def transform(self, frame):
+        n = len(frame)
+        blocks = [np.ones((n, 1))] if self.intercept else []
+        values = {t: self._evaluate(v, frame) for t, v in self.variables.items()}
+        for term, codes in zip(self.terms, self.codes):
+            block = np.ones((n, 1))
+            for text, code in zip(term, codes):
+                cols = _variable_columns(self.variables[text], values[text], code)
+                # the first variable varies fastest, as in R
+                block = (cols[:, :, None] * block[:, None, :]).reshape(n, -1)
+            blocks.append(block)
+        return np.hstack(blocks) if blocks else np.empty((n, 0))
+
+    def _evaluate(self, var, frame):
+        value = _Evaluator(frame, var.state, False).run(var.text)
+        if not var.is_factor:
+            if isinstance(value, _Factor) or _is_labels(value):
+                raise ValueError(f"{var.name} was numeric when fitted; it is not now.")
+            value = np.asarray(value, dtype=float)
+            return value.reshape(len(frame), -1)
+        factor = value if isinstance(value, _Factor) else _as_factor(value)
+        return _codes(var, factor)
+
+
+def _r_name(text):
+    return r_deparse(text) if "(" in text else text
+
+
+def _is_labels(value):
+    return isinstance(value, np.ndarray) and value.dtype.kind in "bOSU"
+
+
+def _learn_levels(factor):
+    observed = pd.unique(pd.Series(factor.values, dtype=object).dropna())
+    if factor.levels is not None:  # lme4's drop.unused.levels keeps the order
+        seen = set(observed.tolist())
+        return [lev for lev in factor.levels if lev in seen]
+    try:
+        return sorted(observed.tolist())
+    except TypeError:
+        return sorted(observed.tolist(), key=str)
+
+
+def _codes(var, factor):
+    """Integer codes of the levels learned at fit; -1 for missing."""
+    values = pd.Series(factor.values, dtype=object)
+    lookup = {lev: i for i, lev in enumerate(var.levels)}
+    codes = values.map(lambda v: lookup.get(v, -2) if not pd.isna(v) else -1)
+    unseen = values[codes.to_numpy() == -2]
+    if len(unseen):
+        raise ValueError(
+            f"{var.name} has the level {r_label(unseen.iloc[0])!r}, not seen when "
+            f"fitting (known levels: {', '.join(map(r_label, var.levels))})."
+        )
+    return codes.to_numpy(dtype=int)
+
+
+def _term_codes(intercept, terms, variables):
+    """R's TermCode: 1 = contrasts, 2 = one indicator per level.
+
+    A factor is coded by contrasts in a term when the term without it is the
+    intercept or is contained in an earlier term; without an intercept the
+    first factor of the first term holding one gets indicators (R's
+    ``modelmatrix``).
+    """
+    codes = []
+    for j, term in enumerate(terms):
+        row = []
+        for text in term:
+            rest = set(term) - {text}
+            contained = not rest or any(rest <= set(t) for t in terms[:j])
+            row.append(1 if contained else 2)
+        codes.append(row)
+    if not intercept:
+        for j, term in enumerate(terms):
+            factors = [i for i, t in enumerate(term) if variables[t].is_factor]
+            if factors:
+                codes[j][factors[0]] = 2
+                break
+    return codes
+
+
+def _variable_names(var, code):
+    if not var.is_factor:
+        return (
+            [var.name] if var.colnames is None else [var.name + c for c in var.colnames]
+        )
+    labels = [r_label(lev) for lev in var.levels]
+    if code == 2:
+        return [var.name + lab for lab in labels]
+    if var.by_index:  # C() calls contr.<kind>(k), whose names are indices
+        labels = [str(j) for j in range(1, len(labels) + 1)]
+    return [var.name + c for c in contrast_matrix(var.contrast, labels)[1]]
+
+
+def _variable_columns(var, value, code):
+    if not var.is_factor:
+        return value
+    k = len(var.levels)
+    matrix = np.eye(k) if code == 2 else contrast_matrix(var.contrast, var.levels)[0]
+    out = matrix[np.clip(value, 0, None)]
+    out[value < 0] = np.nan
+    return out
+
+
+def _product(parts):
+    """Name combinations with the first part varying fastest."""
+    combos = [[]]
+    for part in parts:
+        combos = [c + [p] for p in part for c in combos]
+    return combos
+
+
+# --------------------------------------------------------------------------- #
+# The public object                                                            #
+# --------------------------------------------------------------------------- #
+
+
+def _as_pandas(frame):
+    """A pandas DataFrame from pandas, polars (no pyarrow needed) or a mapping."""
+    if type(frame).__module__.startswith("polars"):
+        columns = {}
+        for name in frame.columns:
+            s = frame[name]
+            if str(s.dtype).startswith("Enum"):
+                columns[name] = pd.Categorical(
+                    s.cast(str).to_numpy(), categories=list(s.dtype.categories)
+                )
+            else:
+                columns[name] = s.to_numpy()
+        return pd.DataFrame(columns)
+    if isinstance(frame, pd.DataFrame):
+        return frame.reset_index(drop=True)
+    return pd.DataFrame(frame)
+
+
+def _names_in(text):
+    """Column names an expression may read (identifiers, dotted, backticked)."""
+    if text.startswith("`"):
+        return [text.strip("`")]
+    return re.findall(r"[A-Za-z.][A-Za-z0-9._]*\b(?!\s*\()", text)
+
+
+class FormulaMatrices:
+    """The matrices of an lme4 formula, learned on a training frame.
+
+    Build with :meth:`fit`; the other methods accept the training frame or new
+    rows (pandas or polars). Categorical levels, ``poly`` coefficients and
+    ``scale``/``center`` parameters are those of the training rows without a
+    missing value (lme4's ``na.omit``); unused categories are dropped (lme4's
+    ``drop.unused.levels``).
+
+    Attributes
+    ----------
+    parsed : ParsedFormula
+    intercept : bool
+        Whether the fixed part has an intercept (the column ``"Intercept"``).
+    fixed_names : list of str
+        R's names of the fixed-effect columns.
+    random_names : list of list of str
+        R's names of each random term's columns.
+    group_levels : dict
+        Grouping-factor name → its levels in lme4's order (training rows).
+    variables : tuple of str
+        The data columns the formula reads.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [0.5, 1, 2, 3],
+    ...                    "f": ["b", "a", "b", "a"], "g": ["u", "u", "v", "v"]})
+    >>> m = FormulaMatrices.fit(parse_formula("y ~ x * f + (1 | g)"), df)
+    >>> m.fixed_names
+    ['Intercept', 'x', 'fb', 'x:fb']
+    >>> m.random_names, list(m.groups(df)["g"])
+    ([['Intercept']], ['u', 'u', 'v', 'v'])
+    """
+
+    def __init__(self, parsed):
+        self.parsed = parsed
+        self._fixed = _ModelMatrix(parsed.fixed)
+        self._random = [_ModelMatrix(t.expression) for t in parsed.random]
+        self._response_state = {}
+        self.intercept = self._fixed.intercept
+
+    @classmethod
+    def fit(cls, parsed, frame):
+        """Learn levels and transform parameters on ``frame``'s complete rows."""
+        if isinstance(parsed, str):
+            parsed = parse_formula(parsed)
+        self = cls(parsed)
+        frame = _as_pandas(frame)
+        self.variables = tuple(self._variables(frame))
+        rows = frame[self.complete_rows(frame)].reset_index(drop=True)
+        if len(rows) == 0:
+            raise ValueError(
+                "no row is complete: every row misses a value the formula uses."
+            )
+        for part in (self._fixed, *self._random):
+            part.fit(rows)
+        self.fixed_names = self._fixed.names
+        self.random_names = [part.names for part in self._random]
+        self.group_levels = self._group_levels(rows)
+        return self
+
+    def _variables(self, frame):
+        texts = [*self._fixed.variables]
+        for part in self._random:
+            texts += list(part.variables)
+        if self.parsed.response is not None:
+            texts.append(self.parsed.response)
+        names = []
+        for text in texts:
+            names += [text] if text in frame.columns else _names_in(text)
+        for term in self.parsed.random:
+            names += list(term.grouping)
+        used = [n for n in dict.fromkeys(names) if n in frame.columns]
+        missing = [t for t in self.parsed.random for g in t.grouping if g not in frame]
+        if missing:
+            raise ValueError(
+                f"the grouping factor {missing[0].grouping_name!r} needs columns "
+                f"{missing[0].grouping} of the data."
+            )
+        return used
+
+    def complete_rows(self, frame):
+        """Boolean mask of the rows with no missing value in a used variable.
+
+        The response counts only when its column is in ``frame``.
+        """
+        frame = _as_pandas(frame)
+        mask = np.ones(len(frame), dtype=bool)
+        response = set(_names_in(self.parsed.response or "")) | {self.parsed.response}
+        for name in getattr(self, "variables", ()) or self._variables(frame):
+            if name in frame.columns:
+                mask &= ~frame[name].isna().to_numpy()
+            elif name not in response:
+                raise ValueError(
+                    f"the formula uses {name!r}, not a column of the data."
+                )
+        return mask
+
+    def response(self, frame):
+        """The response as a float vector."""
+        if self.parsed.response is None:
+            raise ValueError("the formula has no response (nothing left of '~').")
+        value = _Evaluator(_as_pandas(frame), self._response_state, True).run(
+            self.parsed.response
+        )
+        if isinstance(value, _Factor) or _is_labels(value) or np.ndim(value) != 1:
+            raise ValueError(f"the response {self.parsed.response!r} must be numeric.")
+        return np.asarray(value, dtype=float)
+
+    def fixed(self, frame):
+        """(n × p fixed-effects matrix, R's column names).
+
+        Rows that :meth:`complete_rows` drops are NaN; a level of the fixed part
+        unseen at fit on another row raises ValueError.
+        """
+        return self._on_complete(self._fixed, frame), list(self.fixed_names)
+
+    def random(self, frame):
+        """One (n × q matrix, R's column names) per random-effect term."""
+        return [(self._on_complete(p, frame), list(p.names)) for p in self._random]
+
+    def _on_complete(self, part, frame):
+        frame = _as_pandas(frame)
+        keep = self.complete_rows(frame)
+        out = np.full((len(frame), len(part.names)), np.nan)
+        out[keep] = part.transform(frame[keep].reset_index(drop=True))
+        return out
+
+    def groups(self, frame):
+        """One string column per grouping factor (lme4's names and labels).
+
+        Interactions are labelled ``"a:b"``; missing values are None. Levels
+        unseen at fit are kept (new groups).
+        """
+        frame = _as_pandas(frame)
+        out = {}
+        for term in self.parsed.random:
+            if term.grouping_name not in out:
+                out[term.grouping_name] = _group_labels(frame, term.grouping)
+        return pd.DataFrame(out, index=range(len(frame)), dtype=object)
+
+    def _group_levels(self, rows):
+        levels = {}
+        for term in self.parsed.random:
+            if term.grouping_name in levels:
+                continue
+            keys = pd.DataFrame(
+                {v: _codes_for_order(rows[v]) for v in term.grouping}
+            ).assign(label=_group_labels(rows, term.grouping))
+            ordered = keys.drop_duplicates("label").sort_values(list(term.grouping))
+            levels[term.grouping_name] = ordered["label"].tolist()
+        return levels
+
+
+def _group_labels(frame, variables):
+    columns = [frame[v].astype(object).to_numpy() for v in variables]
+    labels = [
+        None if any(pd.isna(v) for v in row) else ":".join(map(r_label, row))
+        for row in zip(*columns)
+    ]
+    return np.array(labels, dtype=object)
+
+
+def _codes_for_order(series):
+    """Sort keys giving R's level order (categories, else sorted values)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.cat.codes
+    levels = _learn_levels(_Factor(series.to_numpy(dtype=object), None))
+    return series.map({lev: i for i, lev in enumerate(levels)})
