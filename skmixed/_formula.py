@@ -798,6 +798,11 @@ class _ModelMatrix:
                 )
             else:
                 value = np.asarray(value, dtype=float)
+                if not np.isfinite(value).all():  # log(0), sqrt(-1), ...
+                    raise ValueError(
+                        f"{var.name} is not finite on some complete rows of the "
+                        "training data."
+                    )
                 var.colnames = (
                     None
                     if value.ndim == 1 or value.shape[1] == 1
