@@ -9,7 +9,10 @@
 #   FORMULA     the model, e.g. "y ~ x1 + x2 + (1 + x1 | g)"
 #   COLUMNS     comma-separated NAME:KIND, KIND one of f64, i32, factor (i32
 #               codes read as an R factor), e.g. "y:f64,x1:f64,g:factor"
-#   MODE        "fit" times lme4::lmer on DATA_DIR; "baseline" stops before it
+#   MODE        "fit" times lme4::lmer on DATA_DIR; "baseline" stops before it;
+#               "ml" fits by maximum likelihood (REML = FALSE) and reports the
+#               deviance as the objective: the reference for packages that only
+#               do ML (GPBoost)
 #
 # Prints one line "RESULT {json}" on stdout with the estimates in the layout of
 # peers.py. Only the lmer call is timed (system.time, elapsed); reading the data
@@ -56,8 +59,9 @@ entries <- function(values) {
 if (mode == "baseline") {
   cat("RESULT {\"seconds\": null}\n")
 } else {
+  reml <- mode != "ml"
   elapsed <- system.time(
-    fit <- lme4::lmer(model, data = d, REML = TRUE)
+    fit <- lme4::lmer(model, data = d, REML = reml)
   )[["elapsed"]]
   fixed <- fixef(fit)
   names(fixed) <- clean(names(fixed))
@@ -83,7 +87,7 @@ if (mode == "baseline") {
     "\"sd\": ", entries(sds), ", ",
     "\"cor\": ", entries(cors), ", ",
     "\"sigma\": ", num(sigma(fit)), ", ",
-    "\"objective\": ", num(REMLcrit(fit)), ", ",
+    "\"objective\": ", num(if (reml) REMLcrit(fit) else deviance(fit)), ", ",
     "\"converged\": ", if (length(messages) == 0) "true" else "false",
     "}\n",
     sep = ""

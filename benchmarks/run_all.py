@@ -10,7 +10,15 @@ every package that can (``peers.py``):
 - ``recsys``: ``y ~ 1 + (1 | user) + (1 | item)``, 1,000,000 rows, 50,000
   users x 5,000 items; peers get a time limit (120 s);
 - ``wide``: 20 fixed effects and ``(1 + x1 + x2 + x3 | g)``, 100,000 rows,
-  1,000 groups; peers get 150 s.
+  1,000 groups; peers get 150 s;
+- ``crossed-slopes-small``, ``crossed-slopes``: ``y ~ x + (1 + x | s) +
+  (1 + x | i)``, subjects x items fully crossed, 60 x 40 and 500 x 100;
+- ``nested-slopes-small``, ``nested-slopes``: ``y ~ x + (1 + x | a) +
+  (1 | a_b)``, ``a:b`` nested in ``a``, 330 rows (15 and 56 levels) and
+  50,000 rows (200 and 2,000 levels).
+
+GPBoost has no REML: it fits by maximum likelihood, and is compared with
+lme4's ML fit of the same data (an extra, untimed lme4 process).
 
 Each fit runs in a fresh process with a time limit (``harness.py``): the data
 are read from raw column files, the package imported, its inputs built and a
@@ -25,6 +33,7 @@ Examples::
     python benchmarks/run_all.py --skip-slow
     python benchmarks/run_all.py --scenarios slopes-10k,insteval --only skmixed,lme4
     python benchmarks/run_all.py --scenarios slopes-200000x500 --repeats 3
+    python benchmarks/run_all.py --scenarios insteval --only skmixed,gpboost
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from pathlib import Path
 from harness import (
     HERE,
     Outcome,
+    RunError,
     child_env,
     format_table,
     load_average,
@@ -50,10 +60,17 @@ from harness import (
     probe,
     read_data,
     report,
+    run_measured,
     time_call,
     write_data,
 )
-from peers import IMPORTS, PACKAGES, PYTHON_PEERS, lme4_command
+from peers import (
+    IMPORTS,
+    PACKAGES,
+    PYTHON_PEERS,
+    gpboost_exact_deviance,
+    lme4_command,
+)
 from scenarios import SCENARIOS, Scenario, get_scenario
 
 RESULTS = HERE / "results"
@@ -114,6 +131,8 @@ def bench_scenario(scenario: Scenario, versions, args, env) -> list[Outcome]:
             elif args.skip_slow and package in scenario.slow:
                 outcome.note = f"skipped (--skip-slow): {scenario.slow[package]}"
             else:
+                if package in scenario.infeasible:
+                    outcome.note = f"forced: {scenario.infeasible[package]}"
                 timeout = args.timeout
                 if package != "skmixed" and scenario.timeout:
                     timeout = min(timeout, scenario.timeout)
@@ -122,7 +141,34 @@ def bench_scenario(scenario: Scenario, versions, args, env) -> list[Outcome]:
             if outcome.note.startswith(("not run", "skipped")):
                 log(f"  {package:<12} {outcome.note}")
             outcomes.append(outcome)
+        add_ml_reference(scenario, outcomes, data, warmup, args, env, versions)
     return outcomes
+
+
+def add_ml_reference(scenario: Scenario, outcomes, data, warmup, args, env, versions):
+    """For the packages that fit by ML only (GPBoost): the exact deviance at
+    GPBoost's estimates (``ml_objective_exact``, computed here) and lme4's ML
+    fit (an untimed process), the reference, as ``ml_reference``."""
+    ml_only = [o for o in outcomes if o.seconds and "ml_objective" in o.estimates]
+    if not ml_only:
+        return
+    for outcome in ml_only:
+        if outcome.package == "gpboost":
+            columns = read_data(data, scenario.columns())
+            exact = gpboost_exact_deviance(scenario, columns, outcome.estimates)
+            outcome.estimates["ml_objective_exact"] = exact
+    if not versions.get("lme4"):
+        return
+    command = [*lme4_command(scenario, data, warmup)[:-1], "ml"]
+    timeout = min(args.timeout, scenario.timeout or args.timeout)
+    try:
+        reference, _ = run_measured(command, env, timeout)
+    except RunError as error:
+        log(f"  lme4 (ML)    reference failed: {error}")
+        return
+    log(f"  lme4 (ML)    {reference.pop('seconds'):9.3f} s (reference, untimed)")
+    for outcome in ml_only:
+        outcome.estimates["ml_reference"] = reference
 
 
 # ------------------------------------------------------------------ reporting
@@ -140,9 +186,9 @@ def most_accurate(outcomes: list[Outcome]) -> Outcome | None:
     return min(fitted, key=lambda o: o.estimates["objective"], default=None)
 
 
-def largest_difference(outcome: Outcome, best: Outcome) -> tuple[float, str]:
+def largest_difference(estimates, best) -> tuple[float, str]:
     """max |estimate - best's estimate| over the parameters both report."""
-    mine, theirs = parameters(outcome.estimates), parameters(best.estimates)
+    mine, theirs = parameters(estimates), parameters(best)
     gaps = {
         k: abs(mine[k] - theirs[k])
         for k in mine.keys() & theirs.keys()
@@ -164,12 +210,23 @@ def scenario_rows(scenario: Scenario, outcomes: list[Outcome]) -> list[list[str]
             rows.append([*cells, "", "", "", "", "", "", o.note])
             continue
         ratio = o.median / reference.median if reference and reference.median else None
-        gap = o.estimates["objective"] - best.estimates["objective"]
-        if o is best:
-            difference = "(best)"
-        else:
-            value, name = largest_difference(o, best)
+        gap, difference, note = "", "", o.note
+        if o.estimates.get("objective") is not None:
+            gap = f"{o.estimates['objective'] - best.estimates['objective']:.2e}"
+            if o is best:
+                difference = "(best)"
+            else:
+                value, name = largest_difference(o.estimates, best.estimates)
+                difference = f"{value:.1e} {name}"
+        elif "ml_reference" in o.estimates:  # ML only: against lme4's ML fit
+            ml = o.estimates["ml_reference"]
+            mine = o.estimates.get("ml_objective_exact", o.estimates["ml_objective"])
+            gap = f"{mine - ml['objective']:.2e}"
+            value, name = largest_difference(o.estimates, ml)
             difference = f"{value:.1e} {name}"
+            note = "; ".join(filter(None, ["ML fit, against lme4's ML fit", note]))
+        else:
+            note = "; ".join(filter(None, ["ML fit, no lme4 ML fit to compare", note]))
         converged = o.estimates.get("converged")
         rows.append(
             [
@@ -177,10 +234,10 @@ def scenario_rows(scenario: Scenario, outcomes: list[Outcome]) -> list[list[str]
                 number(o.median, 3),
                 number(o.peak_mib and max(o.peak_mib, 0.0), 0),
                 number(ratio, 2),
-                f"{gap:.2e}",
+                gap,
                 difference,
                 "" if converged is None else ("yes" if converged else "NO"),
-                o.note,
+                note,
             ]
         )
     return rows
@@ -197,7 +254,8 @@ def print_report(scenarios, outcomes, args, load_before, seconds) -> None:
     print("baseline process; ratio: package time / skmixed time (>1: skmixed is")
     print("faster); d objective: REML criterion minus the lowest of the scenario;")
     print("max |d estimate|: largest difference from the fit with the lowest")
-    print("criterion (fixed effects, random-effect SDs and correlations, sigma)\n")
+    print("criterion (fixed effects, random-effect SDs and correlations, sigma);")
+    print("ML-only fits (GPBoost): both against lme4's ML fit (deviance)\n")
     headers = ["scenario", "rows", "package", "fit s", "peak MiB", "ratio"]
     headers += ["d objective", "max |d estimate|", "conv", "note"]
     rows = []
@@ -294,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--try-infeasible",
         action="store_true",
-        help="run the fits a scenario marks infeasible (statsmodels, crossed)",
+        help="run the fits a scenario marks infeasible (statsmodels, crossed; "
+        "GPBoost, correlated slopes: it then fits them uncorrelated)",
     )
     parser.add_argument(
         "--threads",
@@ -340,6 +399,10 @@ def main(argv: list[str] | None = None) -> None:
         versions[package], reason = probe(package, IMPORTS[package], env)
         if versions[package] is None:
             log(f"{package}: skipped, {reason}")
+    if versions.get("gpboost") and "lme4" not in versions:
+        versions["lme4"], reason = probe("lme4", "", env)  # ML reference only
+        if versions["lme4"] is None:
+            log(f"lme4 (ML reference for gpboost): {reason}")
     outcomes = []
     for scenario in scenarios:
         outcomes += bench_scenario(scenario, versions, args, env)

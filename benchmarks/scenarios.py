@@ -30,6 +30,7 @@ class Scenario:
     slow: dict[str, str] = field(default_factory=dict)
     infeasible: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None  # seconds per process for the other packages
+    nested_in: dict[str, str] = field(default_factory=dict)  # inner -> outer
 
     @property
     def formula(self) -> str:
@@ -46,6 +47,12 @@ class Scenario:
         kinds = {"y": "f64", **dict.fromkeys(self.fixed, "f64")}
         return {**kinds, **dict.fromkeys(self.factors, "i32")}
 
+
+# Packages that cannot fit a correlated random slope at all.
+CORRELATED_SLOPES = {
+    "gpboost": "GPBoost's random coefficients are independent of the intercept "
+    "(no correlated slopes)",
+}
 
 # ---------------------------------------------------------------- simulators
 
@@ -95,6 +102,39 @@ def simulate_insteval(seed, n_rows, n_students, n_lecturers, n_departments):
     }
 
 
+def simulate_crossed_slopes(seed, n_subjects, n_items, corr=0.3):
+    """Subjects x items, fully crossed (one row per pair), each factor with a
+    random intercept (SD 1) and a random slope of ``x`` (SD 0.5), correlated."""
+    rng = np.random.default_rng(seed)
+    s = np.repeat(np.arange(n_subjects, dtype=np.int32), n_items)
+    i = np.tile(np.arange(n_items, dtype=np.int32), n_subjects)
+    x = rng.standard_normal(s.size)
+    bs = _correlated(rng, n_subjects, [1.0, 0.5], corr)
+    bi = _correlated(rng, n_items, [1.0, 0.5], corr)
+    y = 1.0 + 0.5 * x + rng.standard_normal(s.size)
+    y += bs[s, 0] + bs[s, 1] * x + bi[i, 0] + bi[i, 1] * x
+    return {"y": y, "x": x, "s": s, "i": i}
+
+
+def simulate_nested_slopes(seed, n_rows, n_outer, n_inner, corr=0.3):
+    """``a`` with a correlated random intercept (SD 1) and slope (SD 0.5);
+    ``a:b`` nested in it (coded ``a_b``, unique across ``a``) with a random
+    intercept (SD 0.5). Every ``a`` has at least one ``a:b`` level and every
+    level at least one row; the rest are drawn at random (unbalanced)."""
+    rng = np.random.default_rng(seed)
+    extra = rng.integers(0, n_outer, n_inner - n_outer)
+    parent = np.sort(np.concatenate([np.arange(n_outer), extra])).astype(np.int32)
+    more = rng.integers(0, n_inner, n_rows - n_inner)
+    a_b = rng.permutation(np.concatenate([np.arange(n_inner), more]))
+    a_b = a_b.astype(np.int32)
+    a = parent[a_b]
+    x = rng.standard_normal(n_rows)
+    ba = _correlated(rng, n_outer, [1.0, 0.5], corr)
+    y = 1.0 + 0.5 * x + ba[a, 0] + ba[a, 1] * x + rng.standard_normal(n_rows)
+    y += 0.5 * rng.standard_normal(n_inner)[a_b]
+    return {"y": y, "x": x, "a": a, "a_b": a_b}
+
+
 def simulate_two_way(seed, n_rows, n_users, n_items):
     """Ratings: a random intercept per user and per item, crossed."""
     rng = np.random.default_rng(seed)
@@ -128,6 +168,7 @@ def slopes(n_rows: int, n_groups: int, name: str | None = None) -> Scenario:
             "sigma": 1.0,
         },
         slow=slow,
+        infeasible=CORRELATED_SLOPES,
     )
 
 
@@ -221,7 +262,60 @@ def wide() -> Scenario:
             "g:x3": 0.5,
             "sigma": 1.0,
         },
+        infeasible=CORRELATED_SLOPES,
         timeout=150.0,
+    )
+
+
+def crossed_slopes(n_subjects: int, n_items: int, name: str) -> Scenario:
+    return Scenario(
+        name=name,
+        title="subjects x items crossed, a correlated random slope on each",
+        n_rows=n_subjects * n_items,
+        simulate=partial(
+            simulate_crossed_slopes, n_subjects=n_subjects, n_items=n_items
+        ),
+        warmup=partial(simulate_crossed_slopes, n_subjects=30, n_items=20),
+        fixed=["x"],
+        factors={"s": ["x"], "i": ["x"]},
+        truth={
+            "Intercept": 1.0,
+            "x": 0.5,
+            **{f"{f}:Intercept": 1.0 for f in ("s", "i")},
+            **{f"{f}:x": 0.5 for f in ("s", "i")},
+            **{f"{f}:Intercept:x": 0.3 for f in ("s", "i")},
+            "sigma": 1.0,
+        },
+        infeasible={
+            "statsmodels": "crossed factors are variance components, independent "
+            "of each other: no correlated intercept and slope per factor",
+            **CORRELATED_SLOPES,
+        },
+    )
+
+
+def nested_slopes(n_rows: int, n_outer: int, n_inner: int, name: str) -> Scenario:
+    return Scenario(
+        name=name,
+        title="a with a correlated random slope, a:b nested in it",
+        n_rows=n_rows,
+        simulate=partial(
+            simulate_nested_slopes, n_rows=n_rows, n_outer=n_outer, n_inner=n_inner
+        ),
+        warmup=partial(simulate_nested_slopes, n_rows=300, n_outer=12, n_inner=40),
+        fixed=["x"],
+        factors={"a": ["x"], "a_b": []},
+        truth={
+            "Intercept": 1.0,
+            "x": 0.5,
+            "a:Intercept": 1.0,
+            "a:x": 0.5,
+            "a:Intercept:x": 0.3,
+            "a_b:Intercept": 0.5,
+            "sigma": 1.0,
+        },
+        infeasible=CORRELATED_SLOPES,
+        nested_in={"a_b": "a"},
     )
 
 
@@ -232,6 +326,10 @@ SCENARIOS = {
     "insteval": insteval,
     "recsys": recsys,
     "wide": wide,
+    "crossed-slopes-small": lambda: crossed_slopes(60, 40, "crossed-slopes-small"),
+    "crossed-slopes": lambda: crossed_slopes(500, 100, "crossed-slopes"),
+    "nested-slopes-small": lambda: nested_slopes(330, 15, 56, "nested-slopes-small"),
+    "nested-slopes": lambda: nested_slopes(50_000, 200, 2_000, "nested-slopes"),
 }
 
 
