@@ -11,7 +11,8 @@ made by ``make_reference.R``; R is not needed here):
   against lme4's recorded elapsed ``lmer`` time: totals, medians, ratios;
 - the fits where lme4 itself reports a convergence problem (anything in
   ``optinfo$conv$lme4$messages`` besides the singular-fit note), with
-  skmixed's gap there.
+  skmixed's gap there;
+- tied fits where lme4's ``isSingular`` and skmixed's ``is_singular_`` differ.
 
 Run from the repository root::
 
@@ -60,6 +61,7 @@ def run(cases, criterion_gap):
                 lme4_time=ref["time"],
                 problems=problems,
                 converged=bool(model.converged_),
+                singular=(bool(ref["is_singular"]), bool(model.is_singular_)),
             )
         )
     return rows
@@ -119,6 +121,11 @@ def report(rows):
             f"  {r['id']:<24}{r['method']:<5} skmixed {r['gap']:+.4g} "
             f"({r['status']}): {message}"
         )
+    differ = [r for r in rows if r["status"] == "tied" and len(set(r["singular"])) > 1]
+    print()
+    print(f"tied fits where isSingular differs (lme4, skmixed): {len(differ)}")
+    for r in differ:
+        print(f"  {r['id']:<24}{r['method']:<5} {r['singular']}")
     higher = [r for r in rows if r["status"] == "higher"]
     if higher:
         print()

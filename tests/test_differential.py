@@ -14,11 +14,13 @@ or deviance) is no higher than lme4's, up to 1e-6 relative.  When the two tie
 (within 1e-6 relative) the estimates must agree as well: fixed effects within
 a small fraction of lme4's standard error, sigma within 0.1% and every
 random-effect SD within 1% or a thousandth of sigma on the response scale
-(correlations too when neither fit is singular).  A fit that ties lme4 on a
-flat or singular criterion may still differ in the parameters the data do not
-identify, so the tolerances widen with the gap (a deviance gap ``d`` allows
-parameter moves of about ``sqrt(2 d)`` standard errors) and singular fits are
-held to the fixed effects, sigma and the SDs only.
+(correlations too when neither fit is singular, between terms whose SDs
+are at least a tenth of sigma on the response scale).  A fit that ties lme4 on
+a flat or singular criterion may still differ in the parameters the data do
+not identify, so the tolerances widen with the gap (a deviance gap ``d``
+allows parameter moves of about ``sqrt(2 d)`` standard errors), singular fits
+are held to the fixed effects, sigma and the SDs only, and where lme4 reports
+that it did not converge, to the fixed effects and sigma only.
 """
 
 import functools
@@ -49,6 +51,7 @@ SIGMA_RTOL = 1e-3
 SD_RTOL = 1e-2  # random-effect SDs: relative, or ...
 SD_SIGMA_ATOL = 1e-3  # ... this fraction of sigma on the response scale
 CORR_ATOL = 1e-2
+CORR_MIN_SD = 0.1  # correlations between terms with SDs of 0.1 sigma or more
 
 
 def as_list(value):
@@ -172,7 +175,6 @@ def test_criterion_and_estimates(case):
 
 def check_estimates(case, model, ref, gap):
     where = f"{case.id} ({case.category}, {case.method})"
-    singular = bool(ref["is_singular"]) or bool(model.is_singular_)
     slack = np.sqrt(2.0 * gap)  # parameter moves a criterion gap allows, in SEs
     for name, value in ref["fixef"].items():
         se = ref["fixef_se"][name]
@@ -185,6 +187,9 @@ def check_estimates(case, model, ref, gap):
     assert abs(model.sigma_ - sigma) <= (SIGMA_RTOL + slack) * sigma, (
         f"{where}: sigma {model.sigma_:.8g} vs lme4 {sigma:.8g}"
     )
+    if lme4_convergence_problems(ref):
+        return  # lme4 stopped short: its variance components are no reference
+    singular = bool(ref["is_singular"]) or bool(model.is_singular_)
     for factor, r in ref["random"].items():
         terms = as_list(r["terms"])
         cov = model.random_effects_cov_[factor].loc[terms, terms].to_numpy()
@@ -197,12 +202,21 @@ def check_estimates(case, model, ref, gap):
         )
         if singular or len(terms) == 1:
             continue
+        # A correlation is identified only between terms of clear variance.
+        clear = np.minimum(sd, sd_ref) * scale >= CORR_MIN_SD * sigma
         corr_ref = np.asarray(r["corr"], dtype=float).reshape(len(terms), -1)
         corr = cov / np.outer(sd, sd)
-        assert np.allclose(corr, corr_ref, atol=CORR_ATOL + slack), (
+        pairs = np.outer(clear, clear)
+        assert np.allclose(corr[pairs], corr_ref[pairs], atol=CORR_ATOL + slack), (
             f"{where}: correlations of {factor} {corr.round(4).tolist()} vs lme4 "
             f"{corr_ref.round(4).tolist()}"
         )
+
+
+def lme4_convergence_problems(ref):
+    """lme4's convergence messages, but for the singular-fit note."""
+    messages = as_list(ref["conv_messages"]) if ref["conv_messages"] else []
+    return [m for m in messages if not m.startswith("boundary (singular) fit")]
 
 
 def test_suite_size_and_coverage():
