@@ -63,6 +63,7 @@ PREDICT_ATTRIBUTES = (  # all that predict reads: the slim copy sent to workers
     "n_features_in_",
     "feature_names_in_",
     "_factors",
+    "_spec",
 )
 
 
@@ -345,8 +346,12 @@ def fit_dask(model, X, y, groups):
     if groups is None:
         _warn_without_groups(stacklevel=4)
     factor_names = [] if groups is None else list(check_groups(_meta(groups), 0))
-    model._resolve_slopes(factor_names, n_features)  # fail before any pass
-    model._resolve_covariance(factor_names)
+    if model.formula is not None:
+        raise NotImplementedError(
+            "formula models do not take dask collections yet: pass the formula's "
+            "columns as pandas, or fit an array model on dask."
+        )
+    model._spec = model._array_spec(factor_names, n_features)  # fail before a pass
     parts = row_partitions(X, y=y, groups=groups)
 
     summary = _compute(
@@ -373,7 +378,7 @@ def fit_dask(model, X, y, groups):
         "statistics",
     )
 
-    fixed_names = [INTERCEPT] * model.fit_intercept + model._feature_names(n_features)
+    fixed_names = [INTERCEPT] * model.fit_intercept + list(model._spec.features)
     design = finish_design(stats, ordered, fixed_names, scaling)
     with blas_threads_for(ordered):
         outcome = model._fit_statistics(design, factor_names, model.method == "reml")
@@ -382,7 +387,7 @@ def fit_dask(model, X, y, groups):
     )
     # The rows stay on the cluster: no bootstrap refits from this fit (and no
     # stale rows from an earlier in-memory fit of the same estimator).
-    model._train_X = model._train_codes = None
+    model._train_X = model._train_Z = model._train_codes = None
     model._warn_about_outcome(outcome)
     return model
 
@@ -398,7 +403,7 @@ def _factors(model, summary, n, n_features):
         name: encode_levels(labels.reset_index(drop=True))[1]
         for name, labels in summary.labels.items()
     }
-    return model._factors_from_levels(levels, n, n_features)
+    return model._factors_from_spec(model._spec, levels, n)
 
 
 def _slim_copy(model, **params):
@@ -415,7 +420,7 @@ def _fitted_partition(rows, slim, estimator_name):
     codes = (
         {} if frame is None else {f.name: _level_codes(frame, f) for f in slim._factors}
     )
-    fitted = slim._predict_conditional(X, codes)
+    fitted = slim._predict_conditional(X, X, codes)
     return fitted, y - fitted
 
 
@@ -452,23 +457,24 @@ def _check_predict_inputs(model, X, groups):
         model._match_groups(check_groups(group_meta, 0))
 
 
-def _predict_rows(slim, X, groups):
+def _predict_rows(slim, X, groups, random_effects):
     if X.shape[0] == 0:  # dask partitions may be empty; predict refuses those
         return np.empty(0)
-    return slim.predict(X, groups)
+    return slim.predict(X, groups, random_effects=random_effects)
 
 
-def _predict_frame_partition(X, groups, slim):
-    return pd.Series(_predict_rows(slim, X, groups), index=X.index, dtype=np.float64)
+def _predict_frame_partition(X, groups, slim, random_effects):
+    y = _predict_rows(slim, X, groups, random_effects)
+    return pd.Series(y, index=X.index, dtype=np.float64)
 
 
-def _predict_block(rows, slim):
+def _predict_block(rows, slim, random_effects):
     X, groups = _unpack(rows)
-    return _predict_rows(slim, X, groups)
+    return _predict_rows(slim, X, groups, random_effects)
 
 
-def predict_dask(model, X, groups):
-    """``model.predict(X, groups)`` for dask collections, lazily.
+def predict_dask(model, X, groups, random_effects="all"):
+    """``model.predict(X, groups, random_effects)`` for dask collections, lazily.
 
     A dask Series with ``X``'s index and partitions for a dask DataFrame, a
     dask array with ``X``'s row chunks for a dask array.
@@ -482,6 +488,7 @@ def predict_dask(model, X, groups):
             X,
             groups,
             slim,
+            random_effects,
             meta=pd.Series(dtype=np.float64),
             align_dataframes=False,
             enforce_metadata=False,
@@ -489,7 +496,9 @@ def predict_dask(model, X, groups):
     if isinstance(X, da.Array) and (groups is None or isinstance(groups, da.Array)):
         blocks = [
             da.from_delayed(
-                delayed(_predict_block)(rows, slim), (length,), dtype=np.float64
+                delayed(_predict_block)(rows, slim, random_effects),
+                (length,),
+                dtype=np.float64,
             )
             for rows, length in zip(row_partitions(X, groups=groups), X.chunks[0])
         ]

@@ -28,7 +28,7 @@ class Factor:
 
     name: str
     levels: pd.Index
-    slope_columns: list  # indices into the columns of X
+    slope_columns: list  # indices into the random-effect columns Z (X, for arrays)
     term_names: list
     intercept: bool
     diagonal: bool
@@ -210,11 +210,16 @@ def column_moments(X, y):
     return ColumnMoments(X.shape[0], np.append(mean, y.mean()), np.append(var, y.var()))
 
 
-def scaling_from_moments(moments, fit_intercept, factors):
-    """Choose centres and scales from the columns' moments."""
+def scaling_from_moments(moments, fit_intercept, factors, z_rms=None):
+    """Choose centres and scales from the columns' moments.
+
+    ``z_rms`` are the root mean squares of the random-effect columns that
+    the factors' slopes index; None when those are the columns of ``X``.
+    """
     x_mean, y_mean = moments.mean[:-1], float(moments.mean[-1])
     x_var, y_var = moments.var[:-1], float(moments.var[-1])
     rms = _safe_scale(np.sqrt(x_var + x_mean**2))
+    z_rms = rms if z_rms is None else _safe_scale(z_rms)
     if fit_intercept:
         x_center, x_scale = x_mean, _safe_scale(np.sqrt(x_var))
         y_center, y_scale = y_mean, float(_safe_scale(np.sqrt(y_var)))
@@ -222,15 +227,16 @@ def scaling_from_moments(moments, fit_intercept, factors):
         x_center, x_scale = np.zeros(x_mean.size), rms
         y_center, y_scale = 0.0, float(_safe_scale(np.sqrt(y_var + y_mean**2)))
     z_scale = [
-        np.array([1.0] * f.intercept + [rms[j] for j in f.slope_columns])
+        np.array([1.0] * f.intercept + [z_rms[j] for j in f.slope_columns])
         for f in factors
     ]
     return Scaling(y_center, y_scale, x_center, x_scale, z_scale)
 
 
-def make_scaling(X, y, fit_intercept, factors):
+def make_scaling(X, y, fit_intercept, factors, Z=None):
     """Choose centres and scales from the data (one pass over each column)."""
-    return scaling_from_moments(column_moments(X, y), fit_intercept, factors)
+    z_rms = None if Z is None else np.sqrt((Z**2).mean(axis=0))
+    return scaling_from_moments(column_moments(X, y), fit_intercept, factors, z_rms)
 
 
 def _safe_scale(scale):
@@ -252,11 +258,15 @@ def fixed_columns(X, y, fit_intercept, scaling):
     return columns
 
 
-def random_columns(X, factor, z_scale):
-    """The scaled random-effect columns of one factor (None: intercept)."""
+def random_columns(Z, factor, z_scale):
+    """The scaled random-effect columns of one factor (None: intercept).
+
+    ``Z`` holds the columns the factor's slopes index (``X`` for models
+    whose random slopes are features).
+    """
     columns = [None] if factor.intercept else []
     for j, scale in zip(factor.slope_columns, z_scale[factor.intercept :]):
-        columns.append(X[:, j] / scale)
+        columns.append(Z[:, j] / scale)
     return columns
 
 
@@ -294,7 +304,7 @@ def order_factors(factors):
     return sorted(factors, key=lambda f: -f.n_levels * f.n_terms)
 
 
-def build_design(X, y, codes, factors, fixed_names, fit_intercept):
+def build_design(X, y, codes, factors, fixed_names, fit_intercept, Z=None):
     """Validate the fixed part, scale, and reduce the data to statistics.
 
     Parameters
@@ -308,10 +318,13 @@ def build_design(X, y, codes, factors, fixed_names, fit_intercept):
     fixed_names : list of str
         Names of the candidate fixed-effect columns (``Intercept`` first when
         ``fit_intercept``).
+    Z : ndarray of shape (n, r), optional
+        The columns the factors' random slopes index; ``X`` when None.
     """
-    scaling = make_scaling(X, y, fit_intercept, factors)
+    scaling = make_scaling(X, y, fit_intercept, factors, Z)
+    Z = X if Z is None else Z
     W = fixed_columns(X, y, fit_intercept, scaling)
-    Zs = [random_columns(X, f, s) for f, s in zip(factors, scaling.z_scale)]
+    Zs = [random_columns(Z, f, s) for f, s in zip(factors, scaling.z_scale)]
     stats = sufficient_statistics(
         W, [codes[f.name] for f in factors], Zs, factors, n=X.shape[0]
     )

@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._convergence import diagnose
 from ._covariance import (
@@ -36,11 +36,11 @@ from ._sklearn import (
     split_group_columns,
     validate_predict_input,
 )
+from ._spec import ModelFrame, array_spec, formula_spec
 from ._validation import (
     InstanceOf,
     Interval,
     Options,
-    column_indices,
     validate_params,
 )
 
@@ -59,6 +59,17 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
+    formula : str, default=None
+        The model in lme4's syntax, e.g. ``"yield ~ nitro * Variety +
+        (1 | Block/Variety)"``.  ``X`` is then a pandas or polars DataFrame of
+        raw columns (numeric, string, categorical, boolean) and the formula
+        says everything: the fixed part as R's ``model.matrix`` builds it
+        (contrasts, interactions, ``poly``, ``I()``, ``scale``, ``log`` ...,
+        with R's column names), the random-effect terms ``(1 + x | g)``,
+        ``(0 + x | g)``, ``(1 + x || g)``, ``(1 | a/b)``, ``(1 | a:b)`` and
+        their grouping factors.  ``random_slopes``, ``random_intercept``,
+        ``covariance``, ``fit_intercept`` and ``group_column`` must then stay
+        at their defaults.  None: the model is given by those parameters.
     random_slopes : list of str or int, dict or None, default=None
         Columns of ``X`` that get a random slope.  A list applies to every
         grouping factor; a dict ``{factor: [columns]}`` gives per-factor
@@ -204,6 +215,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
+        "formula": [InstanceOf(str), Options(None)],
         "random_slopes": [
             InstanceOf(
                 list, tuple, dict, str, int, description="a list, dict, str, int"
@@ -224,6 +236,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         *,
+        formula=None,
         random_slopes=None,
         random_intercept=True,
         covariance="unstructured",
@@ -232,6 +245,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         max_iter=1000,
         group_column=None,
     ):
+        self.formula = formula
         self.random_slopes = random_slopes
         self.random_intercept = random_intercept
         self.covariance = covariance
@@ -240,7 +254,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.group_column = group_column
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y=None, groups=None):
         """Fit the model by REML or ML.
 
         Parameters
@@ -248,11 +262,15 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Numeric features; a DataFrame keeps its column names.  With
             ``groups``, ``X`` may have no columns (``y ~ 1 + (1 | g)``).
-        y : array-like of shape (n_samples,)
+            With ``formula``: a pandas or polars DataFrame of the raw columns
+            the formula names (numeric, string, categorical, boolean).
+        y : array-like of shape (n_samples,), default=None
+            The response.  Required without ``formula``; with it, None takes
+            the response from the formula's left-hand side.
         groups : array-like of shape (n_samples,) or (n_samples, n_factors)
             Group labels, one column per grouping factor.  None fits a model
             without random effects (with a warning).  Must be None when
-            ``group_column`` is set.
+            ``group_column`` or ``formula`` is set.
 
         Returns
         -------
@@ -266,7 +284,25 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             from ._dask import fit_dask  # dask is an optional dependency
 
             return fit_dask(self, X, y, groups)
+        if self.formula is not None:
+            spec, frame = self._formula_model_frame(X, y, groups)
+        else:
+            spec, frame = self._array_model_frame(X, y, groups)
+        self._spec = spec
+        factors, codes = self._make_factors(spec, frame.groups, len(frame.y))
+        self._fit_design(frame, factors, codes, self.method == "reml")
+        # The rows, for bootstrap refits.
+        self._train_X, self._train_Z, self._train_codes = frame.X, frame.Z, codes
+        return self
+
+    def _array_model_frame(self, X, y, groups):
+        """The specification and model frame of numeric ``X`` and ``groups``."""
         X, groups = split_group_columns(X, groups, self.group_column)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None (only a formula model reads y from X)."
+            )
         X, y = validate_data(
             self,
             no_column_frame_as_array(X),
@@ -277,13 +313,66 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         )
         self._check_n_samples(*X.shape)
         if groups is None:
-            _warn_without_groups(stacklevel=3)
-            factors, codes = [], {}
+            _warn_without_groups(stacklevel=4)
         else:
-            factors, codes = self._make_factors(X, check_groups(groups, X.shape[0]))
-        self._fit_design(X, y, factors, codes, self.method == "reml")
-        self._train_X, self._train_codes = X, codes  # rows for bootstrap refits
-        return self
+            groups = check_groups(groups, X.shape[0])
+        spec = self._array_spec([] if groups is None else list(groups), X.shape[1])
+        return spec, ModelFrame(X, X, groups, y)
+
+    def _array_spec(self, factor_names, n_features):
+        return array_spec(
+            self.get_params(),
+            n_features,
+            factor_names,
+            getattr(self, "feature_names_in_", None),
+        )
+
+    def _formula_model_frame(self, X, y, groups):
+        """The specification and model frame of a formula on a data frame."""
+        self._check_formula_params(groups)
+        validate_data(self, X, skip_check_array=True)
+        spec = formula_spec(self.formula, X)
+        frame = spec.model_frame(X, with_response=y is None)
+        if y is None and spec.response is None:
+            raise ValueError(
+                f"the formula {self.formula!r} has no response: write it as "
+                "'y ~ ...' or pass y to fit."
+            )
+        if y is not None:
+            frame.y = _formula_response(y, len(frame.complete))[frame.complete]
+        n_dropped = int((~frame.complete).sum())
+        if n_dropped:
+            warnings.warn(
+                f"{n_dropped} row(s) with a missing value in a variable of the "
+                "formula were left out of the fit (lme4's na.action = na.omit).",
+                UserWarning,
+                stacklevel=4,
+            )
+        self._response_name = spec.response or self._response_name
+        self._check_n_samples(len(frame.y), frame.X.shape[1])
+        return spec, frame
+
+    def _check_formula_params(self, groups):
+        """With a formula, the array front end's parameters stay at defaults."""
+        defaults = {
+            "random_slopes": None,
+            "random_intercept": True,
+            "covariance": "unstructured",
+            "fit_intercept": True,
+            "group_column": None,
+        }
+        changed = [k for k, v in defaults.items() if getattr(self, k) != v]
+        if changed:
+            raise ValueError(
+                f"with a formula, {changed} must be left at their defaults: the "
+                "formula gives the fixed part, the random-effect terms and the "
+                "grouping factors."
+            )
+        if groups is not None:
+            raise ValueError(
+                "with a formula, groups must be None: the grouping factors are "
+                "columns of X named in the formula's (... | g) terms."
+            )
 
     @staticmethod
     def _check_n_samples(n_samples, n_features):
@@ -298,38 +387,31 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "least 2 samples."
             )
 
-    def _make_factors(self, X, frame):
+    def _make_factors(self, spec, groups, n_samples):
         """Encode each grouping factor and attach its random-effect terms."""
         codes, levels = {}, {}
-        for name in frame.columns:
-            codes[name], levels[name] = encode_levels(frame[name])
-        return self._factors_from_levels(levels, *X.shape), codes
+        for term in spec.terms:
+            labels = groups[term.factor]
+            if term.factor in spec.group_levels:  # a formula's: lme4's order
+                levels[term.factor] = pd.Index(spec.group_levels[term.factor])
+                codes[term.factor] = lookup_levels(labels, levels[term.factor])
+            else:
+                codes[term.factor], levels[term.factor] = encode_levels(labels)
+        return self._factors_from_spec(spec, levels, n_samples), codes
 
-    def _factors_from_levels(self, levels, n_samples, n_features):
-        """Factor name -> levels, to Factors with their random-effect terms."""
-        slopes = self._resolve_slopes(list(levels), n_features)
-        covariance = self._resolve_covariance(list(levels))
-        names = self._feature_names(n_features)
+    def _factors_from_spec(self, spec, levels, n_samples):
         factors = []
-        for name in levels:
-            columns = slopes[name]
-            terms = [INTERCEPT] * self.random_intercept + [names[j] for j in columns]
-            if not terms:
-                raise ValueError(
-                    f"grouping factor {name!r} has no random-effect terms: with "
-                    "random_intercept=False give it random_slopes."
-                )
-            factors.append(
-                Factor(
-                    name,
-                    levels[name],
-                    columns,
-                    terms,
-                    self.random_intercept,
-                    covariance[name] == "diagonal",
-                )
+        for term in spec.terms:
+            factor = Factor(
+                term.factor,
+                levels[term.factor],
+                list(term.columns),
+                list(term.names),
+                term.intercept,
+                term.diagonal,
             )
-            self._check_factor_size(factors[-1], n_samples)
+            self._check_factor_size(factor, n_samples)
+            factors.append(factor)
         return factors
 
     @staticmethod
@@ -344,54 +426,33 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 stacklevel=5,
             )
 
-    def _feature_names(self, n_features):
+    def _feature_names(self, n_features=None):
+        """The fixed-effect features' names (a formula's columns, R's names)."""
+        spec = getattr(self, "_spec", None)
+        if spec is not None:
+            return list(spec.features)
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{j}" for j in range(n_features)]
 
-    def _resolve_slopes(self, factor_names, n_features):
-        """Factor name -> list of column indices with a random slope."""
-        spec = self.random_slopes
-        if isinstance(spec, dict):
-            unknown = set(spec) - set(factor_names)
-            if unknown:
-                raise ValueError(
-                    "random_slopes names unknown grouping factor(s) "
-                    f"{sorted(unknown)}; the factors are {factor_names}."
-                )
-            return {
-                f: self._column_indices(spec.get(f), n_features) for f in factor_names
-            }
-        columns = self._column_indices(spec, n_features)
-        return {f: columns for f in factor_names}
-
-    def _column_indices(self, columns, n_features):
-        names = getattr(self, "feature_names_in_", [])
-        return column_indices(columns, names, n_features, parameter="random_slopes")
-
-    def _resolve_covariance(self, factor_names):
-        spec = self.covariance
-        if isinstance(spec, str):
-            return dict.fromkeys(factor_names, spec)
-        unknown = set(spec) - set(factor_names)
-        bad = {v for v in spec.values()} - {"unstructured", "diagonal"}
-        if unknown or bad:
-            raise ValueError(
-                "covariance must map grouping factors to 'unstructured' or "
-                f"'diagonal'; unknown factors {sorted(unknown)}, unknown values "
-                f"{sorted(map(str, bad))}."
-            )
-        return {f: spec.get(f, "unstructured") for f in factor_names}
-
-    def _fit_design(self, X, y, factors, codes, reml):
+    def _fit_design(self, frame, factors, codes, reml):
         """Run the stages: design, optimisation, estimates; set attributes."""
-        fixed_names = [INTERCEPT] * self.fit_intercept + self._feature_names(X.shape[1])
+        spec = self._spec
+        fixed_names = [INTERCEPT] * spec.fit_intercept + list(spec.features)
         ordered = order_factors(factors)
         with blas_threads_for(ordered):
-            design = build_design(X, y, codes, ordered, fixed_names, self.fit_intercept)
+            design = build_design(
+                frame.X,
+                frame.y,
+                codes,
+                ordered,
+                fixed_names,
+                spec.fit_intercept,
+                Z=frame.Z,
+            )
             outcome = self._fit_statistics(design, [f.name for f in factors], reml)
-            self.fitted_values_ = self._predict_conditional(X, codes)
-            self.residuals_ = y - self.fitted_values_
+            self.fitted_values_ = self._predict_conditional(frame.X, frame.Z, codes)
+            self.residuals_ = frame.y - self.fitted_values_
         self._warn_about_outcome(outcome)
 
     def _fit_statistics(self, design, user_order, reml, start=None):
@@ -442,17 +503,18 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             )
 
     def _set_fixed_effects(self, design, est):
-        n_candidates = len(design.scaling.x_scale) + self.fit_intercept
+        fit_intercept = self._spec.fit_intercept
+        n_candidates = len(design.scaling.x_scale) + fit_intercept
         beta_s = np.zeros(n_candidates)
         cov_s = np.zeros((n_candidates, n_candidates))
         kept = design.fixed_kept
         beta_s[kept] = est.beta
         cov_s[np.ix_(kept, kept)] = est.beta_cov
-        J, offset = design.scaling.fixed_jacobian(self.fit_intercept)
+        J, offset = design.scaling.fixed_jacobian(fit_intercept)
         beta = offset + J @ beta_s
         cov = (J @ cov_s @ J.T)[np.ix_(kept, kept)]
-        self.intercept_ = float(beta[0]) if self.fit_intercept else 0.0
-        self.coef_ = beta[1:] if self.fit_intercept else beta
+        self.intercept_ = float(beta[0]) if fit_intercept else 0.0
+        self.coef_ = beta[1:] if fit_intercept else beta
         self.fixed_effects_ = pd.Series(beta[kept], index=design.fixed_names)
         self.fixed_effects_cov_ = pd.DataFrame(
             cov, index=design.fixed_names, columns=design.fixed_names
@@ -502,10 +564,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
     def _set_criteria(self, design, fact, reml, outcome):
         n, p = design.stats.n, design.n_fixed
-        features = design.fixed_kept[design.fixed_kept >= self.fit_intercept]
-        shift = design.scaling.objective_shift(
-            n, p, features - self.fit_intercept, reml
-        )
+        fit_intercept = self._spec.fit_intercept
+        features = design.fixed_kept[design.fixed_kept >= fit_intercept]
+        shift = design.scaling.objective_shift(n, p, features - fit_intercept, reml)
         self.objective_ = float(objective(fact, n, reml) + shift)
         n_params = p + 1 + sum(n_theta(f.n_terms, f.diagonal) for f in design.factors)
         self.loglik_ = -0.5 * self.objective_
@@ -531,48 +592,99 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         frame["objective_scaled"] = outcome.log.values
         self.fit_log_ = frame
 
-    def predict(self, X, groups=None):
-        """Predict with or without the random effects.
+    def predict(self, X, groups=None, random_effects="all"):
+        """Predict with all, some or none of the random effects.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            As in ``fit``: numeric features, or with ``formula`` a data frame
+            of the columns the formula names (the grouping factors among
+            them; the response is not needed).
         groups : array-like of shape (n_samples,) or (n_samples, n_factors)
             Group labels as in ``fit``.  With them, the prediction adds each
             level's predicted random effects (zero for levels not seen in
             ``fit``); without them it is the population prediction (lme4's
-            ``re.form = ~0``).  Must be None when ``group_column`` is set.
+            ``re.form = ~0``).  Must be None when ``group_column`` or
+            ``formula`` is set.
+        random_effects : "all", "none" or list of str, default="all"
+            Which grouping factors' random effects to add: all of them
+            (lme4's ``re.form = NULL``), none (``re.form = NA``, the
+            population prediction) or those named (``re.form = ~(1 | g)``).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            With ``formula``, NaN for rows missing a value the formula uses.
         """
         check_is_fitted(self)
+        factors = self._included_factors(random_effects)
         if _is_dask_collection(X, groups):
             from ._dask import predict_dask
 
-            return predict_dask(self, X, groups)
+            return predict_dask(self, X, groups, random_effects)
+        if self._spec.matrices is not None:
+            return self._predict_formula(X, groups, factors)
         X, groups = validate_predict_input(self, X, groups)
-        if groups is None or not self._factors:
+        if groups is None or not factors:
             return self._predict_population(X)
         frame = self._match_groups(check_groups(groups, X.shape[0]))
-        codes = {f.name: lookup_levels(frame[f.name], f.levels) for f in self._factors}
-        return self._predict_conditional(X, codes)
+        codes = {f.name: lookup_levels(frame[f.name], f.levels) for f in factors}
+        return self._predict_conditional(X, X, codes)
+
+    def _included_factors(self, random_effects):
+        """The fitted factors whose random effects a prediction adds."""
+        if isinstance(random_effects, str) and random_effects in ("all", "none"):
+            return list(self._factors) if random_effects == "all" else []
+        names = [f.name for f in self._factors]
+        if isinstance(random_effects, str) or not isinstance(
+            random_effects, list | tuple
+        ):
+            raise ValueError(
+                "random_effects must be 'all', 'none' or a list of grouping "
+                f"factors among {names}; got {random_effects!r}."
+            )
+        unknown = [r for r in random_effects if r not in names]
+        if unknown:
+            raise ValueError(
+                f"random_effects names unknown grouping factor(s) {unknown}; the "
+                f"model's factors are {names}."
+            )
+        return [f for f in self._factors if f.name in random_effects]
+
+    def _predict_formula(self, X, groups, factors):
+        """A formula model's predictions; NaN where a used value is missing."""
+        if groups is not None:
+            raise ValueError(
+                "a formula model reads its grouping factors from X: groups must "
+                "be None."
+            )
+        frame = self._spec.model_frame(X)
+        codes = {f.name: lookup_levels(frame.groups[f.name], f.levels) for f in factors}
+        y = np.full(frame.complete.shape[0], np.nan)
+        y[frame.complete] = self._predict_conditional(frame.X, frame.Z, codes)
+        return y
 
     def _predict_population(self, X):
         return self.intercept_ + X @ self.coef_
 
-    def _predict_conditional(self, X, codes):
-        """Fixed part plus each factor's random effects; code -1 adds nothing."""
+    def _predict_conditional(self, X, Z, codes):
+        """Fixed part plus the random effects of the factors in ``codes``.
+
+        ``Z`` holds the random-effect slope columns (``X`` itself for array
+        models); code -1 (a level not seen in ``fit``) adds nothing.
+        """
         y = self._predict_population(X)
         for f in self._factors:
+            if f.name not in codes:
+                continue
             # Row -1 of the padded table is zero: unseen levels (code -1) get it.
             table = np.zeros((f.n_terms, f.n_levels + 1))
             table[:, :-1] = self.random_effects_[f.name].to_numpy().T
             columns = [None] * f.intercept + list(f.slope_columns)
             for t, j in enumerate(columns):
                 effect = table[t].take(codes[f.name])
-                y += effect if j is None else effect * X[:, j]
+                y += effect if j is None else effect * Z[:, j]
         return y
 
     def _match_groups(self, frame):
@@ -822,6 +934,22 @@ def _optimize_and_estimate(design, reml, max_iter, start=None):
         raise FloatingPointError("the deviance is not finite at the optimum")
     est = estimates(fact, design.factors, design.stats.n, reml)
     return outcome, fact, est
+
+
+def _formula_response(y, n_samples):
+    """``y`` given to a formula model's fit: numeric, finite, one per row."""
+    y = column_or_1d(np.asarray(y), warn=True)
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"y has {y.shape[0]} values but X has {n_samples} rows; they must match."
+        )
+    try:
+        y = y.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must be numeric: {exc}") from exc
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    return y
 
 
 def _warn_without_groups(stacklevel):

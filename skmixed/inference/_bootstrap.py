@@ -272,7 +272,9 @@ def refit(model, stats, y):
         )
     except FloatingPointError as exc:
         raise RefitError(str(exc)) from exc
-    new.fitted_values_ = new._predict_conditional(model._train_X, model._train_codes)
+    new.fitted_values_ = new._predict_conditional(
+        model._train_X, model._train_Z, model._train_codes
+    )
     new.residuals_ = y - new.fitted_values_
     return new
 

@@ -1,0 +1,226 @@
+"""The model specification, from either front end (lme4's ``lFormula``).
+
+Two front ends describe the same models:
+
+- a formula, ``"yield ~ nitro * Variety + (1 | Block/Variety)"``, on a data
+  frame of raw columns (:func:`formula_spec`);
+- numeric ``X`` and ``groups`` with the estimator's ``random_slopes``,
+  ``random_intercept``, ``covariance`` and ``fit_intercept``
+  (:func:`array_spec`).
+
+Both give a :class:`ModelSpec`: the fixed-effect feature columns, the
+random-effect terms of each grouping factor (:class:`TermSpec`) and the
+names.  Its :meth:`~ModelSpec.model_frame` turns rows into a
+:class:`ModelFrame`, the numbers every later stage reads: the fixed-effect
+features ``X`` (no intercept column), the random-effect columns ``Z`` that
+the terms' slopes index, and the group labels.  For arrays ``Z`` is ``X``
+itself (a random slope is a feature); a formula's random terms have columns
+of their own (``(poly(Time, 2) | Chick)``).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._formula import INTERCEPT, FormulaMatrices, parse_formula
+from ._validation import column_indices
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """The random-effect terms of one grouping factor.
+
+    ``names`` are the terms (``Intercept`` first when there is one); each
+    slope term reads column ``columns[k]`` of the model frame's ``Z``.
+    ``diagonal`` is lme4's ``||`` (uncorrelated terms).
+    """
+
+    factor: str
+    names: tuple
+    columns: tuple
+    intercept: bool
+    diagonal: bool
+
+
+@dataclass
+class ModelFrame:
+    """The numbers of some rows: what the design and predictions read."""
+
+    X: np.ndarray  # (n, p) fixed-effect features, no intercept column
+    Z: np.ndarray  # (n, r) random-effect slope columns
+    groups: pd.DataFrame | None  # one column of labels per grouping factor
+    y: np.ndarray | None = None
+    complete: np.ndarray | None = None  # rows kept, of the rows given (formula)
+
+
+@dataclass
+class ModelSpec:
+    """What is fitted: fixed features, random terms per factor, names."""
+
+    features: list  # fixed-effect feature names, without the intercept
+    fit_intercept: bool
+    terms: list  # TermSpec per grouping factor, in the user's order
+    formula: str | None = None
+    response: str | None = None
+    matrices: FormulaMatrices | None = field(default=None, repr=False)
+    group_levels: dict = field(default_factory=dict)  # formula: lme4's orders
+
+    @property
+    def factor_names(self):
+        return [t.factor for t in self.terms]
+
+    def term(self, factor):
+        return next(t for t in self.terms if t.factor == factor)
+
+    def model_frame(self, frame, *, with_response=False):
+        """The model frame of a data frame's rows (formula models).
+
+        Rows with a missing value in a variable the formula uses are left out
+        (``complete`` marks the kept ones, lme4's ``na.omit``).  The response
+        is read only ``with_response``; otherwise its column, if any, is
+        ignored, so that new rows need not have it.
+        """
+        matrices = self.matrices
+        frame = _formula_frame(frame)
+        if not with_response and self.response in frame.columns:
+            frame = frame.drop(columns=[self.response])
+        complete = matrices.complete_rows(frame)
+        rows = frame[complete].reset_index(drop=True)
+        X, names = matrices.fixed(rows)
+        X = X[:, [j for j, n in enumerate(names) if n != INTERCEPT]]
+        Z = [
+            block[:, [j for j, n in enumerate(block_names) if n != INTERCEPT]]
+            for block, block_names in matrices.random(rows)
+        ]
+        Z = np.hstack(Z) if Z else np.zeros((len(rows), 0))
+        groups = matrices.groups(rows) if self.terms else None
+        y = matrices.response(rows) if with_response else None
+        return ModelFrame(X, Z, groups, y, complete)
+
+
+def formula_spec(formula, frame):
+    """The specification of an lme4 formula, learned on a training frame."""
+    parsed = parse_formula(formula)
+    matrices = FormulaMatrices.fit(parsed, _formula_frame(frame))
+    features = [n for n in matrices.fixed_names if n != INTERCEPT]
+    # Z holds the slope columns term after term, in formula order.
+    by_factor, start = {}, 0
+    for term, names in zip(parsed.random, matrices.random_names):
+        slopes = [n for n in names if n != INTERCEPT]
+        columns = list(range(start, start + len(slopes)))
+        by_factor.setdefault(term.grouping_name, []).append((term, names, columns))
+        start += len(slopes)
+    terms = [_merge_terms(factor, parts) for factor, parts in by_factor.items()]
+    return ModelSpec(
+        features=features,
+        fit_intercept=matrices.intercept,
+        terms=terms,
+        formula=formula,
+        response=parsed.response,
+        matrices=matrices,
+        group_levels=dict(matrices.group_levels),
+    )
+
+
+def _merge_terms(factor, parts):
+    """One TermSpec from the bar terms ``(term, names, slope columns)`` on a factor.
+
+    A single term is correlated (or one column).  Several terms on the same
+    factor (lme4's ``(1 | g) + (0 + x | g)``, what ``||`` expands to) are
+    independent of one another: supported when each has one column, as a
+    diagonal covariance.
+    """
+    names = [n for _, term_names, _ in parts for n in term_names]
+    if len(set(names)) < len(names):
+        raise ValueError(
+            f"the grouping factor {factor!r} has the random-effect column(s) "
+            f"{sorted({n for n in names if names.count(n) > 1})} in more than one "
+            "term: each column may appear in one term only."
+        )
+    if len(parts) > 1 and any(len(term_names) > 1 for _, term_names, _ in parts):
+        written = " + ".join(f"({t.expression} | {factor})" for t, _, _ in parts)
+        raise ValueError(
+            f"{written}: several random-effect terms on one grouping factor are "
+            "supported only when each has one column (uncorrelated terms, as "
+            "lme4's ||). Write them as one correlated term, or all with ||."
+        )
+    intercept = INTERCEPT in names
+    slopes = [n for n in names if n != INTERCEPT]
+    columns = tuple(c for _, _, term_columns in parts for c in term_columns)
+    diagonal = len(parts) > 1 or (len(names) > 1 and not parts[0][0].correlated)
+    # The intercept first, as lme4's model matrix of a term puts it.
+    names = (INTERCEPT,) * intercept + tuple(slopes)
+    return TermSpec(factor, names, columns, intercept, diagonal)
+
+
+def array_spec(params, n_features, factor_names, feature_names_in=None):
+    """The specification of the array front end.
+
+    ``params`` are the estimator's ``random_slopes``, ``random_intercept``,
+    ``covariance`` and ``fit_intercept``; random slopes index the features,
+    by name when ``X`` had names (``feature_names_in``), else by position.
+    """
+    given = [] if feature_names_in is None else [str(c) for c in feature_names_in]
+    features = given or [f"x{j}" for j in range(n_features)]
+    slopes = _resolve_slopes(params["random_slopes"], factor_names, given, n_features)
+    covariance = _resolve_covariance(params["covariance"], factor_names)
+    terms = []
+    for name in factor_names:
+        columns = slopes[name]
+        intercept = params["random_intercept"]
+        names = [INTERCEPT] * intercept + [features[j] for j in columns]
+        if not names:
+            raise ValueError(
+                f"grouping factor {name!r} has no random-effect terms: with "
+                "random_intercept=False give it random_slopes."
+            )
+        diagonal = covariance[name] == "diagonal"
+        terms.append(TermSpec(name, tuple(names), tuple(columns), intercept, diagonal))
+    return ModelSpec(features, params["fit_intercept"], terms)
+
+
+def _resolve_slopes(spec, factor_names, names, n_features):
+    """Factor name -> list of feature indices with a random slope."""
+
+    def indices(columns):
+        return column_indices(columns, names, n_features, parameter="random_slopes")
+
+    if isinstance(spec, dict):
+        unknown = set(spec) - set(factor_names)
+        if unknown:
+            raise ValueError(
+                "random_slopes names unknown grouping factor(s) "
+                f"{sorted(unknown)}; the factors are {factor_names}."
+            )
+        return {f: indices(spec.get(f)) for f in factor_names}
+    columns = indices(spec)
+    return {f: columns for f in factor_names}
+
+
+def _resolve_covariance(spec, factor_names):
+    if isinstance(spec, str):
+        return dict.fromkeys(factor_names, spec)
+    unknown = set(spec) - set(factor_names)
+    bad = {v for v in spec.values()} - {"unstructured", "diagonal"}
+    if unknown or bad:
+        raise ValueError(
+            "covariance must map grouping factors to 'unstructured' or "
+            f"'diagonal'; unknown factors {sorted(unknown)}, unknown values "
+            f"{sorted(map(str, bad))}."
+        )
+    return {f: spec.get(f, "unstructured") for f in factor_names}
+
+
+def _formula_frame(frame):
+    """A pandas frame from pandas or polars (a formula model's X)."""
+    if type(frame).__module__.startswith("polars"):
+        from ._formula import _as_pandas
+
+        return _as_pandas(frame)
+    if isinstance(frame, pd.DataFrame):
+        return frame.reset_index(drop=True)
+    raise TypeError(
+        "with a formula, X must be a pandas or polars DataFrame of the columns "
+        f"the formula names; got {type(frame).__name__}."
+    )
