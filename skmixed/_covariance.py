@@ -91,6 +91,12 @@ class ThetaLayout:
         parts = [theta_lower_bounds(q, d) for q, d in zip(self.sizes, self.diagonal)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    def block(self, k):
+        """The slice of theta that holds factor ``k``'s ``T``."""
+        sizes = [n_theta(q, d) for q, d in zip(self.sizes, self.diagonal)]
+        start = sum(sizes[:k])
+        return slice(start, start + sizes[k])
+
     def split(self, theta):
         """The lower triangular ``T`` of each factor."""
         Ts, start = [], 0

@@ -42,6 +42,7 @@ SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
 FACE_STEPS = (1e-3, 1e-2, 0.1, 0.5, 2.0)  # moves of Sigma off a face (scaled units)
 MAX_FACE_ROUNDS = 5
 IMPROVEMENT = 1e-10  # relative decrease that counts as a better point
+INSIDE = 1e-6  # the variance every face probe gives each direction
 
 
 @dataclass
@@ -289,12 +290,43 @@ class _Search:
         Ts = layout.split(best.theta)
         for k, (T, diagonal) in enumerate(zip(Ts, layout.diagonal)):
             Sigma = T @ T.T
-            for trial in _off_face(Sigma, diagonal):
+            descent = self.descent_directions(Ts, k, layout)
+            for trial in _off_face(Sigma, diagonal, descent):
                 theta = layout.join(Ts[:k] + [trial] + Ts[k + 1 :])
                 point = _Point(theta, self.value(theta), False, "face probe")
                 if self.better(point, found or best):
                     found = point
         return found
+
+    def descent_directions(self, Ts, k, layout):
+        """Directions ``u`` along which adding ``u u'`` to ``Sigma_k`` lowers f.
+
+        The criterion is smooth in ``Sigma``; with ``G`` its gradient there,
+        a point of a face (``Sigma`` singular) that is stationary within the
+        face is optimal exactly when ``G`` is positive semi-definite, and
+        each eigenvector of a negative eigenvalue of ``G`` is a way off it.
+        ``G`` is read from the exact theta-gradient at a full-rank ``T`` next
+        to the point (``df = 2 <G T, dT>``), where ``T`` can be inverted.
+        """
+        if self.fg is None:
+            return []
+        Sigma = Ts[k] @ Ts[k].T
+        diagonal = layout.diagonal[k]
+        nearby = Sigma + 1e-8 * max(1.0, np.trace(Sigma)) * np.eye(len(Sigma))
+        T = (
+            np.diag(np.sqrt(np.diag(nearby)))
+            if diagonal
+            else linalg.cholesky(nearby, lower=True)
+        )
+        theta = layout.join(Ts[:k] + [T] + Ts[k + 1 :])
+        _, gradient = self.fg(theta)
+        g = gradient[layout.block(k)]
+        G = _sigma_gradient(g, T, diagonal)
+        if G is None:
+            return []
+        eigenvalues, vectors = linalg.eigh(G)
+        negative = eigenvalues < -1e-8 * max(1.0, np.abs(eigenvalues).max())
+        return [vectors[:, i] for i in np.flatnonzero(negative)]
 
     def canonical(self, theta, value, layout):
         """``T`` with zero columns where ``Sigma`` is singular, if no worse."""
@@ -312,17 +344,42 @@ class _Search:
         return theta, value
 
 
-def _off_face(Sigma, diagonal):
+def _sigma_gradient(g, T, diagonal):
+    """The symmetric ``G`` with ``g = lower entries of 2 G T`` (theta's order).
+
+    None where the system cannot be solved (a non-finite gradient).
+    """
+    q = T.shape[0]
+    if not np.all(np.isfinite(g)):
+        return None
+    if diagonal:
+        return np.diag(g / (2.0 * np.diag(T)))
+    rows, cols = np.tril_indices(q)
+    order = np.lexsort((rows, cols))  # theta: the lower triangle by columns
+    rows, cols = rows[order], cols[order]
+    basis = []
+    for a, b in zip(rows, cols):
+        E = np.zeros((q, q))
+        E[a, b] = E[b, a] = 1.0
+        basis.append((2.0 * E @ T)[rows, cols])
+    solution = np.linalg.lstsq(np.array(basis).T, g, rcond=None)[0]
+    G = np.zeros((q, q))
+    G[rows, cols] = solution
+    G[cols, rows] = solution
+    return G
+
+
+def _off_face(Sigma, diagonal, descent=()):
     """Lower triangular factors of ``Sigma`` moved off its null space.
 
-    Each trial adds ``step * v v'`` (plus a little of every direction, so that
+    Each trial adds ``step * v v'`` (and a touch of every direction, so that
     the trial lies inside and a gradient run from it can move freely).  The
-    directions ``v``: each null direction ``n``; the normalised sums and
-    differences of two; and ``n + t r`` for each direction ``r`` of the range
-    and ``t`` of either sign, which give the new variance a correlation with
-    the others.  On a face the criterion can decrease only through such a
-    correlation (its gradient couples ``n`` and ``r``) while every move along
-    ``n`` alone increases it.
+    directions ``v``: first the ``descent`` directions of the criterion's
+    gradient in ``Sigma`` (``_Search.descent_directions``); then, should that
+    gradient be unavailable or misleading, each null direction ``n``, the
+    normalised sums and differences of two, and ``n + t r`` for each
+    direction ``r`` of the range and ``t`` of either sign, which give the new
+    variance a correlation with the others.
     """
     q = Sigma.shape[0]
     eigenvalues, vectors = linalg.eigh(Sigma)
@@ -331,10 +388,12 @@ def _off_face(Sigma, diagonal):
     null, range_ = vectors[:, on_face], vectors[:, ~on_face]
     if null.shape[1] == 0:
         return
-    for v in _face_directions(null, range_, diagonal):
+    for v in [*descent, *_face_directions(null, range_, diagonal)]:
         v = v / np.linalg.norm(v)
         for step in FACE_STEPS:
-            moved = Sigma + step * (np.outer(v, v) + 0.01 * np.eye(q))
+            # A touch of every direction keeps the trial inside (the step
+            # along v must not be paid for by the others: G may be large).
+            moved = Sigma + step * np.outer(v, v) + INSIDE * np.eye(q)
             if diagonal:
                 yield np.diag(np.sqrt(np.clip(np.diag(moved), 0.0, None)))
             else:
