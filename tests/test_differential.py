@@ -39,11 +39,8 @@ from skmixed import MixedLinearRegressor
 
 # Another suite from make_designs.py --seed N --outdir DIR (and make_reference.R
 # DIR) runs with SKMIXED_DIFFERENTIAL_DIR=DIR.
-DATA = Path(
-    os.environ.get(
-        "SKMIXED_DIFFERENTIAL_DIR", Path(__file__).parent / "data" / "differential"
-    )
-)
+DEFAULT_DATA = Path(__file__).parent / "data" / "differential"
+DATA = Path(os.environ.get("SKMIXED_DIFFERENTIAL_DIR", DEFAULT_DATA))
 METHODS = ("REML", "ML")
 CRITERION_RTOL = 1e-6  # skmixed's criterion may exceed lme4's by this, relative
 FIXEF_SE_TOL = 1e-3  # fixed effects: fraction of lme4's standard error
@@ -220,9 +217,10 @@ def lme4_convergence_problems(ref):
 
 
 def test_suite_size_and_coverage():
-    """At least 200 fits, every category in both methods, no design refused."""
+    """At least 200 fits and every category; lme4 refused none of ours."""
     assert len(CASES) >= 200
-    assert len(CASES) == 2 * len(load_designs())
+    if DATA == DEFAULT_DATA:  # other seeds may draw a design lme4 refuses
+        assert len(CASES) == 2 * len(load_designs())
     categories = {c.category for c in CASES}
     assert {
         "binary_slope",
