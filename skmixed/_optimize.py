@@ -7,16 +7,17 @@ gradient in that entry is exactly zero whatever the optimum.  A gradient
 method can therefore stop on a boundary face although the optimum lies off
 it.  The search here is built so that this cannot pass silently:
 
-1. L-BFGS-B (exact gradient where the design has one) from the caller's
-   start (lme4's identity); when it ends on a face or fails, also from the
-   further starts the caller gives (lme4's start in the units of the data,
-   moment estimates), keeping the best;
+1. L-BFGS-B (exact gradient) from the caller's start (lme4's identity);
+   when that run fails, also from the further starts the caller gives
+   (lme4's start in the units of the data, moment estimates), keeping the
+   best;
 2. on every face the best point touches (a factor whose ``Sigma`` is
-   singular), probes that move ``Sigma`` off the face: along each direction
-   of its null space, along pairs of them, and with a correlation to the
-   directions of its range, by steps from small (a first-order test, which
-   ``Sigma`` space allows) to large; any probe that lowers the criterion
-   restarts L-BFGS-B from there, until none does;
+   singular), the optimality test that ``Sigma`` space allows: the
+   criterion's gradient ``G`` in ``Sigma`` must be positive semi-definite
+   there.  Each eigenvector of a negative eigenvalue is a way off the face;
+   probes along them by steps from small to large, then (when none is lower)
+   larger probes along the null directions and their correlations with the
+   range, restart L-BFGS-B from any lower point, until none is;
 3. a derivative-free bounded polish (Powell) of a run whose line search
    failed;
 4. variance parameters within rounding of zero set to exactly zero, and
@@ -40,6 +41,7 @@ from ._starts import data_units_start, identity_start, moment_start
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
 FACE_STEPS = (1e-3, 1e-2, 0.1, 0.5, 2.0)  # moves of Sigma off a face (scaled units)
+FAR_STEPS = (0.1, 0.5, 2.0)  # the same, along directions not known to descend
 MAX_FACE_ROUNDS = 5
 IMPROVEMENT = 1e-10  # relative decrease that counts as a better point
 INSIDE = 1e-6  # the variance every face probe gives each direction
@@ -89,9 +91,9 @@ def optimize_design(design, reml, max_iter=1000, start=None):
 
     The one search every fit goes through (the estimator, refits, the ML
     refits of likelihood-ratio tests and profiles).  It runs from ``start``
-    (default lme4's identity start) and, when that run ends on a face or
-    fails, also from lme4's identity start, lme4's start in the units of the
-    data and moment estimates; the faces of the best point are then checked.
+    (default lme4's identity start) and, when that run fails, also from
+    lme4's identity start, lme4's start in the units of the data and moment
+    estimates; the faces of the best point are then checked.
     """
     layout = ThetaLayout.from_factors(design.factors)
     # Callables: a further start is computed only when it is needed.
@@ -142,8 +144,7 @@ def minimize_deviance(
         How theta splits into factors; enables the boundary-face checks.
     starts : sequence of ndarray or callable
         Further starts (or functions returning one, called only when the
-        start is needed), run when the first run ends on a face or fails;
-        the best point wins.
+        start is needed), run when the first run fails; the best point wins.
 
     Returns
     -------
@@ -165,7 +166,7 @@ def minimize_deviance(
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         best = search.from_starts([theta0])
-        if not best.converged or _on_boundary(best.theta, search.lower, layout):
+        if not best.converged:
             best = search.from_starts([theta0, *starts], best)
         if layout is not None:
             best = search.leave_faces(best, layout)
@@ -285,18 +286,31 @@ class _Search:
         return best
 
     def probe_faces(self, best, layout):
-        """The lowest point off a face of ``best``, if lower than it."""
-        found = None
+        """The lowest point off a face of ``best``, if lower than it.
+
+        First along the descent directions of the criterion's gradient in
+        ``Sigma`` (a complete first-order test); when none is lower, by
+        larger steps along the null directions and their correlations with
+        the range (which can find a lower point farther off the face).
+        """
         Ts = layout.split(best.theta)
-        for k, (T, diagonal) in enumerate(zip(Ts, layout.diagonal)):
-            Sigma = T @ T.T
-            descent = self.descent_directions(Ts, k, layout)
-            for trial in _off_face(Sigma, diagonal, descent):
-                theta = layout.join(Ts[:k] + [trial] + Ts[k + 1 :])
-                point = _Point(theta, self.value(theta), False, "face probe")
-                if self.better(point, found or best):
-                    found = point
-        return found
+        found = None
+        for directions, steps in (
+            (self.descent_directions, FACE_STEPS),
+            (None, FAR_STEPS),
+        ):
+            for k, (T, diagonal) in enumerate(zip(Ts, layout.diagonal)):
+                if not _is_singular_block(T):
+                    continue  # not on a face: nothing to probe
+                descent = directions(Ts, k, layout) if directions else None
+                for trial in _off_face(T @ T.T, diagonal, descent, steps):
+                    theta = layout.join(Ts[:k] + [trial] + Ts[k + 1 :])
+                    point = _Point(theta, self.value(theta), False, "face probe")
+                    if self.better(point, found or best):
+                        found = point
+            if found is not None:
+                return found
+        return None
 
     def descent_directions(self, Ts, k, layout):
         """Directions ``u`` along which adding ``u u'`` to ``Sigma_k`` lowers f.
@@ -369,28 +383,27 @@ def _sigma_gradient(g, T, diagonal):
     return G
 
 
-def _off_face(Sigma, diagonal, descent=()):
+def _off_face(Sigma, diagonal, descent, steps):
     """Lower triangular factors of ``Sigma`` moved off its null space.
 
     Each trial adds ``step * v v'`` (and a touch of every direction, so that
     the trial lies inside and a gradient run from it can move freely).  The
-    directions ``v``: first the ``descent`` directions of the criterion's
-    gradient in ``Sigma`` (``_Search.descent_directions``); then, should that
-    gradient be unavailable or misleading, each null direction ``n``, the
-    normalised sums and differences of two, and ``n + t r`` for each
-    direction ``r`` of the range and ``t`` of either sign, which give the new
-    variance a correlation with the others.
+    directions ``v``: the ``descent`` directions of the criterion's gradient
+    in ``Sigma`` (``_Search.descent_directions``) when given; otherwise each
+    null direction ``n``, the normalised sums and differences of two, and
+    ``n + t r`` for each direction ``r`` of the range and ``t`` of either
+    sign, which give the new variance a correlation with the others.
     """
     q = Sigma.shape[0]
-    eigenvalues, vectors = linalg.eigh(Sigma)
-    scale = max(1.0, float(eigenvalues.max(initial=0.0)))
-    on_face = eigenvalues <= (SINGULAR_TOLERANCE**2) * scale
-    null, range_ = vectors[:, on_face], vectors[:, ~on_face]
+    null, range_ = _null_space(Sigma)
     if null.shape[1] == 0:
         return
-    for v in [*descent, *_face_directions(null, range_, diagonal)]:
+    directions = (
+        _face_directions(null, range_, diagonal) if descent is None else descent
+    )
+    for v in directions:
         v = v / np.linalg.norm(v)
-        for step in FACE_STEPS:
+        for step in steps:
             # A touch of every direction keeps the trial inside (the step
             # along v must not be paid for by the others: G may be large).
             moved = Sigma + step * np.outer(v, v) + INSIDE * np.eye(q)
@@ -415,15 +428,16 @@ def _face_directions(null, range_, diagonal):
     return directions
 
 
-def _on_boundary(theta, lower, layout):
-    """Whether some factor's ``Sigma`` is singular (a face of the space)."""
-    if np.any((lower == 0) & (theta < SINGULAR_TOLERANCE)):
-        return True
-    for T in [] if layout is None else layout.split(theta):
-        eigenvalues = linalg.eigvalsh(T @ T.T)
-        if eigenvalues.min() <= (SINGULAR_TOLERANCE**2) * max(1.0, eigenvalues.max()):
-            return True
-    return False
+def _null_space(Sigma):
+    """The null and range directions of ``Sigma`` (eigenvectors, columns)."""
+    eigenvalues, vectors = linalg.eigh(Sigma)
+    scale = max(1.0, float(eigenvalues.max(initial=0.0)))
+    on_face = eigenvalues <= (SINGULAR_TOLERANCE**2) * scale
+    return vectors[:, on_face], vectors[:, ~on_face]
+
+
+def _is_singular_block(T):
+    return _null_space(T @ T.T)[0].shape[1] > 0
 
 
 def snap_to_boundary(f, theta, value, lower):
