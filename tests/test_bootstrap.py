@@ -71,7 +71,11 @@ def test_fast_refit_equals_a_full_fit(name):
     y = case.y.to_numpy(dtype=float)
     y_new = y + np.random.default_rng(0).normal(scale=0.3 * y.std(), size=y.size)
     Y = np.column_stack([y, y_new])
-    stats = list(response_statistics(model, model._train_X, model._train_codes, Y))
+    stats = list(
+        response_statistics(
+            model, model._train_X, model._train_Z, model._train_codes, Y
+        )
+    )
     assert_same_fit(refit(model, stats[0], y), model)
     assert_same_fit(refit(model, stats[1], y_new), fit(case, y=y_new))
 

@@ -187,14 +187,14 @@ def _run_chunks(model, statistic, shape, seeds, n_jobs, n_workers):
 
 def _replicate_chunk(model, statistic, shape, seeds, indices):
     """Simulate, refit and evaluate the statistic for a few replicates."""
-    X, codes = model._train_X, model._train_codes
+    X, Z, codes = model._train_X, model._train_Z, model._train_codes
     n_levels = {f.name: f.n_levels for f in model._factors}
-    simulator = ResponseSimulator(model, X, codes, n_levels, use_re="new")
+    simulator = ResponseSimulator(model, X, Z, codes, n_levels, use_re="new")
     Y = np.column_stack([simulator(np.random.default_rng(s)) for s in seeds])
     values, converged = [], []
     with warnings.catch_warnings(), blas_threads_for(model._design.factors):
         warnings.simplefilter("ignore")  # singular or slow refits are expected
-        for b, stats in enumerate(response_statistics(model, X, codes, Y)):
+        for b, stats in enumerate(response_statistics(model, X, Z, codes, Y)):
             try:
                 refitted = refit(model, stats, Y[:, b])
             except RefitError:
@@ -212,7 +212,7 @@ def _replicate_chunk(model, statistic, shape, seeds, indices):
     return indices, np.array(values), np.array(converged)
 
 
-def response_statistics(model, X, codes, Y):
+def response_statistics(model, X, Z, codes, Y):
     """The fitted model's sufficient statistics with each column of Y as y.
 
     Only the products with y are computed (:func:`sufficient_statistics` on
@@ -221,7 +221,7 @@ def response_statistics(model, X, codes, Y):
     design = model._design
     scaling, stats, p = design.scaling, design.stats, design.n_fixed
     Ys = (Y - scaling.y_center) / scaling.y_scale
-    x_columns = fixed_columns(X, Y[:, 0], model.fit_intercept, scaling)[:-1]
+    x_columns = fixed_columns(X, Y[:, 0], model._spec.fit_intercept, scaling)[:-1]
     x_columns = [x_columns[j] for j in design.fixed_kept]
     # Column by column, so that a replicate's numbers do not depend on which
     # other replicates share its chunk (bit-identical results for any n_jobs).
@@ -231,7 +231,7 @@ def response_statistics(model, X, codes, Y):
     yty = np.array([y @ y for y in Ys.T])
     new = None
     if design.factors:
-        Zs = [random_columns(X, f, s) for f, s in zip(design.factors, scaling.z_scale)]
+        Zs = [random_columns(Z, f, s) for f, s in zip(design.factors, scaling.z_scale)]
         new = sufficient_statistics(
             list(Ys.T),
             [codes[f.name] for f in design.factors],

@@ -160,7 +160,7 @@ def sample_posterior(model, n_draws=1000, random_state=None):
     beta_s, effects_s, sigma_s = _posterior_draws(model, n_draws, rng)
     design = model._design
     scaling = design.scaling
-    J, offset = scaling.fixed_jacobian(model.fit_intercept)
+    J, offset = scaling.fixed_jacobian(model._spec.fit_intercept)
     kept = design.fixed_kept
     full = np.zeros((n_draws, J.shape[0]))
     full[:, kept] = beta_s
@@ -247,9 +247,9 @@ def predict_interval(
     n_draws = _check_n_draws(n_draws)
     include = _check_include(include)
     fit = model.predict(X, groups)
-    X, codes, _ = check_rows(model, X, groups)
+    X, Z, codes, _ = check_rows(model, X, groups)
     rng = np.random.default_rng(seed_sequence(random_state))
-    draws = _PredictiveDraws(model, X, codes, n_draws, include, rng)
+    draws = _PredictiveDraws(model, X, Z, codes, n_draws, include, rng)
     probabilities = [(1 - level) / 2, (1 + level) / 2]
     lower, upper = np.empty(len(fit)), np.empty(len(fit))
     rows_per_block = max(1, VALUES_PER_BLOCK // n_draws)
@@ -266,8 +266,8 @@ class _PredictiveDraws:
     sources of uncertainty not in ``include`` are held at their estimates.
     """
 
-    def __init__(self, model, X, codes, n_draws, include, rng):
-        self.model, self.X, self.codes = model, X, codes
+    def __init__(self, model, X, Z, codes, n_draws, include, rng):
+        self.model, self.X, self.Z, self.codes = model, X, Z, codes
         self.include, self.rng = include, rng
         self.posterior = sample_posterior(model, n_draws, rng)
         self.sigma = self.posterior.sigma
@@ -278,14 +278,15 @@ class _PredictiveDraws:
         self.Ts = relative_factors(model)
 
     def __call__(self, rows):
-        model, X = self.model, self.X[rows]
-        X1 = np.column_stack([np.ones(len(rows))] * model.fit_intercept + [X])
+        model, X, Z = self.model, self.X[rows], self.Z[rows]
+        intercept = [np.ones(len(rows))] * model._spec.fit_intercept
+        X1 = np.column_stack(intercept + [X])
         y = np.broadcast_to(
             self.beta @ X1[:, model._design.fixed_kept].T, (len(self.sigma), len(rows))
         ).copy()
         for factor in model._factors:
             effects = self._effects(factor, self.codes[factor.name][rows])
-            for t, column in enumerate(term_columns(X, factor)):
+            for t, column in enumerate(term_columns(Z, factor)):
                 y += effects[:, :, t] if column is None else effects[:, :, t] * column
         if "residual" in self.include:
             y += self.sigma[:, None] * self.rng.standard_normal(y.shape)

@@ -426,7 +426,7 @@ def transformed_stats(stats_, K):
 def fixed_interval(model, optimum, j, z):
     """Profile interval of fixed effect ``j`` (original units)."""
     design = model._design
-    G, g_y = original_fixed_basis(design, model.fit_intercept)
+    G, g_y = original_fixed_basis(design, model._spec.fit_intercept)
     K0, k1 = constraint_transform(G, g_y, design.scaling.y_scale, j)
 
     def minimize(b, theta0):

@@ -126,7 +126,7 @@ def contrast_df(model, contrasts):
 def _scaled_basis(model):
     """``G`` with ``fixed_effects_ = offset + G @ beta_scaled`` (kept columns)."""
     design = model._design
-    J, _ = design.scaling.fixed_jacobian(model.fit_intercept)
+    J, _ = design.scaling.fixed_jacobian(model._spec.fit_intercept)
     kept = design.fixed_kept
     return J[np.ix_(kept, kept)]
 

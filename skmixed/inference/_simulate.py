@@ -55,17 +55,15 @@ def check_use_re(use_re):
 def check_rows(model, X, groups):
     """``X`` validated as in ``predict``, and level codes for every row.
 
-    Returns ``(X, codes, n_levels)``: per grouping factor, codes ``0..m-1``
-    for the levels seen in ``fit`` and ``m, m+1, ...`` for each distinct
-    unseen label (every row, without ``groups``), and the number of levels
-    these codes span.
+    Returns ``(X, Z, codes, n_levels)``: the fixed-effect features, the
+    random-effect columns (``X`` itself for array models), per grouping
+    factor codes ``0..m-1`` for the levels seen in ``fit`` and ``m, m+1,
+    ...`` for each distinct unseen label (every row, without ``groups``),
+    and the number of levels these codes span.
     """
-    X, groups = validate_predict_input(model, X, groups)
+    X, Z, frame = _model_rows(model, X, groups)
     n = X.shape[0]
     codes, n_levels = {}, {}
-    frame = None
-    if groups is not None and model._factors:
-        frame = model._match_groups(check_groups(groups, n))
     for f in model._factors:
         if frame is None:
             codes[f.name] = f.n_levels + np.arange(n)
@@ -79,7 +77,28 @@ def check_rows(model, X, groups):
         seen[unseen] = f.n_levels + new_codes
         codes[f.name] = seen
         n_levels[f.name] = f.n_levels + len(new_levels)
-    return X, codes, n_levels
+    return X, Z, codes, n_levels
+
+
+def _model_rows(model, X, groups):
+    """The features, random-effect columns and group labels of some rows."""
+    if model._spec.matrices is None:
+        X, groups = validate_predict_input(model, X, groups)
+        frame = None
+        if groups is not None and model._factors:
+            frame = model._match_groups(check_groups(groups, X.shape[0]))
+        return X, X, frame
+    if groups is not None:
+        raise ValueError(
+            "a formula model reads its grouping factors from X: groups must be None."
+        )
+    rows = model._spec.model_frame(X)
+    if not rows.complete.all():
+        raise ValueError(
+            f"{int((~rows.complete).sum())} row(s) of X miss a value the formula "
+            "uses: simulations and intervals need complete rows."
+        )
+    return rows.X, rows.Z, rows.groups
 
 
 def relative_factors(model):
@@ -96,9 +115,9 @@ def relative_factors(model):
     return Ts
 
 
-def term_columns(X, factor):
+def term_columns(Z, factor):
     """The random-effect columns of one factor (None: the intercept)."""
-    return [None] * factor.intercept + [X[:, j] for j in factor.slope_columns]
+    return [None] * factor.intercept + [Z[:, j] for j in factor.slope_columns]
 
 
 class ResponseSimulator:
@@ -108,7 +127,7 @@ class ResponseSimulator:
     residuals, so a given Generator state always gives the same ``y*``.
     """
 
-    def __init__(self, model, X, codes, n_levels, use_re="new"):
+    def __init__(self, model, X, Z, codes, n_levels, use_re="new"):
         self.mean = model._predict_population(X)
         self.sigma = model.sigma_
         Ts = relative_factors(model)
@@ -121,7 +140,7 @@ class ResponseSimulator:
                 (
                     codes[f.name],
                     n_levels[f.name],
-                    term_columns(X, f),
+                    term_columns(Z, f),
                     self.sigma * Ts[f.name],
                     fitted,
                 )
@@ -179,7 +198,7 @@ def simulate(model, X, groups=None, n=1, random_state=None, use_re="new"):
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}.")
     check_use_re(use_re)
-    X, codes, n_levels = check_rows(model, X, groups)
-    simulator = ResponseSimulator(model, X, codes, n_levels, use_re)
+    X, Z, codes, n_levels = check_rows(model, X, groups)
+    simulator = ResponseSimulator(model, X, Z, codes, n_levels, use_re)
     rng = np.random.default_rng(seed_sequence(random_state))
     return np.column_stack([simulator(rng) for _ in range(n)])

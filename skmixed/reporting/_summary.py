@@ -158,9 +158,14 @@ def summarize(model):
 
 
 def model_formula(model):
-    """The model in lme4's notation, e.g. ``y ~ Temp + N + (1 + Temp | Site)``."""
+    """The model in lme4's notation, e.g. ``y ~ Temp + N + (1 + Temp | Site)``.
+
+    A formula model's formula as written.
+    """
+    if model._spec.formula is not None:
+        return model._spec.formula
     features = [str(c) for c in model._feature_names(model.n_features_in_)]
-    if model.fit_intercept:
+    if model._spec.fit_intercept:
         fixed = features or ["1"]
     else:
         fixed = ["0"] + features
