@@ -704,20 +704,37 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             f"with {names}."
         )
 
-    def score(self, X, y, groups=None, sample_weight=None):
+    def score(self, X, y=None, groups=None, sample_weight=None):
         """R^2 of ``predict(X, groups)``.
 
         With ``groups`` (or ``group_column``) the predictions include the
         random effects of seen levels; without, they are population
         predictions.  This is the score of ``cross_validate`` and
         ``GridSearchCV`` with ``scoring=None``, the one scoring path that
-        receives routed ``groups`` (see Notes of the class).
+        receives routed ``groups`` (see Notes of the class).  A formula
+        model reads ``y`` from ``X`` when it is None, and scores the rows
+        that have every value the formula uses.
         """
         if _is_dask_collection(X, y, groups, sample_weight):
             from ._dask import score_dask
 
             return score_dask(self, X, y, groups, sample_weight)
-        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+        y_pred = self.predict(X, groups=groups)
+        if self._spec.matrices is None:
+            if y is None:
+                raise ValueError(
+                    "score needs y (only a formula model reads it from X)."
+                )
+            return r2_score(y, y_pred, sample_weight=sample_weight)
+        if y is None:
+            frame = self._spec.model_frame(X, with_response=True)
+            keep, y = frame.complete, frame.y
+        else:
+            y = _formula_response(y, len(y_pred))
+            keep = np.isfinite(y_pred)
+            y = y[keep]
+        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
+        return r2_score(y, y_pred[keep], sample_weight=weight)
 
     def summary(self):
         """lme4's ``summary``: criteria, variance components, t-tests.
@@ -916,7 +933,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        # A formula model takes raw data frames: strings, categoricals and
+        # missing values (rows left out, as lme4's na.omit).
+        raw = self.formula is not None
+        tags.input_tags.allow_nan = raw
+        tags.input_tags.string = raw
+        tags.input_tags.categorical = raw
         return tags
 
 
