@@ -7,17 +7,24 @@ column by column (unstructured covariance), or the diagonal only (diagonal
 covariance, lme4's ``||``).  Diagonal entries are bounded below by zero.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 
+@functools.lru_cache(maxsize=64)
 def lower_indices(q, diagonal):
-    """Row and column indices of the free entries of ``T``, in lme4's order."""
+    """Row and column indices of the free entries of ``T``, in lme4's order.
+
+    Cached (every deviance evaluation asks), so read-only.
+    """
     if diagonal:
-        idx = np.arange(q)
-        return idx, idx
-    cols, rows = np.triu_indices(q)  # column-major lower triangle
+        rows = cols = np.arange(q)
+    else:
+        cols, rows = np.triu_indices(q)  # column-major lower triangle
+    rows, cols = rows.copy(), cols.copy()
+    rows.flags.writeable = cols.flags.writeable = False
     return rows, cols
 
 
