@@ -144,6 +144,7 @@ class OtherFactorStats:
     Z2tZ2: np.ndarray  # (Q2, Q2)
     Z2tW: np.ndarray  # (Q2, p + 1)
     _pairs: tuple | None = None  # cache of column_pairs(), not pickled
+    _coupling: tuple | None = None  # cache of coupling_pattern(), not pickled
 
     def column_pairs(self):
         """Pairs of non-zeros sharing a column of ``Z2tZ1``, for ``A D A'``.
@@ -158,9 +159,21 @@ class OtherFactorStats:
             self._pairs = _column_pairs(self.Z2tZ1)
         return self._pairs
 
+    def coupling_pattern(self, q1, shapes):
+        """Where the later factors meet the first: a :class:`CouplingPattern`.
+
+        ``q1`` is the first factor's number of terms and ``shapes`` the
+        ``(n_levels, n_terms)`` of each later factor.  Computed once (it
+        depends on the data only) and kept for every later evaluation.
+        """
+        key = (q1, tuple(shapes))
+        if self._coupling is None or self._coupling[0] != key:
+            self._coupling = (key, _coupling_pattern(self.Z2tZ1, q1, key[1]))
+        return self._coupling[1]
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_pairs"] = None
+        state["_pairs"] = state["_coupling"] = None
         return state
 
 
@@ -373,8 +386,13 @@ def add_statistics(a, b):
     if a is None or b is None:
         return b if a is None else a
     if isinstance(a, SufficientStatistics | FirstFactorStats | OtherFactorStats):
+        # Caches (fields starting with "_") describe one operand only: dropped.
         return type(a)(
-            *(add_statistics(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+            **{
+                f.name: add_statistics(getattr(a, f.name), getattr(b, f.name))
+                for f in fields(a)
+                if not f.name.startswith("_")
+            }
         )
     total = a + b
     return total.tocsr() if sparse.issparse(total) else total
@@ -534,3 +552,128 @@ def _column_pairs(A):
         symmetric_products=np.where(row == col, 1.0, 2.0) * products,
         column=columns,
     )
+
+
+@dataclass
+class CouplingPattern:
+    """The level blocks of ``Z2'Z1``: where later factors meet the first's levels.
+
+    An *entry* is one row of ``Z2'Z1`` (a term of a level of a later factor)
+    restricted to the ``q1`` columns of one level of the first factor, for
+    every pair of levels that share a row of data.  Matrices with the block
+    pattern of ``Z2'Z1`` (``L21``, ``L21 L11^{-1}``, the (2, 1) block of
+    ``M^{-1}`` wherever the gradient reads it) are then (q1, n_entries)
+    arrays.  Entries come by later factor, its level, the first factor's
+    level, then term: the ``q`` entries of one block are consecutive (``T'``
+    mixes them), and within one level of the first factor rows increase.
+
+    Products of two such matrices over the first factor's columns (``J J'``,
+    ``P K`` on the pattern) meet only within a level of the first factor.
+    They are computed either from the pairs of entries of each level (cost
+    in the number of pairs) or, when the later factors have few columns, by
+    dense products over chunks of levels (cost ``Q2^2 Q1``, at BLAS speed);
+    ``chunks`` is set for the second, the ``pair_*`` arrays for the first.
+    """
+
+    row: np.ndarray  # (n_entries,) row of Z2'Z1
+    level: np.ndarray  # (n_entries,) level of the first factor
+    factor_bounds: np.ndarray  # entries of later factor f: [bounds[f], bounds[f+1])
+    values: np.ndarray  # (q1, n_entries): Z2'Z1 on the entries
+    # The CSR layout of a (Q2, Q1) matrix with this pattern.
+    csr_order: np.ndarray  # entries in row-major order
+    csr_indices: np.ndarray
+    csr_indptr: np.ndarray
+    shape: tuple
+    # Pairs of entries of one level, pair_row >= pair_col (or None).
+    pair_row: np.ndarray | None = None
+    pair_col: np.ndarray | None = None
+    pair_flat: np.ndarray | None = None  # row[pair_row] * Q2 + row[pair_col]
+    # Chunks of levels: (entries, their rows, their (n, q1) columns, width).
+    chunks: list | None = None
+
+
+# Dense products are chosen while Q2^2 Q1 is below this many times q1 * pairs:
+# a BLAS flop costs a small fraction of a gather and a scatter per pair.
+DENSE_COUPLING_RATIO = 200
+CHUNK_ENTRIES = 1 << 21  # about 16 MB of float64 per dense chunk
+
+
+def _coupling_pattern(A, q1, shapes):
+    """See :meth:`OtherFactorStats.coupling_pattern`."""
+    Q2, Q1 = A.shape
+    m1 = Q1 // q1
+    block_size = np.repeat([q for _, q in shapes], [m for m, _ in shapes])
+    block_start = np.cumsum(block_size) - block_size
+    block_of_row = np.repeat(np.arange(block_size.size), block_size)
+    coo = A.tocoo()
+    coo.sum_duplicates()
+    # Whole q x q1 blocks: a zero that happens to be exact is still "there".
+    keys = np.unique(block_of_row[coo.row] * m1 + coo.col // q1)
+    block, block_level = np.divmod(keys, m1)
+    size = block_size[block]
+    entry_block = np.repeat(np.arange(keys.size), size)
+    term = np.arange(entry_block.size) - np.repeat(np.cumsum(size) - size, size)
+    row = block_start[block][entry_block] + term
+    level = block_level[entry_block]
+    csr_order = np.argsort(row * m1 + level, kind="stable")
+    where = np.searchsorted((row * m1 + level)[csr_order], coo.row * m1 + coo.col // q1)
+    values = np.zeros((q1, row.size))
+    values[coo.col % q1, csr_order[where]] = coo.data
+    factor_of_block = np.repeat(np.arange(len(shapes)), [m for m, _ in shapes])
+    factor_bounds = np.searchsorted(
+        factor_of_block[block][entry_block], np.arange(len(shapes) + 1)
+    )
+    index = np.int32 if max(Q1, row.size * q1) < 2**31 else np.int64
+    counts = np.bincount(row, minlength=Q2) * q1
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index)
+    indices = ((level[csr_order] * q1)[:, None] + np.arange(q1)).astype(index)
+    pattern = CouplingPattern(
+        row=row,
+        level=level,
+        factor_bounds=factor_bounds,
+        values=values,
+        csr_order=csr_order,
+        csr_indices=indices.ravel(),
+        csr_indptr=indptr,
+        shape=(Q2, Q1),
+    )
+    per_level = np.bincount(level, minlength=m1)
+    n_pairs = np.sum(per_level * (per_level + 1) // 2)
+    if float(Q2) ** 2 * Q1 <= DENSE_COUPLING_RATIO * q1 * n_pairs:
+        pattern.chunks = _level_chunks(row, level, q1, Q2)
+    else:
+        pattern.pair_row, pattern.pair_col = _level_pairs(level, per_level)
+        pattern.pair_flat = row[pattern.pair_row] * Q2 + row[pattern.pair_col]
+    return pattern
+
+
+def _level_chunks(row, level, q1, Q2):
+    """Chunks of consecutive levels of the first factor, for dense products.
+
+    Each chunk is a dense (Q2, levels * q1) block; for its entries, their
+    rows and (entries, q1) columns in it.
+    """
+    m1 = int(level.max()) + 1 if level.size else 0
+    by_level = np.argsort(level, kind="stable")
+    starts = np.searchsorted(level[by_level], np.arange(m1 + 1))
+    step = max(1, CHUNK_ENTRIES // max(1, Q2 * q1))
+    chunks = []
+    for first in range(0, m1, step):
+        entries = by_level[starts[first] : starts[min(m1, first + step)]]
+        columns = ((level[entries] - first) * q1)[:, None] + np.arange(q1)
+        chunks.append((entries, row[entries], columns, min(step, m1 - first) * q1))
+    return chunks
+
+
+def _level_pairs(level, per_level):
+    """Pairs ``(i, j)``, ``i >= j``, of entries with the same level."""
+    by_level = np.argsort(level, kind="stable")  # entries stay in row order
+    starts = np.cumsum(per_level) - per_level
+    rows, cols = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    for size in np.unique(per_level[per_level > 0]):
+        # All levels with `size` entries at once: (n_levels, size) blocks.
+        members = by_level[starts[per_level == size][:, None] + np.arange(size)]
+        a, b = np.triu_indices(size)
+        rows.append(members[:, b].ravel())
+        cols.append(members[:, a].ravel())
+    return np.concatenate(rows), np.concatenate(cols)

@@ -140,6 +140,94 @@ def multiply(A, B):
     return out
 
 
+# Kernels on the coupling pattern of the later factors with the first (see
+# ``_design.CouplingPattern``): a (Q2, Q1) matrix with the block pattern of
+# ``Z2'Z1`` is held as a (q1, n_entries) array, one column per entry.
+
+
+def pattern_times_blocks(X, blocks, level):
+    """Every entry (a row vector of length q1) times its level's block.
+
+    ``X`` (q1, n) on the pattern and ``blocks`` (q1, q1, m1), one per level
+    of the first factor: ``X @ blockdiag(blocks)`` on the pattern.
+    """
+    q = X.shape[0]
+    out = np.zeros_like(X)
+    for b in range(q):
+        for c in range(q):
+            out[c] += X[b] * blocks[b, c][level]
+    return out
+
+
+def pattern_lambda_transposed(Ts, bounds, X):
+    """``Lambda2' X`` on the pattern: each block's terms mixed by ``T'``.
+
+    The ``q`` entries of a block are consecutive, so a later factor's
+    entries reshape to (q1, n_blocks, q) and ``T'`` acts on the last axis.
+    """
+    out = np.empty_like(X)
+    for T, start, stop in zip(Ts, bounds[:-1], bounds[1:]):
+        blocks = X[:, start:stop].reshape(-1, T.shape[0])
+        out[:, start:stop] = (blocks @ T).reshape(X.shape[0], -1)
+    return out
+
+
+def pattern_gram(X, pattern):
+    """``X X'`` (Q2, Q2) for ``X`` on the pattern.
+
+    Only entries of one level of the first factor meet: by dense products
+    over chunks of levels, or from the pairs of entries of each level (their
+    products land in the lower triangle, then mirrored).
+    """
+    Q2 = pattern.shape[0]
+    if pattern.chunks is not None:
+        gram = np.zeros((Q2, Q2))
+        for entries, rows, columns, width in pattern.chunks:
+            D = _dense_chunk(X, entries, rows, columns, (Q2, width))
+            gram += D @ D.T
+        return gram
+    weights = sum(x[pattern.pair_row] * x[pattern.pair_col] for x in X)
+    lower = np.bincount(pattern.pair_flat, weights=weights, minlength=Q2 * Q2)
+    lower = lower.reshape(Q2, Q2)
+    gram = lower + lower.T
+    gram[np.diag_indices(Q2)] -= np.diag(lower)
+    return gram
+
+
+def pattern_sampled_product(P, X, pattern):
+    """``P X`` on the pattern only, for a symmetric dense ``P`` (Q2, Q2).
+
+    Entry (s, l) of ``P X`` sums ``P[s, s'] X[s', l]`` over the entries
+    ``(s', l)`` of the same level.  From the pairs: each pair serves both
+    ways, and the pair of an entry with itself counts once.
+    """
+    out = np.empty_like(X)
+    if pattern.chunks is not None:
+        for entries, rows, columns, width in pattern.chunks:
+            D = _dense_chunk(X, entries, rows, columns, (P.shape[0], width))
+            out[:, entries] = (P @ D)[rows[:, None], columns].T
+        return out
+    n = X.shape[1]
+    p = P.ravel(order="K")[pattern.pair_flat]  # symmetric: any order
+    self_weight = np.diag(P)[pattern.row]
+    for b, x in enumerate(X):
+        out[b] = (
+            np.bincount(pattern.pair_row, weights=p * x[pattern.pair_col], minlength=n)
+            + np.bincount(
+                pattern.pair_col, weights=p * x[pattern.pair_row], minlength=n
+            )
+            - self_weight * x
+        )
+    return out
+
+
+def _dense_chunk(X, entries, rows, columns, shape):
+    """The columns of some levels of a pattern matrix, as a dense block."""
+    D = np.zeros(shape)
+    D[rows[:, None], columns] = X[:, entries].T
+    return D
+
+
 _CONTROLLER = None
 SMALL_DENSE_BLOCK = 2048  # below this, BLAS threads cost more than they give
 

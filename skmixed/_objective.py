@@ -10,13 +10,14 @@ whose coupling to the first is sparse.
 """
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, sparse
 
 from . import _linalg as bl
-from ._covariance import lower_indices, n_theta, theta_to_factor
+from ._covariance import lower_indices
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -33,28 +34,25 @@ class Factorization:
     C2: np.ndarray | None  # (Q2, p + 1)
     R: np.ndarray  # (p + 1, p + 1), lower Cholesky of the Schur complement
     logdet_L: float  # log |L|^2
+    # Kept for the gradient when a factor has several terms (else None):
+    L21_pattern: np.ndarray | None = None  # L21 on the coupling pattern, (q1, n)
+    S22: np.ndarray | None = None  # A22 - A21 Lambda1 M11^{-1} Lambda1' A12
+
+
+# The free entries of T, per (q, diagonal): computed once, read every evaluation.
+_free_entries = functools.lru_cache(maxsize=None)(lower_indices)
 
 
 def split_theta(theta, factors):
     """The lower triangular factor ``T`` of each grouping factor."""
     Ts, start = [], 0
     for f in factors:
-        k = n_theta(f.n_terms, f.diagonal)
-        Ts.append(theta_to_factor(theta[start : start + k], f.n_terms, f.diagonal))
-        start += k
+        rows, cols = _free_entries(f.n_terms, f.diagonal)
+        T = np.zeros((f.n_terms, f.n_terms))
+        T[rows, cols] = theta[start : start + rows.size]
+        Ts.append(T)
+        start += rows.size
     return Ts
-
-
-def block_lambda(T, n_levels):
-    """``Lambda`` for one factor: ``T`` repeated along the diagonal (sparse)."""
-    return sparse.kron(sparse.identity(n_levels, format="csr"), T, format="csr")
-
-
-def stacked_lambda(Ts, factors):
-    """Block-diagonal ``Lambda`` of several factors, levels major."""
-    return sparse.block_diag(
-        [block_lambda(T, f.n_levels) for T, f in zip(Ts, factors)], format="csr"
-    )
 
 
 def block_diagonal(blocks):
@@ -95,32 +93,102 @@ def factorize(stats, factors, theta):
     C1 = bl.solve_lower(L11, bl.left_multiply_transposed(T1, first.ZtW))
     logdet = 2.0 * bl.log_diagonal_sum(L11)
     S = WtW - bl.gram(C1)
-    L21 = L22 = C2 = None
+    blocks = None
     if stats.others is not None:
-        L21, L22, C2 = _factorize_others(stats.others, factors, Ts, L11, C1)
-        if L22 is None:
+        blocks = _factorize_others(stats.others, factors, Ts, L11, C1)
+        if blocks.L22 is None:
             return None
-        logdet += 2.0 * np.log(np.diag(L22)).sum()
-        S -= C2.T @ C2
+        logdet += 2.0 * np.log(np.diag(blocks.L22)).sum()
+        S -= blocks.C2.T @ blocks.C2
     if not np.isfinite(logdet):
         return None
     R = _cholesky_or_none(S)
     if R is None:
         return None
-    return Factorization(Ts, L11, L21, L22, C1, C2, R, logdet)
+    if blocks is None:
+        return Factorization(Ts, L11, None, None, C1, None, R, logdet)
+    return Factorization(
+        Ts,
+        L11,
+        blocks.L21,
+        blocks.L22,
+        C1,
+        blocks.C2,
+        R,
+        logdet,
+        blocks.L21_pattern,
+        blocks.S22,
+    )
+
+
+@dataclass
+class _OtherBlocks:
+    """The blocks of L (and C) of the factors after the first."""
+
+    L21: sparse.csr_matrix
+    L22: np.ndarray | None  # None: M22 is not positive definite
+    C2: np.ndarray | None
+    L21_pattern: np.ndarray | None = None
+    S22: np.ndarray | None = None
+
+
+def coupling_pattern(others, factors):
+    """The (cached) coupling pattern of the later factors with the first."""
+    return others.coupling_pattern(factors[0].n_terms, _shapes(factors[1:]))
 
 
 def _factorize_others(others, factors, Ts, L11, C1):
-    """The (2, 1) and (2, 2) blocks of L, and C2, for factors after the first."""
+    """The (2, 1) and (2, 2) blocks of L, and C2, for factors after the first.
+
+    ``L21 = Lambda2' J`` with ``J = A21 Lambda1 L11^{-T}``, on the coupling
+    pattern; ``M22 = Lambda2' S22 Lambda2 + I`` with the Schur complement
+    ``S22 = A22 - J J'`` of the first factor, which the gradient reuses.
+    """
     if all(f.n_terms == 1 for f in factors):
         return _factorize_scalar_others(others, factors, Ts, L11, C1)
-    Lambda1 = block_lambda(Ts[0], factors[0].n_levels)
-    Lambda2 = stacked_lambda(Ts[1:], factors[1:])
-    L11_inv_t = block_diagonal(bl.inverse_lower(L11).transpose(1, 0, 2))
-    L21 = (Lambda2.T @ others.Z2tZ1 @ Lambda1 @ L11_inv_t).tocsr()
-    M22 = np.asarray((Lambda2.T @ (Lambda2.T @ others.Z2tZ2).T).T)
-    M22 = M22 - (L21 @ L21.T).toarray()
-    return _finish_others(others, L21, M22, Lambda2.T @ others.Z2tW, C1)
+    pattern = coupling_pattern(others, factors)
+    T1_L11_inv_t = bl.left_multiply(Ts[0], bl.inverse_lower(L11).transpose(1, 0, 2))
+    J = bl.pattern_times_blocks(pattern.values, T1_L11_inv_t, pattern.level)
+    L21_pattern = bl.pattern_lambda_transposed(Ts[1:], pattern.factor_bounds, J)
+    S22 = others.Z2tZ2 - bl.pattern_gram(J, pattern)
+    shapes = _shapes(factors[1:])
+    Lt_S22 = lambda_rows(Ts[1:], shapes, S22, transpose=True)  # Lambda2' S22
+    M22 = lambda_rows(Ts[1:], shapes, Lt_S22.T, transpose=True)  # ... Lambda2
+    B2 = lambda_rows(Ts[1:], shapes, others.Z2tW, transpose=True)
+    blocks = _finish_others(others, pattern_csr(L21_pattern, pattern), M22, B2, C1)
+    blocks.L21_pattern, blocks.S22 = L21_pattern, S22
+    return blocks
+
+
+def _shapes(factors):
+    return [(f.n_levels, f.n_terms) for f in factors]
+
+
+def lambda_rows(Ts, shapes, X, transpose=False):
+    """``Lambda2 X`` (or ``Lambda2' X``) for rows stacked level-major.
+
+    ``shapes`` are the (n_levels, n_terms) of the factors whose rows these
+    are: each level's ``q`` rows are mixed by ``T`` (or ``T'``).
+    """
+    out, start = np.zeros(X.shape), 0
+    for T, (m, q) in zip(Ts, shapes):
+        stop = start + m * q
+        T = T.T if transpose else T
+        rows, mixed = X[start:stop].reshape(m, q, -1), out[start:stop].reshape(m, q, -1)
+        for a in range(q):  # a loop over q: far faster than matmul of m tiny blocks
+            for b in range(q):
+                if T[a, b] != 0.0:
+                    mixed[:, a] += T[a, b] * rows[:, b]
+        start = stop
+    return out
+
+
+def pattern_csr(X, pattern):
+    """A (q1, n) array on the coupling pattern as a CSR matrix (Q2, Q1)."""
+    data = X[:, pattern.csr_order].T.ravel()
+    return sparse.csr_matrix(
+        (data, pattern.csr_indices, pattern.csr_indptr), shape=pattern.shape
+    )
 
 
 def _factorize_scalar_others(others, factors, Ts, L11, C1):
@@ -155,10 +223,10 @@ def _finish_others(others, L21, M22, B2, C1):
     M22[np.diag_indices_from(M22)] += 1.0
     L22 = _cholesky_or_none(M22)
     if L22 is None:
-        return L21, None, None
+        return _OtherBlocks(L21, None, None)
     B2 = B2 - L21 @ level_major(C1)
     C2 = linalg.solve_triangular(L22, B2, lower=True, check_finite=False)
-    return L21, L22, C2
+    return _OtherBlocks(L21, L22, C2)
 
 
 def _cholesky_or_none(A):
@@ -325,34 +393,29 @@ def _conditional_variance_blocks(fact, factors):
 
 
 def make_deviance_and_gradient(design, reml):
-    """Objective and its exact gradient in theta, where we have one.
-
-    For one grouping factor (any terms), and for several factors with one
-    term each (crossed or nested random intercepts).  Returns None for other
-    designs: the optimiser then uses finite differences.
+    """The objective and its exact gradient in theta, for every design.
 
     Both follow from differentiating the Schur complement
     ``S(theta) = W'W - B' Lambda M^{-1} Lambda' B`` and ``log |M|`` with
     ``M = Lambda' A Lambda + I`` (``A = Z'Z``, ``B = Z'W``): for a parameter
-    moving entries E of Lambda, ``dS = -(U' E V + V' E' U)`` with
-    ``V = M^{-1} Lambda' B`` and ``U = B - A Lambda V``, and
-    ``d log|M| = 2 tr(M^{-1} Lambda' A E)``.
+    moving entries E of Lambda (entry (i, j) of a factor's ``T``, at every
+    level), ``dS = -(U' E V + V' E' U)`` with ``V = M^{-1} Lambda' B`` and
+    ``U = B - A Lambda V``, and ``d log|M| = 2 tr(M^{-1} Lambda' A E)``: the
+    sum over levels of entry (i, j) of the diagonal blocks of
+    ``A Lambda M^{-1}`` (see :func:`_logdet_blocks`).  Returns a callable
+    ``theta -> (value, gradient)``, ``(inf, zeros)`` where the factorisation
+    fails.
     """
     stats, factors = design.stats, design.factors
-    if len(factors) == 1:
-        factor = factors[0]
-        rows, cols = lower_indices(factor.n_terms, factor.diagonal)
+    if len(factors) > 1 and all(f.n_terms == 1 for f in factors):
 
-        def gradient(fact):
-            return _gradient(fact, stats, rows, cols, reml)
-
-    elif factors and all(f.n_terms == 1 for f in factors):
-
-        def gradient(fact):
+        def gradient(fact):  # the fast path of crossed random intercepts
             return _gradient_scalar_factors(fact, stats, factors, reml)
 
     else:
-        return None
+
+        def gradient(fact):
+            return _gradient(fact, stats, factors, reml)
 
     def value_and_gradient(theta):
         fact = factorize(stats, factors, theta)
@@ -363,23 +426,131 @@ def make_deviance_and_gradient(design, reml):
     return value_and_gradient
 
 
-def _gradient(fact, stats, rows, cols, reml):
-    """One factor: per level, ``d log|M_g| = 2 (A_g T M_g^{-1})[i, j]``."""
-    T, L, A, B = fact.T[0], fact.L11, stats.first.ZtZ, stats.first.ZtW
-    L_inv = bl.inverse_lower(L)
-    M_inv = bl.multiply(L_inv.transpose(1, 0, 2), L_inv)
-    AH = bl.multiply(A, bl.left_multiply(T, M_inv))  # A T M^{-1}
-    V = bl.solve_upper_transposed(L, fact.C1)  # M^{-1} T' B
-    U = B - bl.multiply(A, bl.left_multiply(T, V))
+def _gradient(fact, stats, factors, reml):
+    """Any design: per factor, the log-determinant and Schur parts."""
+    if not factors:
+        return np.zeros(0)
+    V1, V2 = _spherical_solution(fact)
+    U1, U2 = _residual_products(fact, stats, factors, V1, V2)
+    H = _logdet_blocks(fact, stats, factors)
+    U = [U1] + _level_stacks(U2, factors[1:])
+    V = [V1] + _level_stacks(V2, factors[1:])
     schur = _SchurDerivative(fact.R, reml)
+    parts = [
+        _factor_gradient(schur, stats.n, f, H_f, U_f, V_f)
+        for f, H_f, U_f, V_f in zip(factors, H, U, V)
+    ]
+    return np.concatenate(parts)
+
+
+def _spherical_solution(fact):
+    """``V = M^{-1} Lambda' B = L^{-T} C``, by blocks: (q1, k, m1) and (Q2, k)."""
+    if fact.L22 is None:
+        return bl.solve_upper_transposed(fact.L11, fact.C1), None
+    V2 = linalg.solve_triangular(fact.L22.T, fact.C2, lower=False, check_finite=False)
+    q1, k, m1 = fact.C1.shape
+    coupled = level_stack(fact.L21.T @ V2, q1)  # L21' V2
+    return bl.solve_upper_transposed(fact.L11, fact.C1 - coupled), V2
+
+
+def _residual_products(fact, stats, factors, V1, V2):
+    """``U = B - A Lambda V``, by blocks as V."""
+    first, others = stats.first, stats.others
+    W1 = bl.left_multiply(fact.T[0], V1)  # Lambda1 V1
+    U1 = first.ZtW - bl.multiply(first.ZtZ, W1)
+    if others is None:
+        return U1, None
+    W2 = lambda_rows(fact.T[1:], _shapes(factors[1:]), V2)  # Lambda2 V2
+    U1 = U1 - level_stack(others.Z2tZ1.T @ W2, U1.shape[0])
+    U2 = others.Z2tW - others.Z2tZ1 @ level_major(W1) - others.Z2tZ2 @ W2
+    return U1, U2
+
+
+def _logdet_blocks(fact, stats, factors):
+    """Per factor, ``H_f = sum over levels of the diagonal blocks of A Lambda M^{-1}``.
+
+    Then ``d log|M| = 2 H_f[i, j]`` for entry (i, j) of the factor's ``T``.
+    With ``K = L21 L11^{-1}`` and ``P = (L22 L22')^{-1}`` the blocks of
+    ``M^{-1}`` are ``M11^{-1} + K' P K``, ``-P K`` and ``P``, which give
+
+    - first factor: ``A11 Lambda1 M11^{-1} - N P K`` with
+      ``N = A12 Lambda2 - A11 Lambda1 K'``, read on the coupling pattern
+      only (``P K`` is needed there alone);
+    - later factors: ``S22 Lambda2 P``, with ``S22`` from the factorisation.
+
+    No inverse of ``T``: it is singular on the boundary.
+    """
+    T1, first = fact.T[0], stats.first
+    L11_inv = bl.inverse_lower(fact.L11)
+    M11_inv = bl.multiply(L11_inv.transpose(1, 0, 2), L11_inv)
+    H1 = bl.multiply(first.ZtZ, bl.left_multiply(T1, M11_inv)).sum(axis=2)
+    if fact.L22 is None:
+        return [H1]
+    P = _symmetric_inverse(fact.L22)
+    H1 = H1 - _coupled_first_block(fact, stats, factors, P, L11_inv)
+    return [H1] + _later_blocks(fact, factors, P)
+
+
+def _symmetric_inverse(L22):
+    """``(L22 L22')^{-1}``, both triangles."""
+    P = linalg.lapack.dpotri(L22, lower=1)[0]
+    P = np.tril(P)
+    P += np.tril(P, -1).T
+    return P
+
+
+def _coupled_first_block(fact, stats, factors, P, L11_inv):
+    """``sum over levels of the diagonal blocks of N P K`` (see _logdet_blocks)."""
+    pattern = coupling_pattern(stats.others, factors)
+    Ts, bounds = fact.T, pattern.factor_bounds
+    K = bl.pattern_times_blocks(fact.L21_pattern, L11_inv, pattern.level)
+    T1t_A11 = bl.left_multiply_transposed(Ts[0], stats.first.ZtZ)
+    Nt = bl.pattern_lambda_transposed(Ts[1:], bounds, pattern.values)  # Lambda2' A21
+    Nt -= bl.pattern_times_blocks(K, T1t_A11, pattern.level)
+    return Nt @ bl.pattern_sampled_product(P, K, pattern).T
+
+
+def _later_blocks(fact, factors, P):
+    """``H_f`` of the later factors: diagonal blocks of ``S22 Lambda2 P``."""
+    Lt_S22 = lambda_rows(fact.T[1:], _shapes(factors[1:]), fact.S22, transpose=True)
+    blocks, start, Q2 = [], 0, P.shape[0]
+    for f in factors[1:]:
+        m, q = f.n_levels, f.n_terms
+        stop = start + m * q
+        # (S22 Lambda2)[r, t] = (Lambda2' S22)[t, r]; sum over t and the levels.
+        left = Lt_S22[:, start:stop].reshape(Q2, m, q)
+        right = P[:, start:stop].reshape(Q2, m, q)
+        blocks.append(np.einsum("tmi,tmj->ij", left, right))
+        start = stop
+    return blocks
+
+
+def _level_stacks(X, factors):
+    """Cut level-major rows of several factors into (q, k, m) stacks."""
+    stacks, start = [], 0
+    for f in factors:
+        stop = start + f.n_levels * f.n_terms
+        stacks.append(level_stack(X[start:stop], f.n_terms))
+        start = stop
+    return stacks
+
+
+def level_stack(X, q):
+    """A (m * q, k) matrix, rows level-major, as a (q, k, m) stack."""
+    return X.reshape(-1, q, X.shape[1]).transpose(1, 2, 0)
+
+
+def _factor_gradient(schur, n, factor, H, U, V):
+    """The gradient in one factor's theta from its ``H``, ``U``, ``V`` stacks."""
+    rows, cols = _free_entries(factor.n_terms, factor.diagonal)
     Uv, Vv = np.einsum("qkm,k->qm", U, schur.v), np.einsum("qkm,k->qm", V, schur.v)
     gradient = np.empty(len(rows))
     for k, (i, j) in enumerate(zip(rows, cols)):
         gradient[k] = schur.combine(
-            d_logdet=2.0 * AH[i, j].sum(),
+            d_logdet=2.0 * H[i, j],
             d_r2=-2.0 * np.dot(Uv[i], Vv[j]),
             d_logdet_RX=schur.d_logdet_RX(U[i].T, V[j].T),
-            n=stats.n,
+            n=n,
         )
     return gradient
 
