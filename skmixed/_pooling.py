@@ -8,21 +8,28 @@ effects shrink each group from the complete-pooling towards the no-pooling
 line, more for small groups; comparing the three under cross-validation
 (:func:`skmixed.compare_pooling`) shows what the shrinkage buys.
 
+Both take a ``formula`` too, on raw tabular data, read through the spec stage
+(:mod:`skmixed._spec`) as the mixed model reads it: complete pooling fits the
+formula's fixed part (its bar terms ignored), no pooling the fixed part by the
+bar term's grouping factor, the term's columns varying by group.
+
 Both are solved on per-group sufficient statistics, as the mixed model: the
 group columns are profiled out level by level (Frisch-Waugh-Lovell), which
 needs one small ``q x q`` Cholesky factor per group and never an
 ``n x (m q)`` design matrix.
 """
 
+import re
 import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._design import INTERCEPT, RANK_TOLERANCE, block_cross_products, make_scaling
+from ._formula import parse_formula
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._linalg import gram, solve_lower, solve_upper_transposed
 from ._sklearn import (
@@ -30,12 +37,14 @@ from ._sklearn import (
     split_group_columns,
     validate_predict_input,
 )
+from ._spec import formula_spec
 from ._validation import InstanceOf, Options, column_indices, validate_params
 
 _GROUP_COLUMN = [
     InstanceOf(str, list, tuple, description="a str or a list of str"),
     Options(None),
 ]
+_FORMULA = [InstanceOf(str), Options(None)]
 
 
 # --------------------------------------------------------------------------
@@ -207,12 +216,160 @@ def _warn_dropped(dropped, names, why):
 
 
 # --------------------------------------------------------------------------
+# The formula front end: the fixed part, and the fixed part by group
+# --------------------------------------------------------------------------
+
+
+def fixed_formula(formula):
+    """The formula without its random-effect terms (lme4's ``nobars``).
+
+    Examples
+    --------
+    >>> fixed_formula("distance ~ age * Sex + (age | Subject)")
+    'distance ~ age * Sex'
+    >>> fixed_formula("Yield ~ (1 | Batch)")
+    'Yield ~ 1'
+    """
+    parsed = parse_formula(formula)
+    return f"{parsed.response or ''} ~ {parsed.fixed}".lstrip()
+
+
+def single_factor_formula(formula, factor=None):
+    """The fixed part and the random-effect terms of one grouping factor.
+
+    ``factor`` is lme4's name of one of the formula's grouping factors
+    (``"b:a"`` for the inner factor of ``(1 | a/b)``); None is the first.
+
+    Examples
+    --------
+    >>> single_factor_formula("y ~ x + (1 + x | g) + (1 | h)")
+    'y ~ x + (1 + x | g)'
+    >>> single_factor_formula("y ~ x + (1 | a/b)", "b:a")
+    'y ~ x + (1 | b:a)'
+    """
+    parsed = parse_formula(formula)
+    names = list(dict.fromkeys(t.grouping_name for t in parsed.random))
+    if not names:
+        raise ValueError(
+            f"the formula {formula!r} has no random-effect term (... | g): it "
+            "names no grouping factor."
+        )
+    factor = names[0] if factor is None else factor
+    if factor not in names:
+        raise ValueError(
+            f"{factor!r} is not a grouping factor of {formula!r}; its factors are "
+            f"{names}."
+        )
+    bars = [
+        f"({t.expression} | {':'.join(map(_r_symbol, t.grouping))})"
+        for t in parsed.random
+        if t.grouping_name == factor
+    ]
+    return " + ".join([fixed_formula(formula), *bars])
+
+
+def _r_symbol(name):
+    return name if re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", name) else f"`{name}`"
+
+
+def group_design(spec, frame, factor):
+    """The columns of a formula's no-pooling fit by one grouping factor.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        A formula's specification.
+    frame : ModelFrame
+        Its model frame (``X`` the fixed features, ``Z`` the random slopes).
+    factor : str
+        The grouping factor.
+
+    Returns
+    -------
+    D : ndarray of shape (n_samples, n_columns)
+        The fixed-effect features (no intercept), then the factor's random
+        slopes that are not fixed features (``y ~ 1 + (x | g)``).
+    names : list of str
+        R's names of the columns of ``D``.
+    slope_columns : list of int
+        The columns of ``D`` that are the factor's random slopes, in the
+        order of its terms: each group's own slopes.
+    """
+    term = spec.term(factor)
+    slopes = [n for n in term.names if n != INTERCEPT]
+    features = list(spec.features)
+    names = features + [n for n in slopes if n not in features]
+    columns = [
+        frame.Z[:, term.columns[slopes.index(n)]]
+        if n in slopes
+        else frame.X[:, features.index(n)]
+        for n in names
+    ]
+    D = np.column_stack(columns) if columns else np.empty((frame.X.shape[0], 0))
+    return D, names, [names.index(n) for n in slopes]
+
+
+def _formula_model_frame(estimator, X, y, groups, formula):
+    """The specification and training model frame of a formula fit.
+
+    Rows missing a value the formula uses are left out, with a warning, as
+    the mixed model does (lme4's ``na.omit``).
+    """
+    if groups is not None:
+        raise ValueError(
+            "with a formula, groups must be None: the grouping factor is a "
+            "column of X named in the formula's (... | g) term."
+        )
+    validate_data(estimator, X, skip_check_array=True)
+    spec = formula_spec(formula, X)
+    frame = spec.model_frame(X, with_response=y is None)
+    if y is not None:
+        frame.y = _formula_response(y, frame.complete)
+    n_dropped = int((~frame.complete).sum())
+    if n_dropped:
+        warnings.warn(
+            f"{n_dropped} row(s) with a missing value in a variable of the "
+            "formula were left out of the fit (lme4's na.action = na.omit).",
+            UserWarning,
+            stacklevel=4,
+        )
+    return spec, frame
+
+
+def _formula_response(y, complete):
+    """``y`` given to a formula fit: numeric, finite on the rows kept."""
+    y = column_or_1d(np.asarray(y), warn=True)
+    if y.shape[0] != complete.shape[0]:
+        raise ValueError(
+            f"y has {y.shape[0]} values but X has {complete.shape[0]} rows; they "
+            "must match."
+        )
+    try:
+        y = y[complete].astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must be numeric: {exc}") from exc
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    return y
+
+
+def _check_formula_params(estimator, defaults):
+    """With a formula, the array front end's parameters stay at their defaults."""
+    changed = [k for k, v in defaults.items() if getattr(estimator, k) != v]
+    if changed:
+        raise ValueError(
+            f"with a formula, {changed} must be left at their defaults: the "
+            "formula gives the columns, the intercept and the grouping factor."
+        )
+
+
+# --------------------------------------------------------------------------
 # Estimators
 # --------------------------------------------------------------------------
 
 
 class _GroupedLinearModel(RegressorMixin, BaseEstimator):
-    """What the baselines share: ``groups`` and ``group_column``, validation, R^2."""
+    """What the baselines share: ``groups``, ``group_column``, formulas, R^2."""
 
     def _validate_fit_data(self, X, y, groups):
         validate_params(self)
@@ -225,24 +382,38 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
             dtype=np.float64,
             ensure_min_features=0 if groups is not None else 1,
         )
+        self._spec = None
         return X, y, None if groups is None else check_groups(groups, X.shape[0])
 
     def _validate_predict_data(self, X, groups):
         X, groups = validate_predict_input(self, X, groups)
         return X, None if groups is None else check_groups(groups, X.shape[0])
 
+    def _formula_predict_frame(self, X, groups):
+        """The model frame of new rows of a formula fit (raw columns of ``X``)."""
+        check_is_fitted(self)
+        if groups is not None:
+            raise ValueError(
+                "a formula model reads its grouping factor from X: groups must be None."
+            )
+        return self._spec.model_frame(X)
+
     def _feature_names(self, n_features):
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{j}" for j in range(n_features)]
 
-    def score(self, X, y, groups=None, sample_weight=None):
+    def score(self, X, y=None, groups=None, sample_weight=None):
         """R^2 of ``predict(X, groups)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+            As in ``predict`` (with ``formula``, the raw data frame).
+        y : array-like of shape (n_samples,), default=None
+            Required without ``formula``; with it, None reads the response
+            from ``X``.  A formula model scores the rows that have every
+            value the formula uses.
         groups : array-like of shape (n_samples,), default=None
             Group labels as in ``predict``.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -251,12 +422,38 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
         -------
         score : float
         """
-        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+        y_pred = self.predict(X, groups=groups)
+        if self._spec is None:
+            if y is None:
+                raise ValueError(
+                    "score needs y (only a formula model reads it from X)."
+                )
+            return r2_score(y, y_pred, sample_weight=sample_weight)
+        if y is None:
+            frame = self._spec.model_frame(X, with_response=True)
+            keep, y = frame.complete, frame.y
+        else:
+            keep = np.isfinite(y_pred)
+            y = _formula_response(y, keep)
+        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
+        return r2_score(y, y_pred[keep], sample_weight=weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        # A formula model takes raw data frames: strings, categoricals and
+        # missing values (rows left out, as lme4's na.omit).
+        raw = self.formula is not None
+        tags.input_tags.allow_nan = raw
+        tags.input_tags.string = raw
+        tags.input_tags.categorical = raw
         return tags
+
+
+def _on_complete_rows(frame, values):
+    """Predictions for every row given: NaN where the formula misses a value."""
+    y = np.full(frame.complete.shape[0], np.nan)
+    y[frame.complete] = values
+    return y
 
 
 class CompletePoolingRegressor(_GroupedLinearModel):
@@ -269,6 +466,16 @@ class CompletePoolingRegressor(_GroupedLinearModel):
 
     Parameters
     ----------
+    formula : str, default=None
+        A model formula in lme4's syntax; ``X`` is then a pandas or polars
+        DataFrame of raw columns, as for :class:`MixedLinearRegressor`.  Only
+        its fixed part is fitted: random-effect terms ``(... | g)`` are
+        ignored (lme4's ``nobars``), so that the mixed model's formula gives
+        its complete-pooling baseline (``"distance ~ age + (age | Subject)"``
+        is ``lm(distance ~ age)``), and the grouping columns need not be in
+        ``X``.  ``fit_intercept`` and ``group_column`` must then stay at their
+        defaults (``0 + ...`` drops the intercept).  None: the model is given
+        by ``X``'s numeric columns.
     fit_intercept : bool, default=True
         Include an intercept.
     group_column : str or list of str, default=None
@@ -279,11 +486,17 @@ class CompletePoolingRegressor(_GroupedLinearModel):
     Attributes
     ----------
     intercept_ : float
-        The intercept (0.0 when ``fit_intercept=False``).
+        The intercept (0.0 without one).
     coef_ : ndarray of shape (n_features_in_,)
-        The slopes; 0.0 for columns dropped as linearly dependent.
+        The slopes; 0.0 for columns dropped as linearly dependent.  With
+        ``formula``, one per column of the fixed part's model matrix (R's
+        ``model.matrix`` without the intercept), named by ``feature_names_``.
+    feature_names_ : list of str
+        Only with ``formula``: R's names of the model-matrix columns of
+        ``coef_`` (``"age"``, ``"SexFemale"``, ``"age:SexFemale"``).
     n_features_in_ : int
-        Number of features, not counting the ``group_column`` columns.
+        Number of features, not counting the ``group_column`` columns (with
+        ``formula``, the columns of the raw data frame).
     feature_names_in_ : ndarray of str
         Only when ``X`` has string column names (without ``group_column``).
 
@@ -302,6 +515,9 @@ class CompletePoolingRegressor(_GroupedLinearModel):
     agree.  For routing ``groups`` through scikit-learn's meta-estimators,
     see the Notes of :class:`MixedLinearRegressor`.
 
+    With ``formula``, rows missing a value of the fixed part are left out of
+    the fit (with a warning) and predicted as NaN.
+
     Examples
     --------
     >>> import numpy as np
@@ -315,43 +531,71 @@ class CompletePoolingRegressor(_GroupedLinearModel):
     array([2.])
     >>> bool(np.allclose(model.predict(X, groups=groups), model.predict(X)))
     True
+
+    A formula on raw columns (its bar terms are ignored):
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": y, "x": X[:, 0], "g": groups.astype(str)})
+    >>> model = CompletePoolingRegressor(formula="y ~ x + (x | g)").fit(df)
+    >>> model.feature_names_, model.coef_.round(1)
+    (['x'], array([2.]))
     """
 
     _parameter_constraints = {
+        "formula": _FORMULA,
         "fit_intercept": [InstanceOf(bool)],
         "group_column": _GROUP_COLUMN,
     }
 
-    def __init__(self, *, fit_intercept=True, group_column=None):
+    def __init__(self, *, formula=None, fit_intercept=True, group_column=None):
+        self.formula = formula
         self.fit_intercept = fit_intercept
         self.group_column = group_column
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y=None, groups=None):
         """Fit the least-squares line, ignoring the groups.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+            Numeric features; with ``formula``, a data frame of the raw
+            columns its fixed part names.
+        y : array-like of shape (n_samples,), default=None
+            The response.  Required without ``formula``; with it, None reads
+            the formula's left-hand side from ``X``.
         groups : array-like of shape (n_samples,) or (n_samples, n_factors)
             Group labels; checked (length, no missing labels), then ignored.
-            Must be None when ``group_column`` is set.
+            Must be None when ``group_column`` or ``formula`` is set.
 
         Returns
         -------
         self : CompletePoolingRegressor
         """
-        X, y, _ = self._validate_fit_data(X, y, groups)
-        if self.fit_intercept:
+        if self.formula is not None:
+            X, y, names, fit_intercept = self._formula_data(X, y, groups)
+        else:
+            X, y, _ = self._validate_fit_data(X, y, groups)
+            names, fit_intercept = self._feature_names(X.shape[1]), self.fit_intercept
+        if fit_intercept:
             lines, _, dropped = fit_group_lines(X, y, np.zeros(len(y), np.intp), 1, [])
             line = lines[0]
         else:
             line, dropped = fit_line_through_origin(X, y)
-        names = self._feature_names(X.shape[1])
         _warn_dropped(dropped, names, "the model matrix is rank deficient")
         self.intercept_ = float(line[0])
         self.coef_ = line[1:]
         return self
+
+    def _formula_data(self, X, y, groups):
+        """The fixed part's model matrix, response, names and intercept."""
+        validate_params(self)
+        _check_formula_params(self, {"fit_intercept": True, "group_column": None})
+        spec, frame = _formula_model_frame(
+            self, X, y, groups, fixed_formula(self.formula)
+        )
+        self._spec = spec
+        self.feature_names_ = list(spec.features)
+        return frame.X, frame.y, self.feature_names_, spec.fit_intercept
 
     def predict(self, X, groups=None):
         """Predict with the single line.
@@ -359,13 +603,19 @@ class CompletePoolingRegressor(_GroupedLinearModel):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            As in ``fit``; with ``formula``, the raw columns (the response is
+            not needed).
         groups : array-like of shape (n_samples,) or (n_samples, n_factors)
             Group labels; checked, then ignored.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            With ``formula``, NaN for rows missing a value the formula uses.
         """
+        if getattr(self, "_spec", None) is not None:
+            frame = self._formula_predict_frame(X, groups)
+            return _on_complete_rows(frame, self.intercept_ + frame.X @ self.coef_)
         X, _ = self._validate_predict_data(X, groups)
         return self.intercept_ + X @ self.coef_
 
@@ -382,6 +632,24 @@ class NoPoolingRegressor(_GroupedLinearModel):
 
     Parameters
     ----------
+    formula : str, default=None
+        The mixed model's formula in lme4's syntax, with one grouping factor;
+        ``X`` is then a pandas or polars DataFrame of raw columns.  It maps
+        onto the parameters below as the mixed model onto its no-pooling
+        limit: the bar term's grouping factor is the grouping factor (a
+        column of ``X``, or ``a:b`` for an interaction), each of its levels
+        gets its own intercept and its own slope for every random-effect
+        column of the term, and the other columns of the fixed part get one
+        slope shared by all levels.  ``"distance ~ age + Sex + (age |
+        Subject)"`` is ``lm(distance ~ Sex + Subject / age)``: a line per
+        Subject, one shared ``SexMale`` shift (absorbed by the intercepts
+        when it is constant within every Subject, with a warning).  A random
+        slope missing from the fixed part (``y ~ 1 + (x | g)``) is a group
+        slope all the same.  The fixed intercept is replaced by the group
+        intercepts, so the term must have one (not ``(0 + x | g)``); several
+        grouping factors are refused (keep one factor's terms, or group by
+        an interaction ``(1 | a:b)``).  ``group_slopes`` and ``group_column``
+        must then stay at their defaults.  None: the model is given by them.
     group_slopes : list of str or int, str, int or None, default=None
         Columns of ``X`` whose slope differs by group (names need a
         DataFrame ``X``; integers index its columns).  None gives each group
@@ -398,27 +666,31 @@ class NoPoolingRegressor(_GroupedLinearModel):
 
     Attributes
     ----------
-    group_coef_ : DataFrame of shape (n_levels, 1 + n_features_in_)
+    group_coef_ : DataFrame of shape (n_levels, 1 + n_columns)
         Each level's line: column ``"Intercept"`` and one column per feature
         (a shared slope is repeated in every row), indexed by level, like
         lme4's ``coef()``.  A slope that a level cannot estimate (fewer rows
         than its parameters, or a column constant within the level) is the
-        complete-pooling slope, with a warning.
+        complete-pooling slope, with a warning.  With ``formula`` the
+        columns are R's model-matrix names (the fixed part's, then the
+        random slopes not in it) and the levels are in lme4's order.
     intercept_ : float
         Mean of the levels' intercepts (lme4's ``fixef()`` of an ``lmList``).
-    coef_ : ndarray of shape (n_features_in_,)
+    coef_ : ndarray of shape (n_columns,)
         Mean of the levels' slopes over the levels that estimate them; for a
         shared column its within-group slope (0.0 when it is constant within
         every level, then absorbed by the intercepts).
     pooled_intercept_ : float
-    pooled_coef_ : ndarray of shape (n_features_in_,)
+    pooled_coef_ : ndarray of shape (n_columns,)
         The complete-pooling line, for unseen levels.
     groups_ : dict of str to Index
         The grouping factor's levels seen in ``fit`` (empty without groups).
     n_groups_ : dict of str to int
         Number of levels.
     n_features_in_ : int
-        Number of features, not counting the ``group_column`` column.
+        Number of features, not counting the ``group_column`` column (with
+        ``formula``, the columns of the raw data frame; ``n_columns`` is
+        then the number of model-matrix columns, else ``n_features_in_``).
     feature_names_in_ : ndarray of str
         Only when ``X`` has string column names (without ``group_column``).
 
@@ -432,9 +704,14 @@ class NoPoolingRegressor(_GroupedLinearModel):
     Only one grouping factor is supported: for two crossed factors the
     no-pooling fit is not a set of separate lines.  For nested factors
     (``(1 | a/b)`` in lme4), pass their combination as the single factor,
-    e.g. ``a.astype(str) + ":" + b.astype(str)``.  Without ``groups`` in
-    ``fit`` the model is the complete-pooling one (with a warning), as
-    ``fit(X, y)`` in scikit-learn's checks needs.
+    e.g. ``a.astype(str) + ":" + b.astype(str)`` (with ``formula``,
+    ``(1 | a:b)``).  Without ``groups`` in ``fit`` the model is the
+    complete-pooling one (with a warning), as ``fit(X, y)`` in
+    scikit-learn's checks needs.
+
+    With ``formula``, rows missing a value the formula uses (the grouping
+    column included) are left out of the fit (with a warning) and predicted
+    as NaN.
 
     Scoring: with ``groups`` routed to ``score`` (see the Notes of
     :class:`MixedLinearRegressor`), cross-validation over seen groups
@@ -456,9 +733,18 @@ class NoPoolingRegressor(_GroupedLinearModel):
     [1.0, 2.0, 3.0]
     >>> model.predict(X[:2], groups=["c", "new"]).shape
     (2,)
+
+    The same model from a formula on raw columns:
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": y, "x": X[:, 0], "g": groups})
+    >>> model = NoPoolingRegressor(formula="y ~ x + (x | g)").fit(df)
+    >>> model.group_coef_["x"].round(1).tolist()
+    [1.0, 2.0, 3.0]
     """
 
     _parameter_constraints = {
+        "formula": _FORMULA,
         "group_slopes": [
             InstanceOf(list, tuple, str, int, description="a list, str, int"),
             Options(None),
@@ -467,39 +753,40 @@ class NoPoolingRegressor(_GroupedLinearModel):
         "group_column": _GROUP_COLUMN,
     }
 
-    def __init__(self, *, group_slopes=None, unseen="pooled", group_column=None):
+    def __init__(
+        self, *, formula=None, group_slopes=None, unseen="pooled", group_column=None
+    ):
+        self.formula = formula
         self.group_slopes = group_slopes
         self.unseen = unseen
         self.group_column = group_column
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y=None, groups=None):
         """Fit one line per group.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            With ``groups``, ``X`` may have no columns (group means).
-        y : array-like of shape (n_samples,)
+            With ``groups``, ``X`` may have no columns (group means).  With
+            ``formula``, a data frame of the raw columns it names (the
+            grouping factor's among them).
+        y : array-like of shape (n_samples,), default=None
+            The response.  Required without ``formula``; with it, None reads
+            the formula's left-hand side from ``X``.
         groups : array-like of shape (n_samples,)
             Group labels of a single grouping factor.  None fits the
             complete-pooling line (with a warning).  Must be None when
-            ``group_column`` is set.
+            ``group_column`` or ``formula`` is set.
 
         Returns
         -------
         self : NoPoolingRegressor
         """
-        X, y, frame = self._validate_fit_data(X, y, groups)
-        names = self._feature_names(X.shape[1])
-        slopes = column_indices(
-            self.group_slopes,
-            getattr(self, "feature_names_in_", []),
-            X.shape[1],
-            parameter="group_slopes",
-        )
+        data = self._formula_data if self.formula is not None else self._array_data
+        X, y, names, slopes, labels, levels = data(X, y, groups)
         pooled, _, dropped = fit_group_lines(X, y, np.zeros(len(y), np.intp), 1, [])
         self.pooled_intercept_, self.pooled_coef_ = float(pooled[0, 0]), pooled[0, 1:]
-        if frame is None:
+        if labels is None:
             warnings.warn(
                 "fit() was called without groups: the model is the complete-pooling "
                 "regression. Pass groups=... to fit one line per group.",
@@ -510,8 +797,10 @@ class NoPoolingRegressor(_GroupedLinearModel):
             self._set_lines(None, pd.Index([]), pooled[:0], names)
             self.intercept_, self.coef_ = self.pooled_intercept_, self.pooled_coef_
             return self
-        labels = _single_factor(frame)
-        codes, levels = encode_levels(labels)
+        if levels is None:
+            codes, levels = encode_levels(labels)
+        else:  # a formula's factor: lme4's order of the levels
+            codes = lookup_levels(labels, levels)
         lines, estimable, dropped = fit_group_lines(
             X, y, codes, len(levels), slopes, reference=pooled[0]
         )
@@ -522,6 +811,29 @@ class NoPoolingRegressor(_GroupedLinearModel):
         self._set_lines(labels.name, levels, lines, names)
         self._set_means(lines, estimable, slopes)
         return self
+
+    def _array_data(self, X, y, groups):
+        """Features, response, names, group-slope columns, labels (or None), None."""
+        X, y, frame = self._validate_fit_data(X, y, groups)
+        slopes = column_indices(
+            self.group_slopes,
+            getattr(self, "feature_names_in_", []),
+            X.shape[1],
+            parameter="group_slopes",
+        )
+        labels = None if frame is None else _single_factor(frame)
+        return X, y, self._feature_names(X.shape[1]), slopes, labels, None
+
+    def _formula_data(self, X, y, groups):
+        """As ``_array_data`` from a formula, with the factor's levels."""
+        validate_params(self)
+        _check_formula_params(self, {"group_slopes": None, "group_column": None})
+        spec, frame = _formula_model_frame(self, X, y, groups, self.formula)
+        factor = _formula_factor(spec)
+        self._spec = spec
+        D, names, slopes = group_design(spec, frame, factor)
+        levels = pd.Index(spec.group_levels[factor])
+        return D, frame.y, names, slopes, frame.groups[factor], levels
 
     def _set_lines(self, factor, levels, lines, names):
         self.group_coef_ = pd.DataFrame(
@@ -546,17 +858,30 @@ class NoPoolingRegressor(_GroupedLinearModel):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            As in ``fit``; with ``formula``, the raw columns including the
+            grouping factor's (the response is not needed).
         groups : array-like of shape (n_samples,)
             Group labels.  Levels not seen in ``fit`` (and every row, when
             ``groups`` is None) get the complete-pooling prediction, or a
             ValueError with ``unseen="error"``.  Must be None when
-            ``group_column`` is set.
+            ``group_column`` or ``formula`` is set.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            With ``formula``, NaN for rows missing a value the formula uses.
         """
+        spec = getattr(self, "_spec", None)
+        if spec is not None:
+            frame = self._formula_predict_frame(X, groups)
+            factor = spec.terms[0].factor
+            D, _, _ = group_design(spec, frame, factor)
+            return _on_complete_rows(frame, self._predict_lines(D, frame.groups))
         X, frame = self._validate_predict_data(X, groups)
+        return self._predict_lines(X, frame)
+
+    def _predict_lines(self, X, frame):
+        """Each row's own level's line; the pooled line for unseen levels."""
         y_pred = self.pooled_intercept_ + X @ self.pooled_coef_
         if not self.groups_:  # fitted without groups: one line for everyone
             return y_pred
@@ -570,6 +895,26 @@ class NoPoolingRegressor(_GroupedLinearModel):
         own = lines[codes[seen]]
         y_pred[seen] = own[:, 0] + np.einsum("ij,ij->i", X[seen], own[:, 1:])
         return y_pred
+
+
+def _formula_factor(spec):
+    """The formula's single grouping factor, whose terms have an intercept."""
+    names = spec.factor_names
+    if len(names) != 1:
+        raise ValueError(
+            f"NoPoolingRegressor supports one grouping factor; the formula "
+            f"{spec.formula!r} has {len(names)}: {names}. Keep one factor's "
+            "random-effect terms (compare_pooling keeps the first), or group by "
+            "an interaction, (1 | a:b)."
+        )
+    term = spec.terms[0]
+    if not term.intercept:
+        raise ValueError(
+            f"the random-effect term of {term.factor!r} has no intercept: a "
+            "no-pooling fit gives every group its own intercept. Write "
+            "(1 + x | g) instead of (0 + x | g)."
+        )
+    return term.factor
 
 
 def _single_factor(frame):

@@ -276,3 +276,184 @@ def test_zero_variance_mixed_model_predicts_like_complete_pooling():
     )
     none = NoPoolingRegressor().fit(X, y, groups=groups)
     assert_allclose(none.predict(X, groups=groups), complete.predict(X), atol=1e-10)
+
+
+# --------------------------------------------------------------------------
+# Formulas on raw data frames
+# --------------------------------------------------------------------------
+
+
+def _raw_frame(seed=0, n_groups=12, size=8):
+    """A raw data frame: numbers, a string factor, string group labels."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat([f"s{k:02d}" for k in range(n_groups)], size)
+    codes = np.repeat(np.arange(n_groups), size)
+    x = rng.normal(size=g.size)
+    z = rng.normal(size=g.size)
+    f = rng.choice(["ctl", "low", "high"], size=g.size)
+    shift = pd.Series({"ctl": 0.0, "high": 2.0, "low": 1.0})[f].to_numpy()
+    slopes = 1 + rng.normal(size=n_groups)[codes]
+    y = rng.normal(size=n_groups)[codes] + slopes * x + 0.5 * z + shift
+    y = y + 0.3 * x * (f == "high") + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x": x, "z": z, "f": f, "g": g})
+
+
+def _treatment(values, levels):
+    """R's treatment contrasts, written out: one indicator per non-first level."""
+    return np.column_stack([(values == lev).astype(float) for lev in levels[1:]])
+
+
+def test_complete_pooling_formula_is_least_squares_on_the_model_matrix():
+    df = _raw_frame()
+    model = CompletePoolingRegressor(formula="y ~ x * f + (x | g)").fit(df)
+    # R's model.matrix(~ x * f): levels sorted, "ctl" the reference.
+    F = _treatment(df["f"].to_numpy(), ["ctl", "high", "low"])
+    M = np.column_stack([df["x"], F, F * df[["x"]].to_numpy()])
+    assert model.feature_names_ == ["x", "fhigh", "flow", "x:fhigh", "x:flow"]
+    reference = LinearRegression().fit(M, df["y"])
+    assert_allclose(model.intercept_, reference.intercept_, rtol=1e-10)
+    assert_allclose(model.coef_, reference.coef_, rtol=1e-9)
+    # New rows need neither the response nor the (ignored) grouping column.
+    new = df[["x", "f"]].iloc[:5]
+    assert_allclose(model.predict(new), reference.predict(M[:5]), rtol=1e-10)
+    assert_allclose(model.score(df), reference.score(M, df["y"]), rtol=1e-10)
+    # The mixed model's formula or its fixed part alone: the same fit.
+    fixed = CompletePoolingRegressor(formula="y ~ x * f").fit(df)
+    assert_allclose(fixed.coef_, model.coef_)
+
+
+def test_complete_pooling_formula_without_intercept_and_given_y():
+    df = _raw_frame()
+    model = CompletePoolingRegressor(formula="~ 0 + x + z").fit(df, df["y"] * 2)
+    reference = LinearRegression(fit_intercept=False).fit(df[["x", "z"]], df["y"] * 2)
+    assert model.intercept_ == 0.0
+    assert_allclose(model.coef_, reference.coef_, rtol=1e-10)
+
+
+def test_formula_rows_with_missing_values_are_left_out_and_predicted_nan():
+    df = _raw_frame()
+    df.loc[[3, 10], "x"] = np.nan
+    df.loc[20, "g"] = None  # only the no-pooling model uses g
+    with pytest.warns(UserWarning, match=r"2 row\(s\) with a missing value"):
+        complete = CompletePoolingRegressor(formula="y ~ x + (1 | g)").fit(df)
+    kept = df.dropna(subset=["x"])
+    reference = LinearRegression().fit(kept[["x"]], kept["y"])
+    assert_allclose(complete.coef_, reference.coef_, rtol=1e-10)
+    predicted = complete.predict(df)
+    assert (
+        np.isnan(predicted[[3, 10]]).all()
+        and np.isfinite(np.delete(predicted, [3, 10])).all()
+    )
+    with pytest.warns(UserWarning, match=r"3 row\(s\) with a missing value"):
+        none = NoPoolingRegressor(formula="y ~ x + (1 | g)").fit(df)
+    assert np.isnan(none.predict(df)[[3, 10, 20]]).all()
+
+
+def test_no_pooling_formula_is_a_least_squares_line_per_group():
+    """(x | g): each group's own intercept and x slope, lmList's fit."""
+    df = _raw_frame()
+    model = NoPoolingRegressor(formula="y ~ x + (x | g)").fit(df)
+    assert list(model.group_coef_.columns) == ["Intercept", "x"]
+    assert model.n_groups_ == {"g": 12}
+    for level, rows in df.groupby("g"):
+        separate = LinearRegression().fit(rows[["x"]], rows["y"])
+        line = model.group_coef_.loc[level]
+        assert_allclose(line["Intercept"], separate.intercept_, rtol=1e-9)
+        assert_allclose(line["x"], separate.coef_[0], rtol=1e-9)
+    # The same as the array front end with group_slopes.
+    arrays = NoPoolingRegressor(group_slopes=["x"]).fit(df[["x"]], df["y"], df["g"])
+    assert_allclose(
+        model.predict(df), arrays.predict(df[["x"]], groups=df["g"]), rtol=1e-10
+    )
+    assert_allclose(model.coef_, arrays.coef_)
+    assert_allclose(model.score(df), arrays.score(df[["x"]], df["y"], df["g"]))
+
+
+def test_no_pooling_formula_shares_the_columns_outside_the_bar_term():
+    """y ~ x + z + f + (x | g): x per group, z and f's contrasts shared."""
+    df = _raw_frame()
+    model = NoPoolingRegressor(formula="y ~ x + z + f + (x | g)").fit(df)
+    assert list(model.group_coef_.columns) == ["Intercept", "x", "z", "fhigh", "flow"]
+    F = _treatment(df["f"].to_numpy(), ["ctl", "high", "low"])
+    X = np.column_stack([df["x"], df["z"], F])
+    expected, _ = _brute_force_predictions(X, df["y"].to_numpy(), df["g"], [0])
+    assert_allclose(model.predict(df), expected, rtol=1e-9)
+    for column in ["z", "fhigh", "flow"]:  # shared: one value in every row
+        assert np.ptp(model.group_coef_[column]) < 1e-12
+
+
+def test_no_pooling_formula_random_slope_missing_from_the_fixed_part():
+    df = _raw_frame()
+    model = NoPoolingRegressor(formula="y ~ z + (0 + 1 + x | g)").fit(df)
+    with_x = NoPoolingRegressor(formula="y ~ z + x + (1 + x | g)").fit(df)
+    assert list(model.group_coef_.columns) == ["Intercept", "z", "x"]
+    assert_allclose(model.predict(df), with_x.predict(df), rtol=1e-10)
+
+
+def test_no_pooling_formula_levels_unseen_groups_and_interactions():
+    df = _raw_frame()
+    mixed = MixedLinearRegressor(formula="y ~ x + (x | g)").fit(df)
+    model = NoPoolingRegressor(formula="y ~ x + (x | g)").fit(df)
+    assert model.group_coef_.index.equals(mixed.random_effects_["g"].index)
+    new = df.iloc[:4].assign(g=["s00", "new", "s01", "other"])
+    pooled = CompletePoolingRegressor(formula="y ~ x").fit(df).predict(new)
+    got = model.predict(new)
+    assert_allclose(got[[1, 3]], pooled[[1, 3]])
+    lines = model.group_coef_.loc[["s00", "s01"]].to_numpy()
+    assert_allclose(got[[0, 2]], lines[:, 0] + lines[:, 1] * new["x"].iloc[[0, 2]])
+    strict = NoPoolingRegressor(formula="y ~ x + (x | g)", unseen="error").fit(df)
+    with pytest.raises(ValueError, match=r"2 level\(s\) not seen in fit"):
+        strict.predict(new)
+    by_pair = NoPoolingRegressor(formula="y ~ x + (1 | g:f)").fit(df)
+    assert list(by_pair.groups_) == ["g:f"]
+    assert by_pair.n_groups_["g:f"] == df.groupby(["g", "f"]).ngroups
+
+
+def test_pooling_formulas_accept_polars_frames():
+    pl = pytest.importorskip("polars")
+    df = _raw_frame()
+    as_polars = pl.from_dict({c: df[c].to_numpy() for c in df.columns})
+    for estimator in [
+        CompletePoolingRegressor(formula="y ~ x * f + (1 | g)"),
+        NoPoolingRegressor(formula="y ~ x + f + (x | g)"),
+    ]:
+        expected = estimator.fit(df).predict(df)
+        assert_allclose(estimator.fit(as_polars).predict(as_polars), expected)
+
+
+@pytest.mark.parametrize(
+    "estimator, match",
+    [
+        (
+            NoPoolingRegressor(formula="y ~ x + (1 | g) + (1 | f)"),
+            "one grouping factor; the formula .* has 2",
+        ),
+        (NoPoolingRegressor(formula="y ~ x + (0 + x | g)"), "has no intercept"),
+        (NoPoolingRegressor(formula="y ~ x"), "has 0"),
+        (
+            NoPoolingRegressor(formula="y ~ x + (1 | g)", group_slopes=["x"]),
+            r"\['group_slopes'\] must be left at their defaults",
+        ),
+        (
+            CompletePoolingRegressor(formula="y ~ x", fit_intercept=False),
+            r"\['fit_intercept'\] must be left at their defaults",
+        ),
+        (CompletePoolingRegressor(formula=3), "'formula' parameter"),
+    ],
+)
+def test_pooling_formula_errors(estimator, match):
+    with pytest.raises(ValueError, match=match):
+        estimator.fit(_raw_frame())
+
+
+def test_pooling_formula_refuses_groups_and_arrays():
+    df = _raw_frame()
+    with pytest.raises(ValueError, match="groups must be None"):
+        NoPoolingRegressor(formula="y ~ x + (1 | g)").fit(df, groups=df["g"])
+    model = NoPoolingRegressor(formula="y ~ x + (1 | g)").fit(df)
+    with pytest.raises(ValueError, match="groups must be None"):
+        model.predict(df, groups=df["g"])
+    with pytest.raises(TypeError, match="pandas or polars DataFrame"):
+        CompletePoolingRegressor(formula="y ~ x").fit(df[["x", "y"]].to_numpy())
+    with pytest.raises(ValueError, match="score needs y"):
+        CompletePoolingRegressor().fit(df[["x"]], df["y"]).score(df[["x"]])
