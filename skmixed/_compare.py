@@ -11,16 +11,22 @@ from sklearn.model_selection import KFold, check_cv
 
 from ._groups import check_groups
 from ._mixed import MixedLinearRegressor
-from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
+from ._pooling import (
+    CompletePoolingRegressor,
+    NoPoolingRegressor,
+    single_factor_formula,
+)
+from ._spec import _formula_frame, formula_spec
 
 STRATEGIES = ("complete pooling", "partial pooling", "no pooling")
 
 
 def compare_pooling(
     X,
-    y,
-    groups,
+    y=None,
+    groups=None,
     *,
+    formula=None,
     cv=5,
     scoring=("neg_mean_squared_error", "r2"),
     mixed=None,
@@ -38,15 +44,39 @@ def compare_pooling(
     mixed model predicts the population line and no pooling falls back to
     complete pooling.
 
+    With a ``formula`` the data are raw tabular data (strings, categories,
+    numbers) and the formula says everything: partial pooling is
+    ``MixedLinearRegressor(formula=formula)``, complete pooling
+    ``CompletePoolingRegressor(formula=formula)`` (the formula's fixed part,
+    its bar terms ignored) and no pooling ``NoPoolingRegressor`` on the fixed
+    part and the random-effect terms of the formula's first grouping factor
+    (the only one, usually; the outermost of ``(1 | a/b)``).  Every
+    estimator reads its columns, grouping factor included, from the rows of
+    ``X`` in each fold.
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
         Features (NumPy array, pandas or polars DataFrame).  Array columns
-        are named ``x0, x1, ...``.
-    y : array-like of shape (n_samples,)
-    groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+        are named ``x0, x1, ...``.  With ``formula``: a pandas or polars
+        DataFrame of the raw columns the formula names.
+    y : array-like of shape (n_samples,), default=None
+        The response.  Required without ``formula``; with it, None reads the
+        formula's left-hand side from ``X``.
+    groups : array-like of shape (n_samples,) or (n_samples, n_factors), \
+            default=None
         Group labels.  No pooling needs a single grouping factor; the
-        splitter receives the first factor.
+        splitter receives the first factor.  Required without ``formula``.
+        With ``formula`` the grouping factors are columns of ``X``, and
+        ``groups`` only gives the splitter its labels (``GroupKFold``);
+        None passes it the labels of the formula's first grouping factor.
+    formula : str, default=None
+        A mixed model's formula in lme4's syntax, e.g. ``"distance ~ age +
+        Sex + (age | Subject)"``; it needs at least one random-effect term.
+        Rows missing a value the formula uses are left out of every fold
+        (with a warning), as lme4's ``na.omit``.  None: taken from ``mixed``
+        when it has a formula, else the estimators are given ``X`` and
+        ``groups``.
     cv : int, cross-validation splitter or iterable, default=5
         An int ``k`` is ``KFold(k, shuffle=True, random_state=random_state)``:
         test rows come from groups also in training, which is the question
@@ -69,7 +99,10 @@ def compare_pooling(
         model's ``random_slopes`` (when that is not a dict), so that both
         let the same slopes vary.
     complete_pooling : CompletePoolingRegressor, default=None
-        None is ``CompletePoolingRegressor()``.
+        None is ``CompletePoolingRegressor()``.  With ``formula``, each of the
+        three estimators that has no formula of its own is given one: the
+        formula (the mixed model, complete pooling) or its first grouping
+        factor's part (no pooling).
     random_state : int, RandomState or None, default=0
         Shuffling of the default ``KFold``.
 
@@ -84,7 +117,9 @@ def compare_pooling(
     Raises
     ------
     ValueError
-        If a group factor's name is also a column of ``X``.
+        If a group factor's name is also a column of ``X``; without a
+        formula, if ``y`` or ``groups`` is None; with one, if it has no
+        random-effect term.
 
     See Also
     --------
@@ -108,13 +143,25 @@ def compare_pooling(
     >>> best = results.loc[results["mean"].idxmax(), "strategy"]
     >>> best
     'partial pooling'
+
+    A formula on raw data, a string column for the groups:
+
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"y": y, "x": X[:, 0], "school": groups.astype(str)})
+    >>> results = compare_pooling(
+    ...     data, formula="y ~ x + (1 | school)", scoring="neg_mean_squared_error"
+    ... )
+    >>> results.loc[results["mean"].idxmax(), "strategy"]
+    'partial pooling'
     """
-    X_frame, y, group_frame = _as_frames(X, y, groups)
-    data = pd.concat([X_frame, group_frame], axis=1)
-    estimators = _strategies(mixed, no_pooling, complete_pooling)
-    for name, estimator in estimators.items():
-        estimators[name] = clone(estimator).set_params(
-            group_column=list(group_frame.columns)
+    if formula is None and mixed is not None:
+        formula = mixed.get_params().get("formula")
+    if formula is not None:
+        data, y, split_groups = _formula_data(X, y, groups, formula)
+        estimators = _formula_strategies(formula, mixed, no_pooling, complete_pooling)
+    else:
+        data, y, split_groups, estimators = _array_setup(
+            X, y, groups, mixed, no_pooling, complete_pooling
         )
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         cv = KFold(cv, shuffle=True, random_state=random_state)
@@ -123,12 +170,79 @@ def compare_pooling(
         # Splitters that ignore groups (KFold) warn when given them; the
         # group-aware ones (GroupKFold) need them.
         warnings.filterwarnings("ignore", "The groups parameter is ignored")
-        splits = list(splitter.split(data, y, group_frame.iloc[:, 0].to_numpy()))
+        splits = list(splitter.split(data, y, split_groups))
     scores = {
         name: _cross_validate(estimator, data, y, splits, scoring)
         for name, estimator in estimators.items()
     }
     return _tidy(scores, len(splits))
+
+
+def _array_setup(X, y, groups, mixed, no_pooling, complete_pooling):
+    """Features and group columns in one frame; estimators reading them."""
+    if y is None or groups is None:
+        raise ValueError(
+            "compare_pooling needs y and groups, or a formula naming the "
+            "response and the grouping factor among the columns of X."
+        )
+    X_frame, y, group_frame = _as_frames(X, y, groups)
+    data = pd.concat([X_frame, group_frame], axis=1)
+    estimators = _strategies(mixed, no_pooling, complete_pooling)
+    for name, estimator in estimators.items():
+        estimators[name] = clone(estimator).set_params(
+            group_column=list(group_frame.columns)
+        )
+    return data, y, group_frame.iloc[:, 0].to_numpy(), estimators
+
+
+def _formula_data(X, y, groups, formula):
+    """The complete rows of a raw frame, the response and the splitter's labels."""
+    frame = _formula_frame(X)
+    spec = formula_spec(formula, frame)
+    if not spec.terms:
+        raise ValueError(
+            f"the formula {formula!r} has no random-effect term (... | g): "
+            "compare_pooling needs a grouping factor to pool over."
+        )
+    model_frame = spec.model_frame(frame, with_response=y is None)
+    keep = model_frame.complete
+    if y is None:
+        y = model_frame.y
+    else:
+        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        if y.shape[0] != keep.shape[0]:
+            raise ValueError(
+                f"y has {y.shape[0]} values but X has {keep.shape[0]} rows."
+            )
+        y = y[keep]
+    if groups is None:
+        labels = model_frame.groups.iloc[:, 0].to_numpy()
+    else:
+        labels = check_groups(groups, keep.shape[0]).iloc[:, 0].to_numpy()[keep]
+    if not keep.all():
+        warnings.warn(
+            f"{int((~keep).sum())} row(s) with a missing value in a variable of "
+            "the formula were left out (lme4's na.action = na.omit).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return frame[keep].reset_index(drop=True), y, labels
+
+
+def _formula_strategies(formula, mixed, no_pooling, complete_pooling):
+    """The three estimators, each given the formula unless it has its own."""
+    given = {
+        "complete pooling": (complete_pooling, CompletePoolingRegressor, formula),
+        "partial pooling": (mixed, MixedLinearRegressor, formula),
+        "no pooling": (no_pooling, NoPoolingRegressor, single_factor_formula(formula)),
+    }
+    estimators = {}
+    for name, (estimator, default, own) in given.items():
+        estimator = default() if estimator is None else clone(estimator)
+        if estimator.get_params().get("formula") is None:
+            estimator.set_params(formula=own)
+        estimators[name] = estimator
+    return estimators
 
 
 def _as_frames(X, y, groups):

@@ -5,7 +5,12 @@ import pandas as pd
 import polars as pl
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.metrics import make_scorer, mean_absolute_error, mean_squared_error
+from sklearn.metrics import (
+    make_scorer,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 from sklearn.model_selection import GroupKFold, KFold
 
 from skmixed import (
@@ -182,3 +187,107 @@ def test_explicit_splits_are_used_as_given():
     splits = [(np.arange(n // 2, n), np.arange(n // 2))]
     results = compare_pooling(X, y, groups, cv=splits, scoring="r2")
     assert "split1" not in results.columns and results["sd"].isna().all()
+
+
+# --------------------------------------------------------------------------
+# Formulas on raw data frames
+# --------------------------------------------------------------------------
+
+
+def _raw_schools(seed=0, n_groups=30, size=5):
+    """Raw tabular data: a string grouping column and a string treatment."""
+    X, y, groups = _many_small_groups(seed, n_groups=n_groups, size=size)
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(["control", "tutoring"], size=len(y))
+    return pd.DataFrame(
+        {
+            "score": y + 0.5 * (arm == "tutoring"),
+            "hours": X["x1"].to_numpy(),
+            "arm": arm,
+            "school": "school-" + groups.astype(str).to_numpy(),
+        }
+    )
+
+
+def test_formula_gives_the_three_strategies_on_raw_data():
+    data = _raw_schools()
+    formula = "score ~ hours + arm + (1 | school)"
+    results = compare_pooling(data, formula=formula, cv=3, scoring="r2")
+    assert results["strategy"].tolist() == [
+        "complete pooling",
+        "partial pooling",
+        "no pooling",
+    ]
+    table = _by_strategy(results, "r2")
+    folds = list(KFold(3, shuffle=True, random_state=0).split(data))
+    for name, model in [
+        ("complete pooling", CompletePoolingRegressor(formula="score ~ hours + arm")),
+        ("partial pooling", MixedLinearRegressor(formula=formula)),
+        ("no pooling", NoPoolingRegressor(formula=formula)),
+    ]:
+        for k, (train, test) in enumerate(folds):
+            model.fit(data.iloc[train])
+            expected = r2_score(
+                data["score"].iloc[test], model.predict(data.iloc[test])
+            )
+            assert_allclose(table.loc[name, f"split{k}"], expected, rtol=1e-10)
+    mse = -_by_strategy(compare_pooling(data, formula=formula))["mean"]
+    assert mse["partial pooling"] < min(mse["complete pooling"], mse["no pooling"])
+
+
+def test_formula_matches_the_array_front_end():
+    data = _raw_schools(1)
+    by_formula = compare_pooling(data, formula="score ~ hours + (1 | school)", cv=4)
+    by_arrays = compare_pooling(data[["hours"]], data["score"], data["school"], cv=4)
+    assert_allclose(by_formula["mean"], by_arrays["mean"], rtol=1e-9)
+    # y given explicitly, and the formula taken from the mixed model.
+    from_mixed = compare_pooling(
+        data,
+        data["score"],
+        cv=4,
+        mixed=MixedLinearRegressor(formula="score ~ hours + (1 | school)"),
+    )
+    assert_allclose(from_mixed["mean"], by_formula["mean"], rtol=1e-12)
+
+
+def test_formula_group_kfold_takes_the_groups_from_the_formula():
+    data = _raw_schools()
+    results = compare_pooling(
+        data, formula="score ~ hours + (1 | school)", cv=GroupKFold(5)
+    )
+    expected = compare_pooling(
+        data[["hours"]], data["score"], data["school"], cv=GroupKFold(5)
+    )
+    assert_allclose(results["mean"], expected["mean"], rtol=1e-9)
+    table = _by_strategy(results)
+    splits = [f"split{k}" for k in range(5)]
+    # Held-out schools: no pooling falls back to complete pooling.
+    assert_allclose(
+        table.loc["no pooling", splits], table.loc["complete pooling", splits]
+    )
+
+
+def test_formula_no_pooling_uses_the_first_grouping_factor_and_drops_missing_rows():
+    data = _raw_schools()
+    data["district"] = data["school"].str[-1]
+    data.loc[[0, 7], "hours"] = np.nan
+    formula = "score ~ hours + (1 | school) + (1 | district)"
+    with pytest.warns(UserWarning, match=r"2 row\(s\) with a missing value"):
+        results = compare_pooling(data, formula=formula, cv=3, scoring="r2")
+    kept = data.drop(index=[0, 7]).reset_index(drop=True)
+    folds = list(KFold(3, shuffle=True, random_state=0).split(kept))
+    model = NoPoolingRegressor(formula="score ~ hours + (1 | school)")
+    for k, (train, test) in enumerate(folds):
+        model.fit(kept.iloc[train])
+        expected = r2_score(kept["score"].iloc[test], model.predict(kept.iloc[test]))
+        assert_allclose(
+            _by_strategy(results, "r2").loc["no pooling", f"split{k}"], expected
+        )
+
+
+def test_formula_errors():
+    data = _raw_schools()
+    with pytest.raises(ValueError, match="no random-effect term"):
+        compare_pooling(data, formula="score ~ hours")
+    with pytest.raises(ValueError, match="needs y and groups, or a formula"):
+        compare_pooling(data[["hours"]], data["score"])
