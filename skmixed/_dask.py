@@ -13,6 +13,13 @@ over the partitions reduce them to what the in-memory stages need:
    columns and their :func:`~skmixed._design.sufficient_statistics`, summed
    by :func:`~skmixed._design.add_statistics`.
 
+A formula model (``formula=...`` on a dask DataFrame of raw columns) first
+learns its formula on the partitions (:func:`learn_formula`): one pass for the
+complete-rows rule, the categorical and grouping levels and ``scale``/``center``
+moments, one more per degree of a ``poly`` (R's three-term recurrence, exact);
+then both passes above read each partition through the spec's model frame
+(fixed columns ``X``, random-effect columns ``Z``, group labels, ``y``).
+
 Only these summaries, of size O(levels), reach the process that called
 ``fit``; from there the steps are the in-memory ones
 (:func:`~skmixed._design.finish_design`, the optimiser, the estimates).  The
@@ -21,6 +28,7 @@ exists, else dask's threads.
 """
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import dask
@@ -50,10 +58,12 @@ from ._design import (
     scaling_from_moments,
     sufficient_statistics,
 )
+from ._formula import FormulaMatrices, combine_formula_summaries, parse_formula
 from ._groups import check_groups, encode_levels, lookup_levels
-from ._mixed import _warn_without_groups
+from ._mixed import _formula_response, _warn_without_groups
 from ._objective import blas_threads_for
 from ._sklearn import group_column_names, no_column_frame_as_array, split_group_columns
+from ._spec import spec_from_matrices
 
 SPLIT_EVERY = 8  # partial results combined by one task of a tree reduction
 PREDICT_ATTRIBUTES = (  # all that predict reads: the slim copy sent to workers
@@ -224,6 +234,23 @@ def _validated(X, y, groups, estimator_name):
     return X, y, frame
 
 
+def _partition_rows(rows, estimator_name, model_spec=None):
+    """``(X, Z, y, group labels, rows given)`` of one partition.
+
+    Arrays are validated as ``fit`` validates them (``Z`` is ``X``); a
+    formula model's raw columns (``model_spec``) go through its model frame,
+    which leaves out the incomplete rows.
+    """
+    if model_spec is None:
+        X, y, frame = _validated(*_unpack(rows), estimator_name)
+        return X, X, y, frame, X.shape[0]
+    data, y = _unpack(rows)
+    frame = model_spec.model_frame(data, with_response=y is None)
+    if y is not None:
+        frame.y = _formula_response(y, len(frame.complete))[frame.complete]
+    return frame.X, frame.Z, frame.y, frame.groups, len(frame.complete)
+
+
 # ----------------------------------------------------------- tree reductions
 
 
@@ -257,7 +284,9 @@ class PartitionSummary:
 
     moments: ColumnMoments
     labels: dict  # factor name -> Series of its distinct labels, first seen first
-    lengths: list  # rows per partition, in order
+    lengths: list  # rows per partition, in order (a formula's complete rows)
+    given: int = 0  # rows given, with those a formula leaves out
+    z_moments: ColumnMoments | None = None  # a formula's random-effect columns
 
 
 def combine_moments(a, b):
@@ -278,19 +307,66 @@ def combine_summaries(a, b):
         ).drop_duplicates()
         for name in a.labels
     }
+    z_moments = a.z_moments
+    if a.z_moments is not None:
+        z_moments = combine_moments(a.z_moments, b.z_moments)
     return PartitionSummary(
-        combine_moments(a.moments, b.moments), labels, a.lengths + b.lengths
+        combine_moments(a.moments, b.moments),
+        labels,
+        a.lengths + b.lengths,
+        a.given + b.given,
+        z_moments,
     )
 
 
-def _summarize_partition(rows, estimator_name):
-    X, y, frame = _validated(*_unpack(rows), estimator_name)
+def _moments(X, y):
     if X.shape[0]:
-        moments = column_moments(X, y)
-    else:
-        moments = ColumnMoments(0, np.zeros(X.shape[1] + 1), np.zeros(X.shape[1] + 1))
+        return column_moments(X, y)
+    return ColumnMoments(0, np.zeros(X.shape[1] + 1), np.zeros(X.shape[1] + 1))
+
+
+def _summarize_partition(rows, estimator_name, model_spec=None):
+    X, Z, y, frame, given = _partition_rows(rows, estimator_name, model_spec)
+    if model_spec is not None:  # levels learned with the formula
+        return PartitionSummary(_moments(X, y), {}, [X.shape[0]], given, _moments(Z, y))
     labels = {} if frame is None else {c: frame[c].drop_duplicates() for c in frame}
-    return PartitionSummary(moments, labels, [X.shape[0]])
+    return PartitionSummary(_moments(X, y), labels, [X.shape[0]], given)
+
+
+def _z_rms(summary):
+    """Root mean squares of a formula's random-effect columns (None: X's)."""
+    if summary.z_moments is None:
+        return None
+    mean, var = summary.z_moments.mean[:-1], summary.z_moments.var[:-1]
+    return np.sqrt(var + mean**2)
+
+
+# ----------------------------------------- a formula: levels and transforms
+
+
+def _formula_summary(rows, matrices):
+    return matrices.summarize(_unpack(rows)[0])
+
+
+def learn_formula(formula, meta, parts):
+    """:class:`FormulaMatrices` learned on the partitions, as on all the rows.
+
+    Each pass sends the formula's state to every partition and combines what
+    they report (levels, transform sums): one pass for the levels and
+    ``scale``/``center``, one more per degree of ``poly`` (fewer when
+    nothing is stateful).
+    """
+    matrices = FormulaMatrices.start(parse_formula(formula), meta)
+    while not matrices.fitted:
+        state = delayed(matrices, pure=False)
+        matrices.learn(
+            _compute(
+                [delayed(_formula_summary)(rows, state) for rows in parts],
+                combine_formula_summaries,
+                "formula",
+            )
+        )
+    return matrices
 
 
 # --------------------------------------------- pass 2: sufficient statistics
@@ -304,6 +380,7 @@ class StatisticsSpec:
     scaling: Scaling
     fit_intercept: bool
     estimator_name: str
+    model_spec: object = None  # a formula's ModelSpec: partitions are raw columns
 
 
 def _level_codes(frame, factor):
@@ -318,10 +395,10 @@ def _level_codes(frame, factor):
 
 
 def _partition_statistics(rows, spec):
-    X, y, frame = _validated(*_unpack(rows), spec.estimator_name)
+    X, Z, y, frame, _ = _partition_rows(rows, spec.estimator_name, spec.model_spec)
     codes = [_level_codes(frame, f) for f in spec.factors]
     W = fixed_columns(X, y, spec.fit_intercept, spec.scaling)
-    Zs = [random_columns(X, f, s) for f, s in zip(spec.factors, spec.scaling.z_scale)]
+    Zs = [random_columns(Z, f, s) for f, s in zip(spec.factors, spec.scaling.z_scale)]
     return sufficient_statistics(W, codes, Zs, spec.factors, n=X.shape[0])
 
 
@@ -330,6 +407,61 @@ def _partition_statistics(rows, spec):
 
 def fit_dask(model, X, y, groups):
     """``model.fit(X, y, groups)`` for dask collections; returns ``model``."""
+    name = type(model).__name__
+    if model.formula is not None:
+        spec, parts = _formula_setup(model, X, y, groups)
+    else:
+        spec, parts = _array_setup(model, X, y, groups)
+    model._spec = spec
+    formula_spec = spec if model.formula is not None else None
+
+    summary = _compute(
+        [delayed(_summarize_partition)(rows, name, formula_spec) for rows in parts],
+        combine_summaries,
+        "summary",
+    )
+    n, n_features = summary.moments.n, len(spec.features)
+    if formula_spec is not None and summary.given > n:
+        _warn_dropped(summary.given - n)
+    if n == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape=(0, {n_features})) while a "
+            f"minimum of 1 is required by {name}."
+        )
+    model._check_n_samples(n, n_features)
+    factors = _factors(model, summary, n)
+    ordered = order_factors(factors)
+    scaling = scaling_from_moments(
+        summary.moments, spec.fit_intercept, ordered, z_rms=_z_rms(summary)
+    )
+    statistics_spec = StatisticsSpec(
+        ordered, scaling, spec.fit_intercept, name, formula_spec
+    )
+    statistics_spec = delayed(statistics_spec, pure=True)
+    stats = _compute(
+        [delayed(_partition_statistics)(rows, statistics_spec) for rows in parts],
+        add_statistics,
+        "statistics",
+    )
+
+    fixed_names = [INTERCEPT] * spec.fit_intercept + list(spec.features)
+    design = finish_design(stats, ordered, fixed_names, scaling)
+    with blas_threads_for(ordered):
+        outcome = model._fit_statistics(
+            design, spec.factor_names, model.method == "reml"
+        )
+    model.fitted_values_, model.residuals_ = _lazy_fitted_values(
+        model, parts, summary.lengths
+    )
+    # The rows stay on the cluster: no bootstrap refits from this fit (and no
+    # stale rows from an earlier in-memory fit of the same estimator).
+    model._train_X = model._train_Z = model._train_codes = None
+    model._warn_about_outcome(outcome)
+    return model
+
+
+def _array_setup(model, X, y, groups):
+    """The checks of ``fit`` on the metadata, the spec and the row partitions."""
     name = type(model).__name__
     if y is None:
         raise ValueError(f"{name} requires y to be passed, but the target y is None.")
@@ -342,68 +474,63 @@ def fit_dask(model, X, y, groups):
         ensure_min_samples=0,
         ensure_min_features=0 if groups is not None else 1,
     )
-    n_features = model.n_features_in_
     if groups is None:
-        _warn_without_groups(stacklevel=4)
+        _warn_without_groups(stacklevel=5)
     factor_names = [] if groups is None else list(check_groups(_meta(groups), 0))
-    if model.formula is not None:
-        raise NotImplementedError(
-            "formula models do not take dask collections yet: pass the formula's "
-            "columns as pandas, or fit an array model on dask."
-        )
-    model._spec = model._array_spec(factor_names, n_features)  # fail before a pass
-    parts = row_partitions(X, y=y, groups=groups)
+    spec = model._array_spec(factor_names, model.n_features_in_)  # before a pass
+    return spec, row_partitions(X, y=y, groups=groups)
 
-    summary = _compute(
-        [delayed(_summarize_partition)(rows, name) for rows in parts],
-        combine_summaries,
-        "summary",
+
+def _formula_setup(model, X, y, groups):
+    """A formula model: the checks, the formula learned on the partitions
+    (levels, ``poly``/``scale`` parameters), the spec and the partitions."""
+    model._check_formula_params(groups)
+    if not isinstance(X, dd.DataFrame):
+        raise TypeError(
+            "with a formula, X must be a dask DataFrame of the columns the formula "
+            f"names; got {type(X).__name__}."
+        )
+    _check_collections(y=y)
+    validate_data(model, X._meta, skip_check_array=True)
+    parts = row_partitions(X, y=y)
+    spec = spec_from_matrices(
+        model.formula, learn_formula(model.formula, X._meta, parts)
     )
-    n = summary.moments.n
-    if n == 0:
+    if y is None and spec.response is None:
         raise ValueError(
-            f"Found array with 0 sample(s) (shape=(0, {n_features})) while a "
-            f"minimum of 1 is required by {name}."
+            f"the formula {model.formula!r} has no response: write it as "
+            "'y ~ ...' or pass y to fit."
         )
-    model._check_n_samples(n, n_features)
-    factors = _factors(model, summary, n, n_features)
-    ordered = order_factors(factors)
-    scaling = scaling_from_moments(summary.moments, model.fit_intercept, ordered)
-    spec = delayed(
-        StatisticsSpec(ordered, scaling, model.fit_intercept, name), pure=True
-    )
-    stats = _compute(
-        [delayed(_partition_statistics)(rows, spec) for rows in parts],
-        add_statistics,
-        "statistics",
-    )
+    model._response_name = spec.response or model._response_name
+    return spec, parts
 
-    fixed_names = [INTERCEPT] * model.fit_intercept + list(model._spec.features)
-    design = finish_design(stats, ordered, fixed_names, scaling)
-    with blas_threads_for(ordered):
-        outcome = model._fit_statistics(design, factor_names, model.method == "reml")
-    model.fitted_values_, model.residuals_ = _lazy_fitted_values(
-        model, parts, summary.lengths
+
+def _warn_dropped(n_dropped):
+    """The in-memory fit's warning (``_formula_model_frame``)."""
+    warnings.warn(
+        f"{n_dropped} row(s) with a missing value in a variable of the "
+        "formula were left out of the fit (lme4's na.action = na.omit).",
+        UserWarning,
+        stacklevel=4,
     )
-    # The rows stay on the cluster: no bootstrap refits from this fit (and no
-    # stale rows from an earlier in-memory fit of the same estimator).
-    model._train_X = model._train_Z = model._train_codes = None
-    model._warn_about_outcome(outcome)
-    return model
 
 
 def _compute(partials, combine, name):
     return dask.compute(tree_reduce(partials, combine, name))[0]
 
 
-def _factors(model, summary, n, n_features):
-    if not summary.labels:
+def _factors(model, summary, n):
+    spec = model._spec
+    if not spec.terms:
         return []
-    levels = {
-        name: encode_levels(labels.reset_index(drop=True))[1]
-        for name, labels in summary.labels.items()
-    }
-    return model._factors_from_spec(model._spec, levels, n)
+    if spec.group_levels:  # a formula's, in lme4's order
+        levels = {name: pd.Index(spec.group_levels[name]) for name in spec.factor_names}
+    else:
+        levels = {
+            name: encode_levels(labels.reset_index(drop=True))[1]
+            for name, labels in summary.labels.items()
+        }
+    return model._factors_from_spec(spec, levels, n)
 
 
 def _slim_copy(model, **params):
@@ -416,11 +543,12 @@ def _slim_copy(model, **params):
 
 
 def _fitted_partition(rows, slim, estimator_name):
-    X, y, frame = _validated(*_unpack(rows), estimator_name)
+    model_spec = slim._spec if slim.formula is not None else None
+    X, Z, y, frame, _ = _partition_rows(rows, estimator_name, model_spec)
     codes = (
         {} if frame is None else {f.name: _level_codes(frame, f) for f in slim._factors}
     )
-    fitted = slim._predict_conditional(X, X, codes)
+    fitted = slim._predict_conditional(X, Z, codes)
     return fitted, y - fitted
 
 
@@ -442,6 +570,18 @@ def _lazy_fitted_values(model, parts, lengths):
 def _check_predict_inputs(model, X, groups):
     """The checks of ``predict`` on the collections' metadata, before any pass."""
     _check_collections(X=X, groups=groups)
+    if model._spec.matrices is not None:  # a formula model: raw columns
+        if not isinstance(X, dd.DataFrame):
+            raise TypeError(
+                "with a formula, X must be a dask DataFrame of the columns the "
+                f"formula names; got {type(X).__name__}."
+            )
+        if groups is not None:
+            raise ValueError(
+                "a formula model reads its grouping factors from X: groups must "
+                "be None."
+            )
+        return
     features, group_meta = split_group_columns(
         _meta(X), _meta(groups), model.group_column
     )
@@ -529,14 +669,36 @@ def combine_score_sums(a, b):
     return ScoreSums(weight, mean, m2, a.rss + b.rss)
 
 
+def _formula_scored_rows(slim, X, y, w):
+    """A formula model's ``score`` rows: those with every value it uses.
+
+    ``(y, y_pred, w)``; y from the formula when None (as in memory).
+    """
+    y_pred = _predict_rows(slim, X, None, "all")
+    if y is None:
+        frame = slim._spec.model_frame(X, with_response=True)
+        keep, y = frame.complete, frame.y
+    else:
+        y = _formula_response(y, len(y_pred))
+        keep = np.isfinite(y_pred)
+        y = y[keep]
+    return y, y_pred[keep], None if w is None else np.asarray(w, float)[keep]
+
+
 def _score_partition(rows, slim, estimator_name):
     X, y, groups, w = _unpack(rows)
-    y = column_or_1d(check_array(y, ensure_2d=False, ensure_min_samples=0))
+    y_pred = None
+    if slim.formula is not None:
+        y, y_pred, w = _formula_scored_rows(slim, X, y, w)
+    else:
+        y = column_or_1d(check_array(y, ensure_2d=False, ensure_min_samples=0))
+        check_consistent_length(X, y)
     w = np.ones(y.shape[0]) if w is None else column_or_1d(np.asarray(w, float))
-    check_consistent_length(X, y, w)
+    check_consistent_length(y, w)
     if y.shape[0] == 0 or w.sum() == 0:
         return ScoreSums(0.0, 0.0, 0.0, 0.0)
-    y_pred = slim.predict(X, groups)
+    if y_pred is None:
+        y_pred = slim.predict(X, groups)
     mean = np.average(y, weights=w)
     return ScoreSums(
         float(w.sum()),

@@ -30,7 +30,14 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.errors import FormulaicError
 
-__all__ = ["FormulaMatrices", "ParsedFormula", "RandomTerm", "parse_formula"]
+__all__ = [
+    "FormulaMatrices",
+    "FormulaSummary",
+    "ParsedFormula",
+    "RandomTerm",
+    "combine_formula_summaries",
+    "parse_formula",
+]
 
 INTERCEPT = "Intercept"
 
@@ -493,15 +500,24 @@ def _column(frame, name):
     return _Factor(values, None)
 
 
+class _DeferredError(Exception):
+    """A stateful call's parameters are still being learned: no value yet."""
+
+
 class _Evaluator(ast.NodeVisitor):
     """Evaluate one R-like expression on a frame, with stateful transforms.
 
-    ``state`` holds one entry per stateful call, in call order; it is filled
-    when ``fitting`` and read otherwise.
+    ``state`` holds the learned parameters of each stateful call, by slot
+    (the calls in evaluation order, innermost first).  When ``learning`` (slot
+    -> learner in progress) is given, the first call without parameters adds
+    ``(learner, partial sums of its argument)`` to ``sums`` under its slot and
+    stops the evaluation (:class:`_DeferredError`); without it, every call must
+    have its parameters.
     """
 
-    def __init__(self, frame, state, fitting):
-        self.frame, self.state, self.fitting, self.calls = frame, state, fitting, 0
+    def __init__(self, frame, state, learning=None, sums=None):
+        self.frame, self.state, self.calls = frame, state, 0
+        self.learning, self.sums = learning, sums
 
     def run(self, text):
         source = re.sub(r"\bas\.(factor|numeric)\s*\(", r"as_\1(", text)
@@ -617,9 +633,20 @@ class _Evaluator(ast.NodeVisitor):
         x = _numeric(args[0], text)
         slot = self.calls
         self.calls += 1
-        if self.fitting:
-            self.state[slot] = _TRANSFORMS[name][0](x, *args[1:], **kwargs)
-        return _TRANSFORMS[name][1](x, self.state[slot])
+        learn, apply = _TRANSFORMS[name]
+        if slot in self.state:
+            return apply(x, self.state[slot])
+        if self.learning is None:
+            raise ValueError(f"the parameters of {text!r} were not learned.")
+        learner = self.learning.get(slot) or learn(*args[1:], **kwargs)
+        x = np.asarray(x, dtype=float)
+        if not np.isfinite(x).all():
+            raise ValueError(
+                f"the argument of {r_deparse(text.replace('**', '^'))} is not "
+                "finite on some complete rows of the training data."
+            )
+        self.sums[slot] = (learner, learner.summarize(x))
+        raise _DeferredError
 
 
 def _dotted(node):
@@ -656,64 +683,170 @@ def _math(name, args, kwargs, text):
     return out
 
 
-# stateful transforms: (learn(x, *args, **kwargs) -> params, apply(x, params))
+# Stateful transforms: (learner class, apply(x, params)).  A learner takes the
+# call's other arguments; ``summarize(x)`` reduces the argument on some rows to
+# partial sums, ``combine`` adds two of them and ``update(total)`` takes the
+# sums over all rows, one pass at a time, until ``params`` is set.  Fitting on
+# a frame and on the partitions of a dask DataFrame run the same steps.
 
 
-def _poly_fit(x, degree=1, raw=False):
-    degree = int(degree)
-    ok = x[~np.isnan(x)]
-    if raw:
-        return {"degree": degree, "raw": True}
-    if degree >= len(np.unique(ok)):
-        raise ValueError(
-            "'degree' must be less than number of unique points in poly()."
-        )
-    xbar = ok.mean()
-    xc = ok - xbar
-    X = np.vander(xc, degree + 1, increasing=True)
-    Q, R = np.linalg.qr(X)
-    Z = Q * np.diag(R)
-    norm2 = (Z**2).sum(axis=0)
-    alpha = ((xc[:, None] * Z**2).sum(axis=0) / norm2 + xbar)[:degree]
-    return {
-        "degree": degree,
-        "raw": False,
-        "alpha": alpha,
-        "norm2": np.concatenate([[1.0], norm2]),
-    }
+def _outer_transform_slot(text):
+    """The slot of the stateful call ``text`` is, if it is one (else None).
+
+    Calls are numbered innermost first, so the outermost is the last.
+    """
+    source = re.sub(r"\bas\.(factor|numeric)\s*\(", r"as_\1(", text)
+    try:
+        node = ast.parse(source.replace("^", "**").strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    names = [
+        c.func.id
+        for c in ast.walk(node)
+        if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+    ]
+    outer = isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    if not outer or node.func.id not in _TRANSFORMS:
+        return None
+    return sum(name in _TRANSFORMS for name in names) - 1
+
+
+class _PolyLearner:
+    """R's ``poly(x, degree)``: the three-term recurrence, one pass per degree.
+
+    Pass 0 gives the count, the mean and enough distinct values to check
+    the degree; pass k (1..degree) evaluates the monic orthogonal polynomial
+    P_k with the coefficients so far and sums P_k^2 (R's ``norm2``) and
+    (x - mean) P_k^2 (giving ``alpha``).  The result equals R's QR-based
+    coefficients up to rounding.
+    """
+
+    def __init__(self, degree=1, raw=False):
+        self.degree, self.raw = int(degree), bool(raw)
+        if self.degree < 1:
+            raise ValueError("'degree' must be at least 1 in poly().")
+        self.alpha, self.norm2, self.xbar = [], [1.0], None
+        self.params = {"degree": self.degree, "raw": True} if self.raw else None
+
+    def summarize(self, x):
+        if self.raw:
+            return {}
+        k = len(self.norm2) - 1  # the polynomial this pass measures
+        if k == 0:
+            distinct = np.unique(x)[: self.degree + 1]
+            return {"n": float(x.size), "sum": float(x.sum()), "distinct": distinct}
+        P = _monic_polynomials(x, self.alpha, self.norm2, k)[:, k]
+        squares = P**2
+        return {"n2": float(squares.sum()), "xn2": float((x - self.xbar) @ squares)}
+
+    def combine(self, a, b):
+        out = {k: a[k] + b[k] for k in a if k != "distinct"}
+        if "distinct" in a:  # the smallest degree + 1 distinct values suffice
+            both = np.concatenate([a["distinct"], b["distinct"]])
+            out["distinct"] = np.unique(both)[: self.degree + 1]
+        return out
+
+    def update(self, total):
+        if self.raw:
+            return
+        if "distinct" in total:
+            if self.degree >= len(np.unique(total["distinct"])):
+                raise ValueError(
+                    "'degree' must be less than number of unique points in poly()."
+                )
+            self.xbar = total["sum"] / total["n"]
+            self.alpha.append(self.xbar)
+            self.norm2.append(total["n"])
+            return
+        self.norm2.append(total["n2"])
+        if len(self.alpha) < self.degree:
+            self.alpha.append(total["xn2"] / total["n2"] + self.xbar)
+        if len(self.norm2) == self.degree + 2:
+            self.params = {
+                "degree": self.degree,
+                "raw": False,
+                "alpha": np.array(self.alpha),
+                "norm2": np.array(self.norm2),
+            }
+
+    def seen(self, name):
+        """What its values show, from the (finite) argument and the parameters."""
+        return _Seen(False, ncols=self.degree)
+
+
+def _monic_polynomials(x, alpha, norm2, degree):
+    """P_0..P_degree at ``x`` (columns): R's ``predict.poly`` recurrence."""
+    Z = np.ones((len(x), degree + 1))
+    if degree >= 1:
+        Z[:, 1] = x - alpha[0]
+    for i in range(1, degree):
+        Z[:, i + 1] = (x - alpha[i]) * Z[:, i] - (norm2[i + 1] / norm2[i]) * Z[:, i - 1]
+    return Z
 
 
 def _poly_apply(x, p):
-    """R's ``predict.poly`` three-term recurrence; columns named 1..degree."""
+    """R's ``predict.poly``; columns named 1..degree."""
     degree = p["degree"]
     if p["raw"]:
         return np.column_stack([x**k for k in range(1, degree + 1)])
-    alpha, norm2 = p["alpha"], p["norm2"]
-    Z = np.ones((len(x), degree + 1))
-    Z[:, 1] = x - alpha[0]
-    for i in range(1, degree):
-        Z[:, i + 1] = (x - alpha[i]) * Z[:, i] - (norm2[i + 1] / norm2[i]) * Z[:, i - 1]
-    return Z[:, 1:] / np.sqrt(norm2[2:])
+    Z = _monic_polynomials(x, p["alpha"], p["norm2"], degree)
+    return Z[:, 1:] / np.sqrt(p["norm2"][2:])
 
 
-def _scale_fit(x, center=True, scale=True):
-    ok = x[~np.isnan(x)]
-    shift = ok.mean() if center is True else (0.0 if center is False else float(center))
-    if scale is True:
-        spread = np.sqrt(((ok - shift) ** 2).sum() / max(len(ok) - 1, 1))
-    else:
-        spread = 1.0 if scale is False else float(scale)
-    return {"center": shift, "scale": spread}
+class _ScaleLearner:
+    """R's ``scale(x, center, scale)`` from combinable moments (one pass)."""
+
+    def __init__(self, center=True, scale=True):
+        self.center, self.scale, self.params = center, scale, None
+
+    @staticmethod
+    def summarize(x):
+        mean = float(x.mean()) if x.size else 0.0
+        return {"n": x.size, "mean": mean, "m2": float(((x - mean) ** 2).sum())}
+
+    def combine(self, a, b):
+        """Chan, Golub and LeVeque's update of count, mean and sum of squares."""
+        if a["n"] == 0 or b["n"] == 0:
+            return b if a["n"] == 0 else a
+        n = a["n"] + b["n"]
+        delta = b["mean"] - a["mean"]
+        mean = a["mean"] + delta * (b["n"] / n)
+        m2 = a["m2"] + b["m2"] + delta**2 * (a["n"] * b["n"] / n)
+        return {"n": n, "mean": mean, "m2": m2}
+
+    def update(self, total):
+        center, scale, n = self.center, self.scale, total["n"]
+        shift = total["mean"] if center is True else float(center or 0.0)
+        if scale is True:  # R: the root mean square about the centre, n - 1
+            squares = total["m2"] + n * (total["mean"] - shift) ** 2
+            spread = np.sqrt(squares / max(n - 1, 1))
+        else:
+            spread = 1.0 if scale is False else float(scale)
+        self.params = {"center": shift, "scale": spread}
+
+    def seen(self, name):
+        """What its values show, from the (finite) argument and the parameters."""
+        values = np.array([self.params["center"], self.params["scale"]], dtype=float)
+        if not np.isfinite(values).all() or values[1] == 0:
+            raise ValueError(
+                f"{name} is not finite on some complete rows of the training data."
+            )
+        return _Seen(False)
+
+
+def _center_learner():
+    return _ScaleLearner(True, False)
 
 
 def _scale_apply(x, p):
-    return (x - p["center"]) / p["scale"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (x - p["center"]) / p["scale"]
 
 
 _TRANSFORMS = {
-    "poly": (_poly_fit, _poly_apply),
-    "scale": (_scale_fit, _scale_apply),
-    "center": (lambda x: _scale_fit(x, True, False), _scale_apply),
+    "poly": (_PolyLearner, _poly_apply),
+    "scale": (_ScaleLearner, _scale_apply),
+    "center": (_center_learner, _scale_apply),
 }
 
 
@@ -762,20 +895,122 @@ def _contr_poly(k):
 
 
 @dataclass
+class _Seen:
+    """What the rows show of one evaluated variable; combinable across rows.
+
+    A factor's declared levels (categories) and observed values, or a numeric
+    variable's number of columns.
+    """
+
+    factor: bool
+    levels: list | None = None  # declared (categories), None: sorted observed
+    observed: list = field(default_factory=list)
+    ordered: bool = False
+    contrast: str | None = None
+    ncols: int = 1
+
+
+def _seen(name, value):
+    if isinstance(value, _Factor) or _is_labels(value):
+        factor = value if isinstance(value, _Factor) else _as_factor(value)
+        observed = pd.unique(pd.Series(factor.values, dtype=object).dropna())
+        return _Seen(
+            True, factor.levels, observed.tolist(), factor.ordered, factor.contrast
+        )
+    value = np.asarray(value, dtype=float)
+    if not np.isfinite(value).all():  # log(0), sqrt(-1), ...
+        raise ValueError(
+            f"{name} is not finite on some complete rows of the training data."
+        )
+    return _Seen(False, ncols=1 if value.ndim == 1 else value.shape[1])
+
+
+def _merge_seen(name, a, b):
+    if a.factor != b.factor or a.ncols != b.ncols:
+        raise ValueError(
+            f"{name} is not of one kind on all rows (categorical on some, numeric "
+            "on others, or with different numbers of columns)."
+        )
+    if not a.factor:
+        return a
+    levels = a.levels if b.levels is None else b.levels
+    if a.levels is not None and b.levels is not None and a.levels != b.levels:
+        levels = list(dict.fromkeys([*a.levels, *b.levels]))
+    observed = list(dict.fromkeys([*a.observed, *b.observed]))
+    return _Seen(True, levels, observed, a.ordered, a.contrast)
+
+
+@dataclass
+class _VariableSummary:
+    """One variable on some rows: what they show (None while stateful calls
+    are still learned) and the partial sums of the calls being learned."""
+
+    seen: _Seen | None
+    sums: dict  # slot -> (learner, partial sums)
+
+
+def _merge_variable(name, a, b):
+    seen = b.seen if a.seen is None else a.seen
+    if a.seen is not None and b.seen is not None:
+        seen = _merge_seen(name, a.seen, b.seen)
+    sums = dict(a.sums)
+    for slot, (learner, part) in b.sums.items():
+        sums[slot] = (
+            (learner, part)
+            if slot not in sums
+            else (learner, learner.combine(sums[slot][1], part))
+        )
+    return _VariableSummary(seen, sums)
+
+
+@dataclass
 class _Variable:
     """What fit learned of one variable: its kind, levels and transform state."""
 
     text: str
     name: str  # R's deparsed name
-    state: dict
+    state: dict  # slot -> parameters of each stateful call, once learned
     levels: list | None = None  # factors only
     contrast: str | None = None
     by_index: bool = False  # C(x, contr.treatment): R names the columns 2..k
     colnames: list | None = None  # numeric matrices (poly): suffixes
+    learning: dict = field(default_factory=dict)  # slot -> learner in progress
+    learned: bool = False
 
     @property
     def is_factor(self):
         return self.levels is not None
+
+    def summarize(self, rows):
+        """This variable on some complete rows (see :class:`_VariableSummary`)."""
+        sums = {}
+        try:
+            value = _Evaluator(rows, self.state, self.learning, sums).run(self.text)
+        except _DeferredError:
+            return _VariableSummary(None, sums)
+        return _VariableSummary(_seen(self.name, value), sums)
+
+    def learn(self, summary):
+        """Take the summary of all the training rows (one pass)."""
+        seen = summary.seen
+        for slot, (learner, total) in summary.sums.items():
+            learner = self.learning.setdefault(slot, learner)
+            learner.update(total)
+            if learner.params is not None:
+                self.state[slot] = learner.params
+                del self.learning[slot]
+                if slot == _outer_transform_slot(self.text):
+                    # poly(...), scale(...): the value needs no further pass
+                    seen = learner.seen(self.name)
+        if seen is None:
+            return
+        if seen.factor:
+            self.levels = _learn_levels(seen.levels, seen.observed)
+            self.by_index = seen.contrast is not None
+            self.contrast = seen.contrast or ("poly" if seen.ordered else "treatment")
+        elif seen.ncols > 1:
+            self.colnames = [str(j) for j in range(1, seen.ncols + 1)]
+        self.learned = True
 
 
 class _ModelMatrix:
@@ -786,31 +1021,14 @@ class _ModelMatrix:
         self.intercept, self.terms, texts = _terms(rhs)
         self.variables = {t: _Variable(t, _r_name(t), {}) for t in texts}
 
-    def fit(self, frame):
-        for var in self.variables.values():
-            value = _Evaluator(frame, var.state, True).run(var.text)
-            if isinstance(value, _Factor) or _is_labels(value):
-                factor = _as_factor(value) if not isinstance(value, _Factor) else value
-                var.levels = _learn_levels(factor)
-                var.by_index = factor.contrast is not None
-                var.contrast = factor.contrast or (
-                    "poly" if factor.ordered else "treatment"
-                )
-            else:
-                value = np.asarray(value, dtype=float)
-                if not np.isfinite(value).all():  # log(0), sqrt(-1), ...
-                    raise ValueError(
-                        f"{var.name} is not finite on some complete rows of the "
-                        "training data."
-                    )
-                var.colnames = (
-                    None
-                    if value.ndim == 1 or value.shape[1] == 1
-                    else [str(j) for j in range(1, value.shape[1] + 1)]
-                )
+    @property
+    def learned(self):
+        return all(v.learned for v in self.variables.values())
+
+    def finish(self):
+        """The columns' codings and names, once every variable is learned."""
         self.codes = _term_codes(self.intercept, self.terms, self.variables)
         self.names = self._column_names()
-        return self
 
     def _column_names(self):
         names = [INTERCEPT] if self.intercept else []
@@ -835,7 +1053,7 @@ class _ModelMatrix:
         return np.hstack(blocks) if blocks else np.empty((n, 0))
 
     def _evaluate(self, var, frame):
-        value = _Evaluator(frame, var.state, False).run(var.text)
+        value = _Evaluator(frame, var.state).run(var.text)
         if not var.is_factor:
             if isinstance(value, _Factor) or _is_labels(value):
                 raise ValueError(f"{var.name} was numeric when fitted; it is not now.")
@@ -853,15 +1071,15 @@ def _is_labels(value):
     return isinstance(value, np.ndarray) and value.dtype.kind in "bOSU"
 
 
-def _learn_levels(factor):
-    observed = pd.unique(pd.Series(factor.values, dtype=object).dropna())
-    if factor.levels is not None:  # lme4's drop.unused.levels keeps the order
-        seen = set(observed.tolist())
-        return [lev for lev in factor.levels if lev in seen]
+def _learn_levels(declared, observed):
+    """R's levels: the declared ones observed, in order, else the sorted values."""
+    if declared is not None:  # lme4's drop.unused.levels keeps the order
+        seen = set(observed)
+        return [lev for lev in declared if lev in seen]
     try:
-        return sorted(observed.tolist())
+        return sorted(observed)
     except TypeError:
-        return sorted(observed.tolist(), key=str)
+        return sorted(observed, key=str)
 
 
 def _codes(var, factor):
@@ -973,6 +1191,13 @@ class FormulaMatrices:
     missing value (lme4's ``na.omit``); unused categories are dropped (lme4's
     ``drop.unused.levels``).
 
+    Rows spread over partitions (a dask DataFrame) fit the same way without
+    being gathered: :meth:`start` on the columns, then passes of
+    :meth:`summarize` per partition, :func:`combine_formula_summaries` and
+    :meth:`learn` until :attr:`fitted` (one pass, one more per degree of a
+    ``poly``).  :meth:`fit` runs these steps with the frame as the one
+    partition.
+
     Attributes
     ----------
     parsed : ParsedFormula
@@ -1003,27 +1228,92 @@ class FormulaMatrices:
         self.parsed = parsed
         self._fixed = _ModelMatrix(parsed.fixed)
         self._random = [_ModelMatrix(t.expression) for t in parsed.random]
-        self._response_state = {}
+        self._response = None
         self.intercept = self._fixed.intercept
+        self.group_levels = None
 
     @classmethod
     def fit(cls, parsed, frame):
-        """Learn levels and transform parameters on ``frame``'s complete rows."""
+        """Learn levels and transform parameters on ``frame``'s complete rows.
+
+        The same steps as on the partitions of a dask DataFrame, with the
+        frame as the one partition: :meth:`start`, then :meth:`summarize`
+        and :meth:`learn` until :attr:`fitted`.
+        """
+        frame = _as_pandas(frame)
+        self = cls.start(parsed, frame)
+        while not self.fitted:
+            self.learn(self.summarize(frame))
+        return self
+
+    # Learning from summaries: one pass over the rows per call of learn.
+
+    @classmethod
+    def start(cls, parsed, columns):
+        """An unfitted instance for the columns of ``columns`` (a frame; may be
+        empty, as a dask DataFrame's ``_meta``)."""
         if isinstance(parsed, str):
             parsed = parse_formula(parsed)
         self = cls(parsed)
+        columns = _as_pandas(columns)
+        self.variables = tuple(self._variables(columns))
+        response = parsed.response
+        if response is not None and (
+            response in columns.columns
+            or all(n in columns.columns for n in _names_in(response))
+        ):
+            self._response = _Variable(response, _r_name(response), {})
+        return self
+
+    @property
+    def fitted(self):
+        """Whether every level and transform parameter has been learned."""
+        return self.group_levels is not None and all(
+            var.learned for var in self._variable_table().values()
+        )
+
+    def _variable_table(self):
+        """(part, text) -> _Variable: the fixed part's, each random term's
+        (by index) and the response's."""
+        table = {}
+        for key, part in [("fixed", self._fixed), *enumerate(self._random)]:
+            table.update({(key, t): var for t, var in part.variables.items()})
+        if self._response is not None:
+            table["response", self._response.text] = self._response
+        return table
+
+    def summarize(self, frame):
+        """A :class:`FormulaSummary` of some rows (one partition) for :meth:`learn`.
+
+        Its size grows with the levels, not the rows; summaries of disjoint
+        rows combine with :func:`combine_formula_summaries`.
+        """
         frame = _as_pandas(frame)
-        self.variables = tuple(self._variables(frame))
         rows = frame[self.complete_rows(frame)].reset_index(drop=True)
-        if len(rows) == 0:
+        variables = {
+            key: var.summarize(rows)
+            for key, var in self._variable_table().items()
+            if not var.learned
+        }
+        groups = None if self.group_levels is not None else _group_keys(self, rows)
+        return FormulaSummary(len(frame), len(rows), variables, groups)
+
+    def learn(self, summary):
+        """Take the summary of all the training rows; one step of fitting."""
+        if summary.n_complete == 0:
             raise ValueError(
                 "no row is complete: every row misses a value the formula uses."
             )
-        for part in (self._fixed, *self._random):
-            part.fit(rows)
-        self.fixed_names = self._fixed.names
-        self.random_names = [part.names for part in self._random]
-        self.group_levels = self._group_levels(rows)
+        table = self._variable_table()
+        for key, variable in summary.variables.items():
+            table[key].learn(variable)
+        if summary.groups is not None:
+            self.group_levels = _group_levels(summary.groups)
+        if self.fitted:
+            for part in (self._fixed, *self._random):
+                part.finish()
+            self.fixed_names = self._fixed.names
+            self.random_names = [part.names for part in self._random]
         return self
 
     def _variables(self, frame):
@@ -1067,9 +1357,8 @@ class FormulaMatrices:
         """The response as a float vector."""
         if self.parsed.response is None:
             raise ValueError("the formula has no response (nothing left of '~').")
-        value = _Evaluator(_as_pandas(frame), self._response_state, True).run(
-            self.parsed.response
-        )
+        state = {} if self._response is None else self._response.state
+        value = _Evaluator(_as_pandas(frame), state).run(self.parsed.response)
         if isinstance(value, _Factor) or _is_labels(value) or np.ndim(value) != 1:
             raise ValueError(f"the response {self.parsed.response!r} must be numeric.")
         return np.asarray(value, dtype=float)
@@ -1106,18 +1395,6 @@ class FormulaMatrices:
                 out[term.grouping_name] = _group_labels(frame, term.grouping)
         return pd.DataFrame(out, index=range(len(frame)), dtype=object)
 
-    def _group_levels(self, rows):
-        levels = {}
-        for term in self.parsed.random:
-            if term.grouping_name in levels:
-                continue
-            keys = pd.DataFrame(
-                {v: _codes_for_order(rows[v]) for v in term.grouping}
-            ).assign(label=_group_labels(rows, term.grouping))
-            ordered = keys.drop_duplicates("label").sort_values(list(term.grouping))
-            levels[term.grouping_name] = ordered["label"].tolist()
-        return levels
-
 
 def _group_labels(frame, variables):
     columns = [frame[v].astype(object).to_numpy() for v in variables]
@@ -1128,9 +1405,91 @@ def _group_labels(frame, variables):
     return np.array(labels, dtype=object)
 
 
-def _codes_for_order(series):
-    """Sort keys giving R's level order (categories, else sorted values)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return series.cat.codes
-    levels = _learn_levels(_Factor(series.to_numpy(dtype=object), None))
-    return series.map({lev: i for i, lev in enumerate(levels)})
+@dataclass
+class FormulaSummary:
+    """What :meth:`FormulaMatrices.learn` needs of some rows; O(levels) in size.
+
+    Attributes
+    ----------
+    n_rows, n_complete : int
+        The rows given, and those without a missing value the formula uses.
+    variables : dict
+        (part, variable text) -> what the rows show of each variable still
+        being learned, with the partial sums of its stateful calls.
+    groups : dict or None
+        Grouping-factor name -> :class:`_GroupKeys` of the rows (first pass).
+    """
+
+    n_rows: int
+    n_complete: int
+    variables: dict
+    groups: dict | None = None
+
+
+def combine_formula_summaries(a, b):
+    """The :class:`FormulaSummary` of the rows of ``a`` and ``b`` together."""
+    variables = dict(a.variables)
+    for key, summary in b.variables.items():
+        if key in variables:
+            summary = _merge_variable(key[1], variables[key], summary)
+        variables[key] = summary
+    groups = a.groups
+    if a.groups is not None:
+        groups = {k: _merge_group_keys(a.groups[k], b.groups[k]) for k in a.groups}
+    return FormulaSummary(
+        a.n_rows + b.n_rows, a.n_complete + b.n_complete, variables, groups
+    )
+
+
+@dataclass
+class _GroupKeys:
+    """The distinct value combinations of a grouping factor's variables, and
+    the categories of those that are categorical (R's level order)."""
+
+    keys: pd.DataFrame
+    categories: dict
+
+
+def _group_keys(matrices, rows):
+    out = {}
+    for term in matrices.parsed.random:
+        if term.grouping_name in out:
+            continue
+        columns = list(term.grouping)
+        keys = pd.DataFrame({v: rows[v].astype(object) for v in columns})
+        categories = {
+            v: list(rows[v].cat.categories)
+            for v in columns
+            if isinstance(rows[v].dtype, pd.CategoricalDtype)
+        }
+        out[term.grouping_name] = _GroupKeys(
+            keys.drop_duplicates(ignore_index=True), categories
+        )
+    return out
+
+
+def _merge_group_keys(a, b):
+    keys = pd.concat([a.keys, b.keys], ignore_index=True)
+    categories = dict(a.categories)
+    for v, levels in b.categories.items():
+        categories[v] = list(dict.fromkeys([*categories.get(v, []), *levels]))
+    return _GroupKeys(keys.drop_duplicates(ignore_index=True), categories)
+
+
+def _group_levels(groups):
+    """Grouping-factor name -> labels in lme4's order: sorted by each variable's
+    R level order (its categories, else its sorted values)."""
+    levels = {}
+    for name, found in groups.items():
+        keys, variables = found.keys, list(found.keys.columns)
+        order = pd.DataFrame(
+            {v: _level_codes(keys[v], found.categories.get(v)) for v in variables}
+        ).assign(label=_group_labels(keys, variables))
+        ordered = order.sort_values(variables).drop_duplicates("label")
+        levels[name] = ordered["label"].tolist()
+    return levels
+
+
+def _level_codes(values, categories):
+    levels = _learn_levels(categories, values.unique().tolist())
+    return values.map({lev: i for i, lev in enumerate(levels)})

@@ -101,8 +101,14 @@ class ModelSpec:
 
 def formula_spec(formula, frame):
     """The specification of an lme4 formula, learned on a training frame."""
-    parsed = parse_formula(formula)
-    matrices = FormulaMatrices.fit(parsed, _formula_frame(frame))
+    matrices = FormulaMatrices.fit(parse_formula(formula), _formula_frame(frame))
+    return spec_from_matrices(formula, matrices)
+
+
+def spec_from_matrices(formula, matrices):
+    """The specification of a formula from its fitted :class:`FormulaMatrices`
+    (learned on a frame, or on the partitions of a dask DataFrame)."""
+    parsed = matrices.parsed
     features = [n for n in matrices.fixed_names if n != INTERCEPT]
     # Z holds the slope columns term after term, in formula order.
     by_factor, start = {}, 0

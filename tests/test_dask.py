@@ -370,6 +370,120 @@ def test_predict_checks_features_before_computing(client, slopes_data):
         model.predict(ddf[["x1", "x2"]], groups=g)
 
 
+# ------------------------------------------------------------ formula models
+
+FORMULA = "y ~ poly(x, 2) * f + (1 + x | g)"
+
+
+@pytest.fixture(scope="module")
+def formula_data():
+    """Raw columns: a categorical (R's order: its categories), strings, gaps."""
+    rng = np.random.default_rng(7)
+    n, n_groups = 480, 16
+    g = rng.integers(0, n_groups, n)
+    x = rng.uniform(0.5, 4.0, n)
+    f = rng.choice(["lo", "mid", "hi"], n)
+    slope = 0.3 * rng.normal(size=n_groups)
+    y = (
+        1.0
+        + 0.5 * x
+        - 0.2 * x**2
+        + 0.7 * (f == "hi")
+        + rng.normal(size=n_groups)[g]
+        + slope[g] * x
+        + rng.normal(size=n)
+    )
+    frame = pd.DataFrame(
+        {
+            "y": y,
+            "x": x,
+            "f": pd.Categorical(f, categories=["mid", "lo", "hi"]),
+            "g": [f"g{k:02d}" for k in g],
+        }
+    )
+    frame.loc[[3, 100, 250], "x"] = np.nan
+    frame.loc[[17], "y"] = np.nan
+    frame.loc[[400], "g"] = None
+    return frame, dd.from_pandas(frame, npartitions=5, sort=False)
+
+
+def test_formula_fit_on_dask_matches_in_memory(client, formula_data):
+    frame, ddf = formula_data
+    with pytest.warns(UserWarning, match=r"^5 row\(s\) with a missing value"):
+        memory = MixedLinearRegressor(formula=FORMULA).fit(frame)
+    with pytest.warns(UserWarning, match=r"^5 row\(s\) with a missing value"):
+        on_dask = MixedLinearRegressor(formula=FORMULA).fit(ddf)
+    names = on_dask._spec.features
+    assert names == memory._spec.features
+    assert names[:4] == ["poly(x, 2)1", "poly(x, 2)2", "flo", "fhi"]
+    close(
+        pd.Series(on_dask.coef_, index=names)[memory._spec.features],
+        memory.coef_,
+        1e-8,
+    )
+    assert_same_fit(on_dask, memory)
+    assert on_dask._design.stats.n == memory._design.stats.n == len(frame) - 5
+    assert isinstance(on_dask.fitted_values_, da.Array)
+    close(on_dask.fitted_values_.compute(), memory.fitted_values_, 1e-10)
+    close(on_dask.residuals_.compute(), memory.residuals_, 1e-10)
+
+
+def test_formula_transforms_learned_on_partitions_equal_in_memory(client, formula_data):
+    """poly (one pass per degree), scale and levels, on transformed arguments."""
+    from skmixed._dask import learn_formula, row_partitions
+    from skmixed._formula import FormulaMatrices, parse_formula
+
+    frame, ddf = formula_data
+    formula = "y ~ poly(log(x), 3) + scale(I(x^2)) + center(x) + f + (0 + x | g)"
+    memory = FormulaMatrices.fit(parse_formula(formula), frame)
+    on_dask = learn_formula(formula, ddf._meta, row_partitions(ddf, y=None))
+    assert on_dask.fixed_names == memory.fixed_names
+    assert on_dask.random_names == memory.random_names
+    assert on_dask.group_levels == memory.group_levels
+    table, expected = on_dask._variable_table(), memory._variable_table()
+    for key, var in expected.items():
+        assert table[key].levels == var.levels, key
+        for slot, params in var.state.items():
+            for name, value in params.items():
+                close(table[key].state[slot][name], value, 1e-12, f"{key} {name}")
+    poly = expected["fixed", "poly(log(x), 3)"].state[0]
+    assert poly["alpha"].shape == (3,) and poly["norm2"].shape == (5,)
+    close(on_dask.fixed(frame)[0], memory.fixed(frame)[0], 1e-12, "model matrices")
+
+
+def test_formula_predict_and_score_on_dask(client, formula_data):
+    frame, _ = formula_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MixedLinearRegressor(formula=FORMULA).fit(frame)
+    new = frame.assign(g=frame["g"].where(frame["x"] > 1.0, "unseen"))
+    ddf = dd.from_pandas(new, npartitions=4, sort=False)
+    predicted = model.predict(ddf)
+    assert isinstance(predicted, dd.Series)
+    assert predicted.npartitions == 4
+    expected = model.predict(new)
+    assert np.isnan(expected).sum() == 4  # x or g missing (y is not needed)
+    np.testing.assert_allclose(predicted.compute().to_numpy(), expected, rtol=1e-12)
+    population = model.predict(ddf, random_effects="none").compute().to_numpy()
+    np.testing.assert_allclose(
+        population, model.predict(new, random_effects="none"), rtol=1e-12
+    )
+    assert model.score(ddf) == pytest.approx(model.score(new), rel=1e-12)
+    weights = ddf["x"].fillna(1.0)
+    assert model.score(
+        ddf.drop(columns="y"), ddf["y"].fillna(0.0), sample_weight=weights
+    ) == pytest.approx(
+        model.score(
+            new.drop(columns="y"),
+            new["y"].fillna(0.0),
+            sample_weight=new["x"].fillna(1.0),
+        ),
+        rel=1e-12,
+    )
+    with pytest.raises(ValueError, match="groups must be None"):
+        model.predict(ddf, groups=ddf["g"])
+
+
 # -------------------------------------------------- the pieces and the promises
 
 
