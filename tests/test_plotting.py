@@ -695,3 +695,188 @@ def test_shrinkage_rejects_bad_term_factor_and_data(biomass, penicillin):
         ShrinkageDisplay.from_estimator(
             penicillin.model, np.empty((144, 0)), np.zeros(144), np.zeros((144, 2))
         )
+
+
+# --------------------------------------------------------------------------
+# Formula models: raw variables, factors' levels, the formula's grouping factor
+# --------------------------------------------------------------------------
+
+
+def _chicks(seed=0, n_chicks=24):
+    """ChickWeight-like raw data: Time, a string Diet, a Chick per 11 rows."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(0.0, 21.0, 2.0)
+    chick = np.repeat(np.arange(n_chicks), times.size)
+    diet = np.array(["A", "B", "C", "D"])[chick % 4]
+    time = np.tile(times, n_chicks)
+    gain = pd.Series({"A": 6.0, "B": 7.5, "C": 9.0, "D": 8.0})[diet].to_numpy()
+    weight = 40 + gain * time + 0.08 * time**2 + rng.normal(0, 15, n_chicks)[chick]
+    weight = weight + rng.normal(0, 3, time.size)
+    return pd.DataFrame(
+        {"weight": weight, "Time": time, "Diet": diet, "Chick": chick.astype(str)}
+    )
+
+
+@pytest.fixture(scope="module")
+def chicks():
+    data = _chicks()
+    model = MixedLinearRegressor(
+        formula="weight ~ poly(Time, 2) * Diet + (1 | Chick)"
+    ).fit(data)
+    return SimpleNamespace(model=model, data=data)
+
+
+def test_formula_effect_along_a_raw_variable_is_the_population_prediction(chicks):
+    model, data = chicks.model, chicks.data
+    display = EffectDisplay.from_estimator(model, data, data["weight"], "Time")
+    grid = np.linspace(0, 20, 100)
+    # Typical values: Diet at its first level, the chick's is irrelevant.
+    rows = pd.DataFrame({"Time": grid, "Diet": "A", "Chick": "new"})
+    expected = model.predict(rows, random_effects="none")
+    assert_allclose(display.line_.get_xdata(), grid)
+    assert_allclose(display.line_.get_ydata(), expected)
+    assert np.ptp(np.diff(display.prediction, 2)) < 1e-9  # a parabola (poly)
+    assert np.diff(display.prediction, 2)[0] > 0
+    assert display.ax_.get_xlabel() == "Time"
+    assert display.ax_.get_ylabel() == "weight"
+    assert len(display.scatter_.get_offsets()) == len(data)
+    held = EffectDisplay.from_estimator(model, data, None, "Time", at={"Diet": "C"})
+    assert_allclose(
+        held.prediction, model.predict(rows.assign(Diet="C"), random_effects="none")
+    )
+
+
+def test_formula_effect_by_a_factor_draws_one_line_per_level(chicks):
+    model, data = chicks.model, chicks.data
+    display = EffectDisplay.from_estimator(
+        model, data, None, "Time", by="Diet", band="wald", grid=[0, 10, 20]
+    )
+    assert display.by_levels == ["A", "B", "C", "D"]
+    assert display.prediction.shape == display.lower.shape == (4, 3)
+    assert len(display.lines_) == len(display.bands_) == 4
+    for k, diet in enumerate("ABCD"):
+        rows = pd.DataFrame({"Time": [0.0, 10, 20], "Diet": diet, "Chick": "1"})
+        expected = model.predict(rows, random_effects="none")
+        assert_allclose(display.lines_[k].get_ydata(), expected)
+    assert np.all(display.lower < display.prediction)
+    labels = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert "Diet = C" in labels
+
+
+def test_formula_effect_across_a_factor_has_one_point_per_level():
+    data = _chicks(1)
+    model = MixedLinearRegressor(formula="weight ~ Time + Diet + (1 | Chick)")
+    model.fit(data)
+    display = EffectDisplay.from_estimator(
+        model, data, data["weight"], "Diet", band="wald"
+    )
+    assert list(display.grid) == ["A", "B", "C", "D"]
+    assert display.categorical
+    assert_array_equal(display.line_.get_xdata(), np.arange(4))
+    beta = model.fixed_effects_
+    # Time at its mean (10), Diet at each level.
+    expected = beta["Intercept"] + 10 * beta["Time"]
+    expected += np.r_[0, beta[["DietB", "DietC", "DietD"]]]
+    assert_allclose(display.line_.get_ydata(), expected)
+    # The Wald interval of level k: the SE of Intercept + 10 Time + Diet_k.
+    V = model.fixed_effects_cov_.to_numpy()
+    G = np.column_stack([np.ones(4), np.full(4, 10.0), np.eye(4)[:, 1:]])
+    se = np.sqrt(np.diag(G @ V @ G.T))
+    assert_allclose(display.upper - display.prediction, Z95 * se)
+    segments = display.band_.get_segments()
+    assert len(segments) == 4
+    assert_allclose([s[:, 1] for s in segments], np.c_[display.lower, display.upper])
+    ticks = [t.get_text() for t in display.ax_.get_xticklabels()]
+    assert ticks == ["A", "B", "C", "D"]
+    # Each data point sits at its level's position.
+    positions = display.scatter_.get_offsets()[:, 0]
+    assert_array_equal(positions, pd.Index(list("ABCD")).get_indexer(data["Diet"]))
+
+
+def test_formula_effect_bands_use_the_population_prediction(chicks):
+    model, data = chicks.model, chicks.data
+
+    class WithBootstrap(_Proxy):
+        def bootstrap(self, statistic, n_boot, random_state=None):
+            curve = statistic(self._model)
+            return np.vstack([curve + k for k in range(n_boot)])
+
+    display = EffectDisplay.from_estimator(
+        WithBootstrap(model), data, None, "Time", band="bootstrap", n_draws=101
+    )
+    assert_allclose(display.lower, display.prediction + 2.5)
+    wald = EffectDisplay.from_estimator(model, data, None, "Time", band="wald")
+    draws = EffectDisplay.from_estimator(
+        _Proxy(model),
+        data,
+        None,
+        "Time",
+        band="posterior",
+        n_draws=4000,
+        random_state=0,
+    )
+    width = (wald.upper - wald.lower).max()
+    assert_allclose(draws.lower, wald.lower, atol=0.05 * width)
+
+
+def test_formula_effect_rejects_bad_by_and_at(chicks):
+    model, data = chicks.model, chicks.data
+    with pytest.raises(ValueError, match="categorical column of X other than"):
+        EffectDisplay.from_estimator(model, data, None, "Diet", by="Time")
+    with pytest.raises(ValueError, match=r"at names \['Dose'\]"):
+        EffectDisplay.from_estimator(model, data, None, "Time", at={"Dose": 1})
+    with pytest.raises(ValueError, match="'Dose' is not a column"):
+        EffectDisplay.from_estimator(model, data, None, "Dose")
+
+
+def test_formula_model_random_effect_and_residual_displays(chicks):
+    model = chicks.model
+    caterpillar = CaterpillarDisplay.from_estimator(model)
+    assert [ax.get_title() for ax in caterpillar.axes_] == ["Chick: Intercept"]
+    assert len(caterpillar.axes_[0].get_yticklabels()) == 24
+    diagnostics = plot_diagnostics(model)
+    assert [ax.get_title() for ax in diagnostics.axes_] == [
+        "Residuals vs fitted",
+        "Pearson residuals",
+        "Chick: Intercept",
+    ]
+    points = diagnostics.residuals_vs_fitted.scatter_.get_offsets()
+    assert_allclose(points[:, 1], model.residuals_ / model.sigma_)
+    qq = RandomEffectsQQDisplay.from_estimator(model).qq_displays[0]
+    assert_allclose(
+        qq.sample_quantiles, np.sort(model.random_effects_["Chick"]["Intercept"])
+    )
+
+
+def test_formula_shrinkage_matches_the_array_model(biomass):
+    data = biomass
+    raw = data.X.assign(Site=data.groups.to_numpy(), Biomass=data.y.to_numpy())
+    model = MixedLinearRegressor(formula="Biomass ~ Temp + N + (Temp | Site)")
+    model.fit(raw)
+    assert_allclose(model.fixed_effects_, data.model.fixed_effects_, rtol=1e-6)
+    for term in ["Intercept", "Temp"]:
+        by_formula = ShrinkageDisplay.from_estimator(model, raw, term=term)
+        by_arrays = ShrinkageDisplay.from_estimator(
+            data.model, data.X, data.y, data.groups, term=term
+        )
+        assert_allclose(
+            by_formula.no_pooling, by_arrays.no_pooling[by_formula.no_pooling.index]
+        )
+        assert_allclose(
+            by_formula.mixed,
+            model.fixed_effects_[term] + model.random_effects_["Site"][term],
+        )
+        assert by_formula.ax_.get_ylabel() == "Site"
+
+
+def test_formula_shrinkage_of_a_random_intercept_is_the_within_level_means():
+    data = _chicks(2)
+    model = MixedLinearRegressor(formula="weight ~ Time + (1 | Chick)").fit(data)
+    display = ShrinkageDisplay.from_estimator(model, data, data["weight"])
+    # Time is balanced (0..20 in every chick): the within slope is the fixed one.
+    within = data["weight"] - model.fixed_effects_["Time"] * data["Time"]
+    means = within.groupby(data["Chick"]).mean()
+    assert_allclose(display.no_pooling, means[display.no_pooling.index])
+    assert (display.n_obs == 11).all()
+    with pytest.raises(ValueError, match="groups must be None"):
+        ShrinkageDisplay.from_estimator(model, data, None, data["Chick"])

@@ -1,4 +1,4 @@
-"""Effect plot: the population prediction along one feature, with a band."""
+"""Effect plot: the population prediction along one variable, with a band."""
 
 import numbers
 
@@ -7,39 +7,56 @@ import pandas as pd
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .._spec import _formula_frame
 from ._base import single_axes, style, z_value
 
 BANDS = ("wald", "posterior", "bootstrap")
 
 
 class EffectDisplay:
-    """Population prediction along one feature, the others at their means.
+    """Population prediction along one variable, the others at typical values.
 
-    The line is ``predict`` without groups (lme4's ``re.form = ~0``) on a grid
-    of the feature; the band is pointwise, from the fixed effects' normal
-    approximation (``"wald"``), from draws of the fixed effects
-    (``"posterior"``), from a parametric bootstrap (``"bootstrap"``), or from
-    any array of predicted curves the user supplies.
+    The line is the population prediction (no random effects, lme4's
+    ``re.form = ~0``) on a grid of the variable; the band is pointwise,
+    from the fixed effects' normal approximation (``"wald"``), from draws of
+    the fixed effects (``"posterior"``), from a parametric bootstrap
+    (``"bootstrap"``), or from any array of predicted curves the user
+    supplies.  For a categorical variable the grid is its levels: one point
+    per level, with an interval.  With ``by``, one line (or set of points)
+    per level of a second, categorical variable.
 
     Parameters
     ----------
     grid : ndarray of shape (n_grid,)
-        Values of the feature.
-    prediction : ndarray of shape (n_grid,)
-        Population prediction on the grid.
-    lower, upper : ndarray of shape (n_grid,) or None, default=None
+        Values of the variable (its levels, when ``categorical``).
+    prediction : ndarray of shape (n_grid,) or (n_by, n_grid)
+        Population prediction on the grid; one row per level of ``by``.
+    lower, upper : ndarray shaped as ``prediction``, or None, default=None
         Pointwise band, or None for no band.
     x_data, y_data : ndarray of shape (n_samples,) or None, default=None
-        Data points drawn under the curve.
+        Data points drawn under the curve (``x_data`` in positions
+        ``0 .. n_grid - 1`` for a categorical variable).
     feature_name : str, default="x"
     target_name : str, default="y"
     band_name : str or None, default=None
         How the band was made (legend label).
+    categorical : bool, default=False
+        Whether the grid holds the levels of a categorical variable.
+    by_name : str or None, default=None
+        The second variable, one line per level.
+    by_levels : list or None, default=None
+        Its levels, one per row of ``prediction``.
 
     Attributes
     ----------
     line_ : matplotlib Line2D
-    band_ : matplotlib PolyCollection or None
+        The (first) prediction: a line, or one marker per level.
+    lines_ : list of matplotlib Line2D
+        One per level of ``by`` (just ``line_`` without it).
+    band_ : matplotlib PolyCollection, LineCollection or None
+        The (first) band: a filled area, or a vertical interval per level.
+    bands_ : list
+        One per level of ``by``.
     scatter_ : matplotlib PathCollection or None
     ax_ : matplotlib Axes
     figure_ : matplotlib Figure
@@ -61,6 +78,21 @@ class EffectDisplay:
     'x0'
     >>> bool(np.all(display.lower < display.upper))
     True
+
+    A formula model, along a raw variable and across a factor's levels:
+
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"y": y, "x": X[:, 0], "g": groups.astype(str),
+    ...                      "dose": np.where(X[:, 1] > 0, "high", "low")})
+    >>> model = MixedLinearRegressor(formula="y ~ poly(x, 2) * dose + (1 | g)")
+    >>> model = model.fit(data)
+    >>> display = EffectDisplay.from_estimator(model, data, data["y"], "x",
+    ...                                        by="dose")
+    >>> display.prediction.shape, display.by_levels
+    ((2, 100), ['high', 'low'])
+    >>> display = EffectDisplay.from_estimator(model, data, None, "dose")
+    >>> list(display.grid), len(display.line_.get_xdata())
+    (['high', 'low'], 2)
     """
 
     def __init__(
@@ -75,6 +107,9 @@ class EffectDisplay:
         feature_name="x",
         target_name="y",
         band_name=None,
+        categorical=False,
+        by_name=None,
+        by_levels=None,
     ):
         self.grid = grid
         self.prediction = prediction
@@ -85,6 +120,9 @@ class EffectDisplay:
         self.feature_name = feature_name
         self.target_name = target_name
         self.band_name = band_name
+        self.categorical = categorical
+        self.by_name = by_name
+        self.by_levels = by_levels
 
     @classmethod
     def from_estimator(
@@ -94,6 +132,8 @@ class EffectDisplay:
         y,
         feature,
         *,
+        by=None,
+        at=None,
         band=None,
         grid=None,
         grid_resolution=100,
@@ -110,11 +150,28 @@ class EffectDisplay:
         estimator : MixedLinearRegressor
             A fitted model.
         X : array-like of shape (n_samples, n_features)
-            Data: gives the grid's range and the other features' means.
+            Data: gives the grid's range and the other variables' typical
+            values.  For a formula model, the raw data frame (as in ``fit``).
         y : array-like of shape (n_samples,) or None
             Responses drawn as points; None draws none.
         feature : str or int
             Column of ``X`` (a name needs ``X`` fitted with column names).
+            For a formula model, a raw variable the formula reads (``"Time"``
+            for ``poly(Time, 2) * Diet``), numeric or categorical: the grid
+            goes through the model's formula, so the line follows every
+            transform and interaction of the variable.  A categorical
+            variable (strings, categories, booleans) is drawn at its levels,
+            one point and interval per level.
+        by : str, default=None
+            A categorical column of ``X``: one line (or set of points) per
+            level, the variable set to that level (``"Diet"``).
+        at : dict, default=None
+            Values at which to hold other columns, overriding the typical
+            values: the mean of a numeric column, the first level of a
+            categorical one (its reference level under R's treatment
+            contrasts; categories in their order, other labels sorted).
+            For a formula model the grouping columns are held too, but the
+            prediction has no random effects, so their value does not matter.
         band : {"wald", "posterior", "bootstrap"}, array-like or None, \
 default=None
             ``"wald"``: ``x beta +- z SE`` from ``fixed_effects_cov_``.
@@ -124,10 +181,11 @@ default=None
             ``"bootstrap"``: quantiles of the predictions refitted by
             ``estimator.bootstrap``.  An array of shape
             ``(n_draws, n_grid)``: quantiles of these predicted curves (pass
-            ``grid`` to say where they were evaluated).
+            ``grid`` to say where they were evaluated; with ``by``, the
+            columns run through the grid level after level of ``by``).
         grid : array-like of shape (n_grid,), default=None
-            Feature values; ``grid_resolution`` evenly spaced values over the
-            data's range if None.
+            Values of the feature; ``grid_resolution`` evenly spaced values
+            over the data's range if None (the levels, if categorical).
         grid_resolution : int, default=100
         level : float, default=0.95
             Coverage of the pointwise band.
@@ -143,34 +201,43 @@ default=None
         display : EffectDisplay
         """
         check_is_fitted(estimator, "fixed_effects_")
-        frame = _as_frame(X, estimator)
+        spec = _formula_spec(estimator)
+        frame = _as_frame(X, estimator) if spec is None else _raw_frame(X, spec)
         name = _feature_name(frame, feature)
+        categorical = _is_categorical(frame[name])
         if grid is None:
-            values = frame[name].to_numpy(dtype=float)
-            grid = np.linspace(values.min(), values.max(), grid_resolution)
-        grid = np.asarray(grid, dtype=float).ravel()
-        # Every other feature at its mean (the "typical values" of an effect plot).
-        X_grid = pd.DataFrame(
-            np.tile(frame.mean().to_numpy(), (grid.size, 1)), columns=frame.columns
-        )
-        X_grid[name] = grid
-        X_grid = (
-            X_grid if hasattr(estimator, "feature_names_in_") else X_grid.to_numpy()
-        )
-        prediction = np.asarray(estimator.predict(X_grid), dtype=float)
+            grid = (
+                _levels(frame[name])
+                if categorical
+                else _span(frame[name], grid_resolution)
+            )
+        grid = np.asarray(grid, dtype=object if categorical else float).ravel()
+        by_name, by_levels = _by_levels(frame, by, name)
+        X_grid = _grid_frame(frame, name, grid, by_name, by_levels, at)
+        if spec is None and not hasattr(estimator, "feature_names_in_"):
+            X_grid = X_grid.to_numpy(dtype=float)
+        prediction = _population_prediction(estimator, X_grid)
         lower, upper, band_name = _band(
             estimator, X_grid, band, level, n_draws, random_state, prediction
         )
+        shape = (-1, grid.size) if by_name is not None else (grid.size,)
+        x_data = frame[name].to_numpy()
+        if categorical:
+            x_data = pd.Index(grid).get_indexer(x_data).astype(float)
+            x_data[x_data < 0] = np.nan
         display = cls(
             grid=grid,
-            prediction=prediction,
-            lower=lower,
-            upper=upper,
-            x_data=frame[name].to_numpy(dtype=float),
+            prediction=prediction.reshape(shape),
+            lower=None if lower is None else lower.reshape(shape),
+            upper=None if upper is None else upper.reshape(shape),
+            x_data=x_data.astype(float),
             y_data=None if y is None else np.asarray(y, dtype=float).ravel(),
             feature_name=name,
-            target_name=getattr(y, "name", None) or "y",
+            target_name=getattr(y, "name", None) or _response_name(spec),
             band_name=band_name,
+            categorical=categorical,
+            by_name=by_name,
+            by_levels=by_levels if by_name is not None else None,
         )
         return display.plot(ax=ax, **kwargs)
 
@@ -183,7 +250,8 @@ default=None
         line_kwargs : dict, default=None
             Passed to ``ax.plot``.
         band_kwargs : dict, default=None
-            Passed to ``ax.fill_between``.
+            Passed to ``ax.fill_between`` (``ax.vlines`` for a categorical
+            variable).
         scatter_kwargs : dict, default=None
             Passed to ``ax.scatter``.
 
@@ -199,25 +267,159 @@ default=None
                 self.y_data,
                 **style({"s": 10, "alpha": 0.5, "color": "0.4"}, scatter_kwargs),
             )
-        self.band_ = None
-        if self.lower is not None:
-            self.band_ = ax.fill_between(
-                self.grid,
-                self.lower,
-                self.upper,
+        prediction = np.atleast_2d(self.prediction)
+        labels = [None] if self.by_name is None else list(self.by_levels)
+        # Points of the levels of `by` side by side, around each level's tick.
+        offsets = 0.3 * (np.arange(len(labels)) - (len(labels) - 1) / 2) / len(labels)
+        self.lines_, self.bands_ = [], []
+        for k, label in enumerate(labels):
+            x = (
+                np.arange(self.grid.size) + offsets[k]
+                if self.categorical
+                else self.grid
+            )
+            line_label = (
+                "population prediction"
+                if label is None
+                else f"{self.by_name} = {label}"
+            )
+            self.bands_.append(self._draw_band(ax, x, k, band_kwargs))
+            (line,) = ax.plot(
+                x,
+                prediction[k],
                 **style(
-                    {"alpha": 0.3, "color": "C0", "label": self.band_name}, band_kwargs
+                    {"color": f"C{k}", "label": line_label}
+                    | (
+                        {"marker": "o", "linestyle": "none"} if self.categorical else {}
+                    ),
+                    line_kwargs,
                 ),
             )
-        (self.line_,) = ax.plot(
-            self.grid,
-            self.prediction,
-            **style({"color": "C0", "label": "population prediction"}, line_kwargs),
-        )
+            self.lines_.append(line)
+        self.line_, self.band_ = self.lines_[0], self.bands_[0]
+        if self.categorical:
+            ax.set_xticks(np.arange(self.grid.size), [str(v) for v in self.grid])
         ax.set(xlabel=self.feature_name, ylabel=self.target_name)
         ax.legend(loc="best", frameon=False)
         self.ax_, self.figure_ = ax, fig
         return self
+
+    def _draw_band(self, ax, x, k, band_kwargs):
+        if self.lower is None:
+            return None
+        lower, upper = np.atleast_2d(self.lower)[k], np.atleast_2d(self.upper)[k]
+        label = self.band_name if k == 0 else None
+        if self.categorical:
+            return ax.vlines(
+                x,
+                lower,
+                upper,
+                **style({"color": f"C{k}", "label": label}, band_kwargs),
+            )
+        return ax.fill_between(
+            x,
+            lower,
+            upper,
+            **style({"alpha": 0.3, "color": f"C{k}", "label": label}, band_kwargs),
+        )
+
+
+def _formula_spec(estimator):
+    """The fitted formula specification of a formula model, else None."""
+    spec = getattr(estimator, "_spec", None)
+    return spec if getattr(spec, "matrices", None) is not None else None
+
+
+def _raw_frame(X, spec):
+    """The columns of a raw data frame that a formula model reads."""
+    frame = _formula_frame(X)
+    return frame[[c for c in spec.matrices.variables if c in frame.columns]]
+
+
+def _response_name(spec):
+    return "y" if spec is None or spec.response is None else spec.response
+
+
+def _is_categorical(values):
+    """Whether a column is drawn at its levels (strings, categories, booleans)."""
+    dtype = values.dtype
+    return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+def _levels(values):
+    """The levels of a categorical column as the formula orders them.
+
+    A categorical's categories that occur, in their order; other labels
+    sorted (R's ``factor``), missing values left out.
+    """
+    values = values.dropna()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(values.tolist())
+        return [c for c in values.cat.categories if c in present]
+    unique = pd.unique(values.to_numpy(dtype=object)).tolist()
+    try:
+        return sorted(unique)
+    except TypeError:
+        return sorted(unique, key=str)
+
+
+def _span(values, n):
+    values = values.to_numpy(dtype=float)
+    return np.linspace(np.nanmin(values), np.nanmax(values), n)
+
+
+def _by_levels(frame, by, feature):
+    """The column ``by`` names and its levels; (None, [None]) without it."""
+    if by is None:
+        return None, [None]
+    name = _feature_name(frame, by)
+    if name == feature or not _is_categorical(frame[name]):
+        raise ValueError(
+            f"by={by!r} must name a categorical column of X other than the "
+            "feature (strings, categories or booleans); hold a numeric column "
+            "at a value with at={...} instead."
+        )
+    return name, _levels(frame[name])
+
+
+def _typical_values(frame, at):
+    """Per column: the mean if numeric, else the first level; ``at`` overrides."""
+    values = {
+        c: _levels(frame[c])[0] if _is_categorical(frame[c]) else frame[c].mean()
+        for c in frame.columns
+    }
+    unknown = sorted(set(at or {}) - set(frame.columns))
+    if unknown:
+        raise ValueError(
+            f"at names {unknown}, not among the columns {list(frame.columns)}."
+        )
+    return values | dict(at or {})
+
+
+def _grid_frame(frame, feature, grid, by, by_levels, at):
+    """Rows of the grid (level after level of ``by``), other columns typical."""
+    n = grid.size * len(by_levels)
+    columns = {c: [v] * n for c, v in _typical_values(frame, at).items()}
+    columns[feature] = np.tile(grid, len(by_levels))
+    if by is not None:
+        columns[by] = np.repeat(np.asarray(by_levels, dtype=object), grid.size)
+    return pd.DataFrame({c: _column_like(frame[c], v) for c, v in columns.items()})
+
+
+def _column_like(values, new):
+    """``new`` values with the kind of the column ``values`` (categories kept)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return pd.Categorical(new, dtype=values.dtype)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return np.asarray(new, dtype=bool)
+    return np.asarray(new, dtype=object if _is_categorical(values) else float)
+
+
+def _population_prediction(estimator, X_grid):
+    """The prediction without random effects (a formula model has its factors)."""
+    if _formula_spec(estimator) is not None:
+        return np.asarray(estimator.predict(X_grid, random_effects="none"), float)
+    return np.asarray(estimator.predict(X_grid), dtype=float)
 
 
 def _as_frame(X, estimator):
@@ -293,8 +495,12 @@ def _pointwise_quantiles(draws, n_grid, level):
 
 def _fixed_design(estimator, X_grid):
     """Rows of the fixed-effects design on the grid, columns of ``fixed_effects_``."""
-    frame = pd.DataFrame(np.asarray(X_grid, dtype=float))
-    frame.columns = _model_feature_names(estimator)
+    spec = _formula_spec(estimator)
+    if spec is not None:  # the formula's model matrix of the raw grid
+        frame = pd.DataFrame(spec.model_frame(X_grid).X, columns=spec.features)
+    else:
+        frame = pd.DataFrame(np.asarray(X_grid, dtype=float))
+        frame.columns = _model_feature_names(estimator)
     frame.insert(0, "Intercept", 1.0)  # a feature called "Intercept" would clash
     return frame[list(estimator.fixed_effects_.index)].to_numpy()
 
@@ -314,7 +520,7 @@ def _draw_curves(estimator, X_grid, kind, n_draws, random_state):
                 "pass an array of bootstrapped predictions as band= instead."
             )
         result = estimator.bootstrap(
-            lambda refit: refit.predict(X_grid),
+            lambda refit: _population_prediction(refit, X_grid),
             n_boot=n_draws,
             random_state=random_state,
         )

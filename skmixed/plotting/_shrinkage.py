@@ -1,10 +1,13 @@
 """Shrinkage plot: no pooling, partial pooling (the mixed model), complete pooling."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from .._groups import check_groups, lookup_levels
+from .._pooling import group_design
 from ._base import check_mixed_model, level_labels, resolve_factors, single_axes, style
 
 
@@ -49,6 +52,13 @@ class ShrinkageDisplay:
     they are the level means.  Other grouping factors' random effects are
     ignored.
 
+    For a formula model (``formula=...``) the data are the raw data frame
+    and the grouping factor is the formula's: the no-pooling fit is
+    ``NoPoolingRegressor(formula=...)`` on the formula's fixed part and the
+    factor's random-effect terms (the term's model-matrix columns vary by
+    level, the other fixed-part columns are shared), on the rows the mixed
+    model was fitted on.
+
     Examples
     --------
     >>> import matplotlib
@@ -67,6 +77,15 @@ class ShrinkageDisplay:
     >>> bool(np.all(abs(display.mixed - display.population)
     ...             <= abs(display.no_pooling - display.population)))
     True
+
+    A formula model reads everything from the raw data frame:
+
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"y": y, "x": X[:, 0], "g": groups.astype(str)})
+    >>> model = MixedLinearRegressor(formula="y ~ x + (1 | g)").fit(data)
+    >>> display = ShrinkageDisplay.from_estimator(model, data)
+    >>> len(display.arrows_)
+    10
     """
 
     def __init__(self, *, no_pooling, mixed, population, n_obs, term, factor):
@@ -82,8 +101,8 @@ class ShrinkageDisplay:
         cls,
         estimator,
         X,
-        y,
-        groups,
+        y=None,
+        groups=None,
         *,
         term="Intercept",
         factor=None,
@@ -97,12 +116,18 @@ class ShrinkageDisplay:
         estimator : MixedLinearRegressor
             A fitted model with random effects.
         X : array-like of shape (n_samples, n_features)
-            The training data (as in ``fit``).
-        y : array-like of shape (n_samples,)
-        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            The training data (as in ``fit``: for a formula model, the raw
+            data frame).
+        y : array-like of shape (n_samples,), default=None
+            Required for a model fitted on arrays; a formula model reads it
+            from ``X`` when None.
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors), \
+default=None
+            Required for a model fitted on arrays; must be None for a
+            formula model (its grouping factors are columns of ``X``).
         term : str, default="Intercept"
             A random-effect term of ``factor``: ``"Intercept"`` or a slope's
-            feature name.
+            feature name (a formula's column name, e.g. ``"Days"``).
         factor : str, default=None
             Grouping factor; may be None when the model has only one.
         ax : matplotlib Axes, default=None
@@ -121,12 +146,10 @@ class ShrinkageDisplay:
                 f"term {term!r} is not a random-effect term of {name!r}; its terms "
                 f"are {spec.term_names}."
             )
-        X = _check_X(estimator, X)
-        y = np.asarray(y, dtype=float).ravel()
-        if y.size != X.shape[0]:
-            raise ValueError(f"y has {y.size} values but X has {X.shape[0]} rows.")
-        frame = estimator._match_groups(check_groups(groups, X.shape[0]))
-        codes = lookup_levels(frame[name], spec.levels)
+        if getattr(getattr(estimator, "_spec", None), "matrices", None) is not None:
+            X, y, codes, spec = _formula_data(estimator, X, y, groups, spec)
+        else:
+            X, y, codes = _array_data(estimator, X, y, groups, spec)
         coef = _no_pooling(spec, X, y, codes)
         population = float(estimator.fixed_effects_.get(term, 0.0))
         display = cls(
@@ -199,6 +222,46 @@ def _single_factor(estimator, factor):
             f"the model has grouping factors {names}; choose one with factor=..."
         )
     return names[0]
+
+
+def _array_data(estimator, X, y, groups, factor):
+    """Features, response and level codes of a model fitted on arrays."""
+    if y is None or groups is None:
+        raise ValueError(
+            "y and groups are required for a model fitted on arrays (only a "
+            "formula model reads them from X)."
+        )
+    X = _check_X(estimator, X)
+    y = _check_y(y, X.shape[0])
+    frame = estimator._match_groups(check_groups(groups, X.shape[0]))
+    return X, y, lookup_levels(frame[factor.name], factor.levels)
+
+
+def _formula_data(estimator, X, y, groups, factor):
+    """A formula model's no-pooling columns, response and codes by ``factor``.
+
+    The columns are ``group_design``'s (the fixed part, then the factor's
+    random slopes not in it); the returned factor's ``slope_columns`` index
+    its slopes among them.
+    """
+    if groups is not None:
+        raise ValueError(
+            "a formula model reads its grouping factors from X: groups must be None."
+        )
+    spec = estimator._spec
+    frame = spec.model_frame(X, with_response=y is None)
+    if y is not None:
+        y = _check_y(y, frame.complete.shape[0])[frame.complete]
+    D, _, slopes = group_design(spec, frame, factor.name)
+    codes = lookup_levels(frame.groups[factor.name], factor.levels)
+    return D, frame.y if y is None else y, codes, replace(factor, slope_columns=slopes)
+
+
+def _check_y(y, n_samples):
+    y = np.asarray(y, dtype=float).ravel()
+    if y.size != n_samples:
+        raise ValueError(f"y has {y.size} values but X has {n_samples} rows.")
+    return y
 
 
 def _check_X(estimator, X):
