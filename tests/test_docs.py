@@ -105,6 +105,7 @@ GUIDE_PAGES = [
     "index.md",
     "pooling.md",
     "fitting.md",
+    "formulas.md",
     "summary.md",
     "diagnostics.md",
     "inference.md",
