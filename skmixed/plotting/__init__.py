@@ -2,14 +2,17 @@
 
 Each display computes in ``from_estimator`` (or ``from_intervals``), stores
 the results, and draws in ``plot(ax=None)``, keeping ``ax_`` (or ``axes_``
-for several panels), ``figure_`` and its artists.  matplotlib is imported
-only when drawing: install it with ``pip install skmixed[plot]``.
+for several panels), ``figure_`` and its artists.  Models fitted with a
+``formula`` are read through it: the displays take the raw data frame.
+matplotlib is imported only when drawing: install it with
+``pip install skmixed[plot]``.
 
 - :class:`ResidualsVsFittedDisplay`, :class:`QQDisplay`,
   :class:`RandomEffectsQQDisplay`, and all of them together in
   :class:`ResidualDiagnosticsDisplay` / :func:`plot_diagnostics`.
 - :class:`CaterpillarDisplay`: random effects with conditional intervals.
-- :class:`EffectDisplay`: population prediction along one feature, with a band.
+- :class:`EffectDisplay`: population prediction along one feature, with a band
+  (for a formula model, along a raw variable or across a factor's levels).
 - :class:`IntervalDisplay`: fixed-effect intervals from several methods.
 - :class:`ShrinkageDisplay`: no pooling versus partial pooling, level by level.
 """
