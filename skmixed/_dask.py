@@ -60,10 +60,10 @@ from ._design import (
 )
 from ._formula import FormulaMatrices, combine_formula_summaries, parse_formula
 from ._groups import check_groups, encode_levels, lookup_levels
-from ._mixed import _formula_response, _warn_without_groups
+from ._mixed import _warn_without_groups
 from ._objective import blas_threads_for
 from ._sklearn import group_column_names, no_column_frame_as_array, split_group_columns
-from ._spec import spec_from_matrices
+from ._spec import formula_response, scored_rows, spec_from_matrices
 
 SPLIT_EVERY = 8  # partial results combined by one task of a tree reduction
 PREDICT_ATTRIBUTES = (  # all that predict reads: the slim copy sent to workers
@@ -247,7 +247,7 @@ def _partition_rows(rows, estimator_name, model_spec=None):
     data, y = _unpack(rows)
     frame = model_spec.model_frame(data, with_response=y is None)
     if y is not None:
-        frame.y = _formula_response(y, len(frame.complete))[frame.complete]
+        frame.y = formula_response(y, frame.complete)
     return frame.X, frame.Z, frame.y, frame.groups, len(frame.complete)
 
 
@@ -675,14 +675,7 @@ def _formula_scored_rows(slim, X, y, w):
     ``(y, y_pred, w)``; y from the formula when None (as in memory).
     """
     y_pred = _predict_rows(slim, X, None, "all")
-    if y is None:
-        frame = slim._spec.model_frame(X, with_response=True)
-        keep, y = frame.complete, frame.y
-    else:
-        y = _formula_response(y, len(y_pred))
-        keep = np.isfinite(y_pred)
-        y = y[keep]
-    return y, y_pred[keep], None if w is None else np.asarray(w, float)[keep]
+    return scored_rows(slim._spec, X, y, y_pred, w)
 
 
 def _score_partition(rows, slim, estimator_name):

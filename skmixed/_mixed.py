@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._convergence import diagnose
 from ._covariance import (
@@ -36,7 +36,13 @@ from ._sklearn import (
     split_group_columns,
     validate_predict_input,
 )
-from ._spec import ModelFrame, array_spec, formula_spec
+from ._spec import (
+    ModelFrame,
+    array_spec,
+    formula_response,
+    formula_spec,
+    scored_rows,
+)
 from ._validation import (
     InstanceOf,
     Interval,
@@ -339,7 +345,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "'y ~ ...' or pass y to fit."
             )
         if y is not None:
-            frame.y = _formula_response(y, len(frame.complete))[frame.complete]
+            frame.y = formula_response(y, frame.complete)
         n_dropped = int((~frame.complete).sum())
         if n_dropped:
             warnings.warn(
@@ -726,15 +732,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                     "score needs y (only a formula model reads it from X)."
                 )
             return r2_score(y, y_pred, sample_weight=sample_weight)
-        if y is None:
-            frame = self._spec.model_frame(X, with_response=True)
-            keep, y = frame.complete, frame.y
-        else:
-            y = _formula_response(y, len(y_pred))
-            keep = np.isfinite(y_pred)
-            y = y[keep]
-        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
-        return r2_score(y, y_pred[keep], sample_weight=weight)
+        y, y_pred, weight = scored_rows(self._spec, X, y, y_pred, sample_weight)
+        return r2_score(y, y_pred, sample_weight=weight)
 
     def summary(self):
         """lme4's ``summary``: criteria, variance components, t-tests.
@@ -956,22 +955,6 @@ def _optimize_and_estimate(design, reml, max_iter, start=None):
         raise FloatingPointError("the deviance is not finite at the optimum")
     est = estimates(fact, design.factors, design.stats.n, reml)
     return outcome, fact, est
-
-
-def _formula_response(y, n_samples):
-    """``y`` given to a formula model's fit: numeric, finite, one per row."""
-    y = column_or_1d(np.asarray(y), warn=True)
-    if y.shape[0] != n_samples:
-        raise ValueError(
-            f"y has {y.shape[0]} values but X has {n_samples} rows; they must match."
-        )
-    try:
-        y = y.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"y must be numeric: {exc}") from exc
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity.")
-    return y
 
 
 def _warn_without_groups(stacklevel):

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._design import INTERCEPT, RANK_TOLERANCE, block_cross_products, make_scaling
 from ._formula import parse_formula
@@ -37,7 +37,7 @@ from ._sklearn import (
     split_group_columns,
     validate_predict_input,
 )
-from ._spec import formula_spec
+from ._spec import formula_response, formula_spec, scored_rows
 from ._validation import InstanceOf, Options, column_indices, validate_params
 
 _GROUP_COLUMN = [
@@ -324,7 +324,7 @@ def _formula_model_frame(estimator, X, y, groups, formula):
     spec = formula_spec(formula, X)
     frame = spec.model_frame(X, with_response=y is None)
     if y is not None:
-        frame.y = _formula_response(y, frame.complete)
+        frame.y = formula_response(y, frame.complete)
     n_dropped = int((~frame.complete).sum())
     if n_dropped:
         warnings.warn(
@@ -334,23 +334,6 @@ def _formula_model_frame(estimator, X, y, groups, formula):
             stacklevel=4,
         )
     return spec, frame
-
-
-def _formula_response(y, complete):
-    """``y`` given to a formula fit: numeric, finite on the rows kept."""
-    y = column_or_1d(np.asarray(y), warn=True)
-    if y.shape[0] != complete.shape[0]:
-        raise ValueError(
-            f"y has {y.shape[0]} values but X has {complete.shape[0]} rows; they "
-            "must match."
-        )
-    try:
-        y = y[complete].astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"y must be numeric: {exc}") from exc
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity.")
-    return y
 
 
 def _check_formula_params(estimator, defaults):
@@ -429,14 +412,8 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
                     "score needs y (only a formula model reads it from X)."
                 )
             return r2_score(y, y_pred, sample_weight=sample_weight)
-        if y is None:
-            frame = self._spec.model_frame(X, with_response=True)
-            keep, y = frame.complete, frame.y
-        else:
-            keep = np.isfinite(y_pred)
-            y = _formula_response(y, keep)
-        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
-        return r2_score(y, y_pred[keep], sample_weight=weight)
+        y, y_pred, weight = scored_rows(self._spec, X, y, y_pred, sample_weight)
+        return r2_score(y, y_pred, sample_weight=weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

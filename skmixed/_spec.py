@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import column_or_1d
 
 from ._formula import INTERCEPT, FormulaMatrices, parse_formula
 from ._validation import column_indices
@@ -216,6 +217,41 @@ def _resolve_covariance(spec, factor_names):
             f"{sorted(map(str, bad))}."
         )
     return {f: spec.get(f, "unstructured") for f in factor_names}
+
+
+def formula_response(y, complete):
+    """``y`` given to a formula model: numeric and finite on the rows kept.
+
+    ``complete`` marks the rows of ``X`` with every value the formula uses.
+    """
+    y = column_or_1d(np.asarray(y), warn=True)
+    if y.shape[0] != complete.shape[0]:
+        raise ValueError(
+            f"y has {y.shape[0]} values but X has {complete.shape[0]} rows; they "
+            "must match."
+        )
+    try:
+        y = y[complete].astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must be numeric: {exc}") from exc
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    return y
+
+
+def scored_rows(spec, X, y, y_pred, sample_weight=None):
+    """``(y, y_pred, sample_weight)`` on the rows a formula model can score.
+
+    Those with every value the formula uses; ``y`` read from ``X`` when None.
+    """
+    if y is None:
+        frame = spec.model_frame(X, with_response=True)
+        keep, y = frame.complete, frame.y
+    else:
+        keep = np.isfinite(y_pred)
+        y = formula_response(y, keep)
+    weight = None if sample_weight is None else np.asarray(sample_weight, float)[keep]
+    return y, y_pred[keep], weight
 
 
 def _formula_frame(frame):
