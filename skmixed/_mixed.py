@@ -338,12 +338,18 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._check_formula_params(groups)
         validate_data(self, X, skip_check_array=True)
         spec = formula_spec(self.formula, X)
-        frame = spec.model_frame(X, with_response=y is None)
         if y is None and spec.response is None:
             raise ValueError(
                 f"the formula {self.formula!r} has no response: write it as "
                 "'y ~ ...' or pass y to fit."
             )
+        if not spec.terms:
+            raise ValueError(
+                f"no random-effects terms in the formula {self.formula!r} (lme4 "
+                "refuses this too): add one such as (1 | g), or fit the fixed "
+                "part alone with CompletePoolingRegressor(formula=...)."
+            )
+        frame = spec.model_frame(X, with_response=y is None)
         if y is not None:
             frame.y = formula_response(y, frame.complete)
         n_dropped = int((~frame.complete).sum())

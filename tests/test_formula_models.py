@@ -821,3 +821,10 @@ def test_anova_of_nested_formula_models(plots, fitted):
     )
     expected = skmixed.anova(twin_small, twin, names=["x", "x + treatment"])
     assert_allclose(table.to_numpy(float), expected.to_numpy(float), rtol=1e-6)
+
+
+def test_a_formula_without_random_effects_is_refused():
+    # lme4: "No random effects terms specified in formula".
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "x": [0.0, 1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="no random-effects terms"):
+        MixedLinearRegressor(formula="y ~ x").fit(frame)
