@@ -480,7 +480,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "linearly independent fixed-effect columns: the residual "
                 "variance needs more samples than fixed effects."
             )
-        outcome, fact, est = _optimize_and_estimate(design, reml, self.max_iter, start)
+        # What inference reads after fit: the fitted state, never the
+        # parameters (set_params after fit must not relabel the fit).
+        self._method = "reml" if reml else "ml"
+        if start is None:
+            self._max_iter = self.max_iter
+        outcome, fact, est = _optimize_and_estimate(design, reml, self._max_iter, start)
         self._design = design  # sufficient statistics, reused by inference
         self._theta_scaled = outcome.theta  # optimisation order and scale
         self._set_fixed_effects(design, est)

@@ -457,3 +457,16 @@ def test_formula_names_an_unnamed_response_y():
         case.X, case.y.to_numpy(), groups=case.groups
     )
     assert model.summary().formula == "y ~ Days + (1 + Days | Subject)"
+
+
+def test_set_params_after_fit_does_not_relabel_the_fit():
+    # Everything after fit reads the fitted state: changing method without
+    # refitting leaves the summary and the Satterthwaite df as they were.
+    from skmixed.datasets import load_biomass
+
+    X, y, groups = load_biomass(return_X_y_groups=True)
+    model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
+    before = str(model.summary())
+    model.set_params(method="ml", max_iter=1)
+    assert str(model.summary()) == before
+    assert before.startswith("Linear mixed model fit by REML")

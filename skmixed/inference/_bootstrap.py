@@ -267,7 +267,7 @@ def refit(model, stats, y):
         new._fit_statistics(
             design,
             [f.name for f in model._factors],
-            model.method == "reml",
+            model._method == "reml",
             start=model._theta_scaled,
         )
     except FloatingPointError as exc:

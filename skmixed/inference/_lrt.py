@@ -110,12 +110,12 @@ def ml_deviance(model):
     statistics, starting from its estimates; the result is in the units of
     the data, as lme4's ``deviance``.
     """
-    if model.method == "ml":
+    if model._method == "ml":
         return float(model.objective_)
     design = model._design
     with blas_threads_for(design.factors):
         start = np.asarray(model._theta_scaled, dtype=float)
-        outcome = optimize_design(design, False, model.max_iter, start)
+        outcome = optimize_design(design, False, model._max_iter, start)
     shift = design.scaling.objective_shift(design.stats.n, design.n_fixed, [], False)
     return float(outcome.value + shift)
 

@@ -75,7 +75,7 @@ def _posterior_draws(model, n_draws, rng):
     """
     design = model._design
     n, p = design.stats.n, design.n_fixed
-    reml = model.method == "reml"
+    reml = model._method == "reml"
     with blas_threads_for(design.factors):
         fact = factorize(design.stats, design.factors, model._theta_scaled)
         est = estimates(fact, design.factors, n, reml)

@@ -177,8 +177,8 @@ def ml_optimum(model):
     design = model._design
     deviance = make_deviance(design, reml=False)
     theta = np.asarray(model._theta_scaled, dtype=float)
-    if model.method != "ml" and theta.size:
-        theta = optimize_design(design, False, model.max_iter, theta).theta
+    if model._method != "ml" and theta.size:
+        theta = optimize_design(design, False, model._max_iter, theta).theta
     fact = factorize(design.stats, design.factors, theta)
     est = estimates(fact, design.factors, design.stats.n, reml=False)
     return MLOptimum(theta, float(deviance(theta)), est.sigma, est.beta, est.beta_cov)
@@ -436,7 +436,7 @@ def fixed_interval(model, optimum, j, z):
         deviance = make_deviance(constrained, reml=False)
         if theta0.size == 0:
             return deviance(theta0), theta0
-        outcome = optimize_design(constrained, False, model.max_iter, theta0)
+        outcome = optimize_design(constrained, False, model._max_iter, theta0)
         return outcome.value, outcome.theta
 
     # beta_orig = G^-1 (g_y + y_scale beta_scaled), and likewise its covariance

@@ -110,7 +110,7 @@ def contrast_df(model, contrasts):
             f"{design.n_fixed} fixed effects {design.fixed_names}."
         )
     scaled = contrasts @ _scaled_basis(model)  # l' beta = (l' G) beta_scaled
-    reml = model.method == "reml"
+    reml = model._method == "reml"
     varpar = np.append(model._theta_scaled, model.sigma_ / design.scaling.y_scale)
     with blas_threads_for(design.factors):
         A = varpar_covariance(make_varpar_deviance(design, reml), varpar)

@@ -140,7 +140,7 @@ def summarize(model):
     check_is_fitted(model)
     factors = lme4_factor_order(model._factors)
     return Summary(
-        method=model.method,
+        method=model._method,
         formula=model_formula(model),
         criteria=_criteria(model),
         residual_quantiles=pd.Series(
@@ -189,7 +189,7 @@ def _n_parameters(model):
 
 
 def _criteria(model):
-    if model.method == "reml":
+    if model._method == "reml":
         return pd.Series({"REML": model.objective_})
     df_resid = model._design.stats.n - _n_parameters(model)
     return pd.Series(
