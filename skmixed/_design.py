@@ -12,7 +12,7 @@ back to the original units.
 """
 
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -185,6 +185,31 @@ class SufficientStatistics:
     WtW: np.ndarray  # (p + 1, p + 1), y last
     first: FirstFactorStats | None
     others: OtherFactorStats | None
+    # Cache of dense_cross_products(): not an argument, so that
+    # ``dataclasses.replace`` (new y-parts for a bootstrap replicate, say)
+    # starts without it; not pickled.
+    _dense: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def dense_cross_products(self, shapes):
+        """``Z'Z`` and ``Z'W`` as dense arrays: a :class:`DenseCrossProducts`.
+
+        ``shapes`` are the ``(n_levels, n_terms)`` of every factor.  Only for
+        models with few random effects (the arrays are ``Q x Q``); computed
+        once and kept for every later evaluation.
+        """
+        key = tuple(shapes)
+        if self._dense is None or self._dense[0] != key:
+            self._dense = (key, _dense_cross_products(self, key))
+        return self._dense[1]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_dense"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_dense", None)
 
 
 @dataclass
@@ -677,3 +702,55 @@ def _level_pairs(level, per_level):
         rows.append(members[:, b].ravel())
         cols.append(members[:, a].ravel())
     return np.concatenate(rows), np.concatenate(cols)
+
+
+@dataclass
+class DenseCrossProducts:
+    """``Z'Z`` (Q, Q) and ``Z'W`` (Q, p + 1) as dense arrays, term-major.
+
+    Within each factor the columns come term by term, each with all the
+    factor's levels (``offset + term * m + level``; lme4's layout is
+    level-major).  The factor's part of ``Lambda`` is then the Kronecker
+    product ``T (x) I_m``, so multiplying by it is one small matrix product
+    over contiguous rows.
+    """
+
+    ZtZ: np.ndarray
+    ZtW: np.ndarray
+    shapes: tuple  # (n_levels, n_terms) per factor
+
+
+def term_major_order(shapes):
+    """``order[t]``: the level-major index of term-major column ``t``."""
+    order, offset = [], 0
+    for m, q in shapes:
+        order.append(offset + (np.arange(m)[None, :] * q + np.arange(q)[:, None]))
+        offset += m * q
+    return np.concatenate([o.ravel() for o in order]) if order else np.zeros(0, int)
+
+
+def _dense_cross_products(stats, shapes):
+    """See :meth:`SufficientStatistics.dense_cross_products`."""
+    first, others = stats.first, stats.others
+    q1, k, m1 = first.ZtW.shape
+    Q1 = q1 * m1
+    Q = sum(m * q for m, q in shapes)
+    ZtZ, ZtW = np.zeros((Q, Q)), np.zeros((Q, k))
+    # The first factor's blocks, level-major: (level, term) rows and columns.
+    levels = np.arange(m1) * q1
+    for a in range(q1):
+        for b in range(q1):
+            ZtZ[levels + a, levels + b] = first.ZtZ[a, b]
+    ZtW[:Q1] = first.ZtW.transpose(2, 0, 1).reshape(Q1, k)
+    if others is not None:
+        Z2tZ1 = others.Z2tZ1.toarray()
+        ZtZ[Q1:, :Q1] = Z2tZ1
+        ZtZ[:Q1, Q1:] = Z2tZ1.T
+        ZtZ[Q1:, Q1:] = others.Z2tZ2
+        ZtW[Q1:] = others.Z2tW
+    order = term_major_order(shapes)
+    return DenseCrossProducts(
+        np.ascontiguousarray(ZtZ[np.ix_(order, order)]),
+        np.ascontiguousarray(ZtW[order]),
+        tuple(shapes),
+    )

@@ -9,12 +9,11 @@ kernels of :mod:`._linalg`); the other factors, if any, form one dense block
 whose coupling to the first is sparse.
 """
 
-import contextlib
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, sparse
+from scipy.linalg import lapack
 
 from . import _linalg as bl
 from ._covariance import lower_indices
@@ -39,15 +38,11 @@ class Factorization:
     S22: np.ndarray | None = None  # A22 - A21 Lambda1 M11^{-1} Lambda1' A12
 
 
-# The free entries of T, per (q, diagonal): computed once, read every evaluation.
-_free_entries = functools.lru_cache(maxsize=None)(lower_indices)
-
-
 def split_theta(theta, factors):
     """The lower triangular factor ``T`` of each grouping factor."""
     Ts, start = [], 0
     for f in factors:
-        rows, cols = _free_entries(f.n_terms, f.diagonal)
+        rows, cols = lower_indices(f.n_terms, f.diagonal)
         T = np.zeros((f.n_terms, f.n_terms))
         T[rows, cols] = theta[start : start + rows.size]
         Ts.append(T)
@@ -229,11 +224,18 @@ def _finish_others(others, L21, M22, B2, C1):
     return _OtherBlocks(L21, L22, C2)
 
 
-def _cholesky_or_none(A):
-    try:
-        return linalg.cholesky(A, lower=True, check_finite=True)
-    except (linalg.LinAlgError, ValueError):
+def _cholesky_or_none(A, overwrite=False):
+    """Lower Cholesky factor of ``A``; None unless positive definite and finite.
+
+    LAPACK directly: scipy's wrapper checks the input for finiteness first,
+    a cost that counts at this size.  A non-finite entry of the lower
+    triangle reaches a later pivot (NaN), which LAPACK reports.  With
+    ``overwrite`` a Fortran-ordered ``A`` is factored in place.
+    """
+    L, info = lapack.dpotrf(A, lower=1, clean=1, overwrite_a=overwrite)
+    if info != 0 or not np.isfinite(np.diagonal(L)).all():
         return None
+    return L
 
 
 def penalized_rss(R):
@@ -252,12 +254,136 @@ def objective(fact, n, reml):
     return fact.logdet_L + n * (1.0 + LOG_2PI + np.log(r2 / n))
 
 
+# The dense path.  With few random effects in all, one dense Cholesky of the
+# whole ``M = Lambda' A Lambda + I`` costs less than the Python overhead of
+# the blocked kernels: a handful of BLAS and LAPACK calls per evaluation,
+# whatever the design (one factor, crossed, nested).  Same numbers, to
+# rounding, as the blocked path, which everything that reads the blocks of
+# the factor (the estimates, inference) keeps using.
+
+# When the dense path is taken: by Q, the number of random effects in all.
+# Its cost grows as Q^3 (the Cholesky factor, then the inverse for the
+# gradient), the blocked path's with the coupling of the later factors to
+# the first.  Measured (value and gradient, one BLAS thread): dense is about
+# twice as fast at Q = 86 (nested or crossed), equal to blocked at Q = 280
+# for crossed factors with slopes (3.5 times faster for crossed intercepts,
+# Q = 300), but half as fast at Q = 230 for nested factors, whose coupling
+# is sparse.
+DENSE_MAX_EFFECTS = 128  # whatever the coupling
+DENSE_MAX_EFFECTS_CROSSED = 256  # when the factors meet densely
+CROSSED_DENSITY = 0.25  # the share of (later, first) column pairs that meet
+
+
+def uses_dense_path(stats, factors):
+    """Whether the objective of these factors is evaluated densely.
+
+    Only for several factors: one factor's ``M`` is block diagonal, which the
+    batched kernels factor in a few vector operations.
+    """
+    if len(factors) < 2:
+        return False
+    Q = sum(f.n_levels * f.n_terms for f in factors)
+    if Q <= DENSE_MAX_EFFECTS:
+        return True
+    coupling = stats.others.Z2tZ1
+    density = coupling.nnz / max(1, coupling.shape[0] * coupling.shape[1])
+    return Q <= DENSE_MAX_EFFECTS_CROSSED and density >= CROSSED_DENSITY
+
+
+@dataclass
+class DenseFactorization:
+    """The Cholesky factor of the whole ``M`` at one theta (term-major)."""
+
+    T: list  # per factor, (q, q) lower triangular
+    L: np.ndarray  # (Q, Q) lower Cholesky factor of M
+    C: np.ndarray  # (Q, p + 1): L^{-1} Lambda' B
+    R: np.ndarray  # (p + 1, p + 1), lower Cholesky of the Schur complement
+    logdet_L: float  # log |L|^2
+    Lt_A: np.ndarray  # Lambda' A, which the gradient reuses
+
+
+def factorize_dense(stats, factors, theta):
+    """As :func:`factorize`, with dense ``M`` (see :func:`uses_dense_path`).
+
+    In the term-major order of :class:`._design.DenseCrossProducts`, where a
+    factor's ``Lambda`` is ``T (x) I``.
+    """
+    Ts = split_theta(np.asarray(theta, dtype=float), factors)
+    dense = stats.dense_cross_products(_shapes(factors))
+    Lt_A = _mix_rows(Ts, dense.shapes, dense.ZtZ, transpose=True)
+    M = _mix_rows(Ts, dense.shapes, Lt_A.T, transpose=True)  # (A Lambda = (Lambda' A)')
+    M[np.diag_indices_from(M)] += 1.0
+    # M is symmetric up to rounding: its transpose is the Fortran-ordered
+    # matrix LAPACK wants, factored in place (lower triangle of M').
+    L = _cholesky_or_none(M.T, overwrite=True)
+    if L is None:
+        return None
+    logdet = 2.0 * np.log(np.diagonal(L)).sum()
+    Lt_B = _mix_rows(Ts, dense.shapes, dense.ZtW, transpose=True)
+    C = lapack.dtrtrs(L, Lt_B, lower=1)[0]
+    R = _cholesky_or_none(stats.WtW - C.T @ C)
+    if R is None or not np.isfinite(logdet):
+        return None
+    return DenseFactorization(Ts, L, C, R, logdet, Lt_A)
+
+
+def _mix_rows(Ts, shapes, X, transpose=False):
+    """``Lambda X`` (or ``Lambda' X``) for term-major rows.
+
+    A factor's rows of ``X`` are a (q, m * k) matrix that ``T`` (or ``T'``)
+    multiplies from the left: one small matrix product per factor.
+    """
+    X = np.ascontiguousarray(X)
+    out, start, k = np.empty_like(X), 0, X.shape[1]
+    for T, (m, q) in zip(Ts, shapes):
+        stop = start + m * q
+        block = out[start:stop].reshape(q, m * k)
+        np.matmul(T.T if transpose else T, X[start:stop].reshape(q, m * k), out=block)
+        start = stop
+    return out
+
+
+def _dense_gradient(fact, stats, factors, reml):
+    """The gradient of :func:`make_deviance_and_gradient` on the dense path.
+
+    ``V = M^{-1} Lambda' B = L^{-T} C`` and ``U = B - A Lambda V`` whole;
+    per factor, ``d log|M|`` in entry (i, j) of ``T`` is twice the sum over
+    levels of ``(A Lambda M^{-1})[(i, l), (j, l)]``, the sum over rows of the
+    product of column blocks i of ``Lambda' A`` and j of ``M^{-1}``.
+    """
+    dense = stats.dense_cross_products(_shapes(factors))
+    Q = fact.L.shape[0]
+    V = lapack.dtrtrs(fact.L, fact.C, lower=1, trans=1)[0]
+    U = dense.ZtW - dense.ZtZ @ _mix_rows(fact.T, dense.shapes, V)
+    M_inv = _symmetric_inverse(fact.L)
+    schur = _SchurDerivative(fact.R, reml, stats.n)
+    parts, start = [], 0
+    for f, (m, q) in zip(factors, dense.shapes):
+        cols = slice(start, start + m * q)
+        H = np.tensordot(
+            fact.Lt_A[:, cols].reshape(Q, q, m),
+            M_inv[:, cols].reshape(Q, q, m),
+            axes=([0, 2], [0, 2]),
+        )
+        U_f, V_f = U[cols].reshape(q, m, -1), V[cols].reshape(q, m, -1)
+        parts.append(_factor_gradient(schur, f, H, U_f, V_f))
+        start += m * q
+    return np.concatenate(parts)
+
+
+def _factorizer(stats, factors):
+    """theta -> a factorisation (or None): dense for few random effects."""
+    if uses_dense_path(stats, factors):
+        return lambda theta: factorize_dense(stats, factors, theta)
+    return lambda theta: factorize(stats, factors, theta)
+
+
 def make_deviance(design, reml):
     """The profiled objective as a pure function of theta (inf where invalid)."""
-    stats, factors = design.stats, design.factors
+    stats, factorizer = design.stats, _factorizer(design.stats, design.factors)
 
     def deviance(theta):
-        fact = factorize(stats, factors, theta)
+        fact = factorizer(theta)
         if fact is None:
             return np.inf
         value = objective(fact, stats.n, reml)
@@ -293,12 +419,12 @@ def make_varpar_deviance(design, reml):
     degrees of freedom need its Hessian (lmerTest differentiates the same
     function).
     """
-    stats, factors = design.stats, design.factors
+    stats, factorizer = design.stats, _factorizer(design.stats, design.factors)
 
     def deviance(varpar):
         varpar = np.asarray(varpar, dtype=float)
         sigma = varpar[-1]
-        fact = factorize(stats, factors, varpar[:-1]) if sigma > 0 else None
+        fact = factorizer(varpar[:-1]) if sigma > 0 else None
         if fact is None:
             return np.inf
         value = objective_at_sigma(fact, stats.n, reml, sigma)
@@ -407,7 +533,13 @@ def make_deviance_and_gradient(design, reml):
     fails.
     """
     stats, factors = design.stats, design.factors
-    if len(factors) > 1 and all(f.n_terms == 1 for f in factors):
+    factorizer = _factorizer(stats, factors)
+    if uses_dense_path(stats, factors):
+
+        def gradient(fact):
+            return _dense_gradient(fact, stats, factors, reml)
+
+    elif len(factors) > 1 and all(f.n_terms == 1 for f in factors):
 
         def gradient(fact):  # the fast path of crossed random intercepts
             return _gradient_scalar_factors(fact, stats, factors, reml)
@@ -418,7 +550,7 @@ def make_deviance_and_gradient(design, reml):
             return _gradient(fact, stats, factors, reml)
 
     def value_and_gradient(theta):
-        fact = factorize(stats, factors, theta)
+        fact = factorizer(theta)
         if fact is None:
             return np.inf, np.zeros(len(theta))
         return objective(fact, stats.n, reml), gradient(fact)
@@ -435,9 +567,9 @@ def _gradient(fact, stats, factors, reml):
     H = _logdet_blocks(fact, stats, factors)
     U = [U1] + _level_stacks(U2, factors[1:])
     V = [V1] + _level_stacks(V2, factors[1:])
-    schur = _SchurDerivative(fact.R, reml)
+    schur = _SchurDerivative(fact.R, reml, stats.n)
     parts = [
-        _factor_gradient(schur, stats.n, f, H_f, U_f, V_f)
+        _factor_gradient(schur, f, H_f, U_f.transpose(0, 2, 1), V_f.transpose(0, 2, 1))
         for f, H_f, U_f, V_f in zip(factors, H, U, V)
     ]
     return np.concatenate(parts)
@@ -491,11 +623,16 @@ def _logdet_blocks(fact, stats, factors):
     return [H1] + _later_blocks(fact, factors, P)
 
 
-def _symmetric_inverse(L22):
-    """``(L22 L22')^{-1}``, both triangles."""
-    P = linalg.lapack.dpotri(L22, lower=1)[0]
-    P = np.tril(P)
-    P += np.tril(P, -1).T
+def _symmetric_inverse(L):
+    """``(L L')^{-1}``, both triangles, from a lower ``L`` with a zero upper part.
+
+    LAPACK's ``dpotri`` fills the lower triangle and leaves the upper one as
+    it found it (zero: the factors here are made with ``clean=1``), so the
+    sum with the transpose counts the diagonal twice, and only it.
+    """
+    P = lapack.dpotri(L, lower=1)[0]
+    P += P.T
+    P[np.diag_indices_from(P)] *= 0.5
     return P
 
 
@@ -540,47 +677,56 @@ def level_stack(X, q):
     return X.reshape(-1, q, X.shape[1]).transpose(1, 2, 0)
 
 
-def _factor_gradient(schur, n, factor, H, U, V):
-    """The gradient in one factor's theta from its ``H``, ``U``, ``V`` stacks."""
-    rows, cols = _free_entries(factor.n_terms, factor.diagonal)
-    Uv, Vv = np.einsum("qkm,k->qm", U, schur.v), np.einsum("qkm,k->qm", V, schur.v)
-    gradient = np.empty(len(rows))
-    for k, (i, j) in enumerate(zip(rows, cols)):
-        gradient[k] = schur.combine(
-            d_logdet=2.0 * H[i, j],
-            d_r2=-2.0 * np.dot(Uv[i], Vv[j]),
-            d_logdet_RX=schur.d_logdet_RX(U[i].T, V[j].T),
-            n=n,
-        )
-    return gradient
+def _factor_gradient(schur, factor, H, U, V):
+    """The gradient in one factor's theta.
+
+    ``H`` (q, q) as in :func:`_logdet_blocks`; ``U`` and ``V`` (q, m, k):
+    the factor's rows of U and V by term and level.
+    """
+    rows, cols = lower_indices(factor.n_terms, factor.diagonal)
+    return schur.entry_derivatives(2.0 * H, U, V)[rows, cols]
 
 
 class _SchurDerivative:
     """How a change ``dS`` of the Schur complement moves the objective.
 
     With ``v = [-beta, 1]``: ``d r^2 = v' dS v`` and, for REML,
-    ``d log|R_X|^2 = tr(S_XX^{-1} dS_XX)``.
+    ``d log|R_X|^2 = tr(S_XX^{-1} dS_XX)``.  LAPACK directly: these are
+    tiny ``p x p`` systems, where scipy's wrappers cost more than the work.
     """
 
-    def __init__(self, R, reml):
+    def __init__(self, R, reml, n):
         p = R.shape[0] - 1
-        beta = linalg.solve_triangular(R[:p, :p].T, R[p, :p], lower=False)
+        self.p, self.reml, self.r2 = p, reml and p > 0, penalized_rss(R)
+        self.dof = n - p if reml else n
+        beta = np.zeros(0)
+        if p:
+            beta = lapack.dtrtrs(R[:p, :p], R[p, :p], lower=1, trans=1)[0]
         self.v = np.append(-beta, 1.0)
-        self.p, self.reml, self.r2 = p, reml, penalized_rss(R)
-        if reml:
-            RX_inv = linalg.solve_triangular(R[:p, :p], np.eye(p), lower=True)
+        if self.reml:
+            RX_inv = lapack.dtrtri(R[:p, :p], lower=1)[0]
             self.SXX_inv = RX_inv.T @ RX_inv
 
-    def d_logdet_RX(self, U, V):
-        """``tr(S_XX^{-1} dS_XX)`` for ``dS = -(U' V + V' U)``; U, V (rows, k)."""
-        if not self.reml:
-            return 0.0
-        p = self.p
-        return -2.0 * np.sum((U[:, :p] @ self.SXX_inv) * V[:, :p])
+    def entry_derivatives(self, d_logdet, U, V):
+        """The derivative in every entry (i, j) of a factor's ``T``, (q, q).
 
-    def combine(self, d_logdet, d_r2, d_logdet_RX, n):
-        dof = n - self.p if self.reml else n
-        return d_logdet + d_logdet_RX + dof * d_r2 / self.r2
+        ``d_logdet`` (q, q) the derivatives of ``log|M|``; ``U`` and ``V``
+        (q, m, k) the factor's rows by term and level: entry (i, j) of ``T``
+        moves ``S`` by ``-(U_i' V_j + V_j' U_i)``, summed over the levels.
+        """
+        q = d_logdet.shape[0]
+        Uv, Vv = U @ self.v, V @ self.v  # (q, m)
+        G = d_logdet - (2.0 * self.dof / self.r2) * (Uv @ Vv.T)
+        if self.reml:
+            p = self.p
+            U_X = (U[..., :p] @ self.SXX_inv).reshape(q, -1)
+            G -= 2.0 * (U_X @ V[..., :p].reshape(q, -1).T)
+        return G
+
+    def scalar_derivative(self, d_logdet, U, V):
+        """As :meth:`entry_derivatives` for a one-term factor; U, V (m, k)."""
+        d_logdet = np.array([[d_logdet]])
+        return float(self.entry_derivatives(d_logdet, U[None], V[None])[0, 0])
 
 
 def _gradient_scalar_factors(fact, stats, factors, reml):
@@ -617,26 +763,20 @@ def _gradient_scalar_factors(fact, stats, factors, reml):
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     traces += [diag_P[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]
     blocks = [(U1, V1)] + [(U2[a:b], V2[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    schur = _SchurDerivative(fact.R, reml)
+    schur = _SchurDerivative(fact.R, reml, stats.n)
     gradient = np.empty(len(factors))
     for k, (f, (U, V)) in enumerate(zip(factors, blocks)):
         d_logdet = 2.0 * (f.n_levels - traces[k]) / lam[k] if lam[k] > 0 else 0.0
-        gradient[k] = schur.combine(
-            d_logdet=d_logdet,
-            d_r2=-2.0 * np.dot(U @ schur.v, V @ schur.v),
-            d_logdet_RX=schur.d_logdet_RX(U, V),
-            n=stats.n,
-        )
+        gradient[k] = schur.scalar_derivative(d_logdet, U, V)
     return gradient
 
 
 def blas_threads_for(factors):
-    """One BLAS thread unless the factors after the first make a large block.
+    """BLAS threads for a fit: see :func:`._linalg.useful_blas_threads`.
 
-    Only the dense block of the later factors is big enough for BLAS threads
-    to pay; everything else is many tiny matrices or single passes.
+    Only the dense block of the later factors can be big enough for BLAS
+    threads to pay; everything else is many tiny matrices, single passes, or
+    (the dense path) a matrix of a few hundred columns.
     """
     dense = sum(f.n_levels * f.n_terms for f in factors[1:])
-    if dense > bl.SMALL_DENSE_BLOCK:
-        return contextlib.nullcontext()
-    return bl.single_threaded_blas()
+    return bl.limited_blas(bl.useful_blas_threads(dense))

@@ -3,10 +3,12 @@
 Every design has an exact gradient: one factor, several factors with one
 term each (the crossed random-intercept fast path), and the general blocked
 case (several factors, any of them with slopes; crossed or nested;
-correlated or diagonal).  Checked away from the optimum (where the gradient
-is large), on the boundary (variances of exactly zero) and at negative
-off-diagonal entries, by REML and ML; and a fit that uses the gradient ends
-where a derivative-free minimisation of the same deviance ends.
+correlated or diagonal); several factors both by blocks and by the dense
+path of models with few random effects.  Checked away from the optimum
+(where the gradient is large), on the boundary (variances of exactly zero)
+and at negative off-diagonal entries, by REML and ML; and a fit that uses
+the gradient ends where a derivative-free minimisation of the same deviance
+ends.
 """
 
 import warnings
@@ -16,7 +18,7 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from skmixed import MixedLinearRegressor, _design
+from skmixed import MixedLinearRegressor, _design, _objective
 from skmixed._covariance import lower_indices
 from skmixed._objective import make_deviance, make_deviance_and_gradient
 
@@ -147,9 +149,18 @@ def assert_exact_gradient(design, reml):
         np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-5 * scale)
 
 
+def force_path(monkeypatch, path):
+    """Evaluate several factors densely ("dense") or by blocks ("blocked")."""
+    limit = 10**9 if path == "dense" else 0
+    monkeypatch.setattr(_objective, "DENSE_MAX_EFFECTS", limit)
+    monkeypatch.setattr(_objective, "DENSE_MAX_EFFECTS_CROSSED", limit)
+
+
+@pytest.mark.parametrize("path", ["blocked", "dense"])
 @pytest.mark.parametrize("method", ["reml", "ml"])
 @pytest.mark.parametrize("name", list(DESIGNS))
-def test_gradient_matches_finite_differences(name, method):
+def test_gradient_matches_finite_differences(name, method, path, monkeypatch):
+    force_path(monkeypatch, path)
     assert_exact_gradient(design_of(name, method), method == "reml")
 
 
@@ -159,6 +170,7 @@ def test_gradient_matches_finite_differences(name, method):
 )
 def test_both_ways_of_coupling_factors(name, dense, monkeypatch):
     """Dense chunks of levels and pairs of entries give the same gradient."""
+    force_path(monkeypatch, "blocked")
     monkeypatch.setattr(_design, "DENSE_COUPLING_RATIO", np.inf if dense else 0.0)
     monkeypatch.setattr(_design, "CHUNK_ENTRIES", 64)  # several chunks
     design = design_of(name)
@@ -170,7 +182,9 @@ def test_both_ways_of_coupling_factors(name, dense, monkeypatch):
         assert len(pattern.chunks) > 1
 
 
-def test_gradient_where_the_factorisation_fails():
+@pytest.mark.parametrize("path", ["blocked", "dense"])
+def test_gradient_where_the_factorisation_fails(path, monkeypatch):
+    force_path(monkeypatch, path)
     design = design_of("crossed, slopes on both")
     value_and_gradient = make_deviance_and_gradient(design, True)
     theta = np.full(6, np.nan)
