@@ -30,7 +30,7 @@ instead of computing with infinities.
 """
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import linalg, optimize
@@ -40,11 +40,15 @@ from ._objective import make_deviance, make_deviance_and_gradient
 from ._starts import data_units_start, identity_start, moment_start
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
-FACE_STEPS = (1e-3, 1e-2, 0.1, 0.5, 2.0)  # moves of Sigma off a face (scaled units)
+# Moves of Sigma off a face (scaled units), smallest first: the first-order
+# gain along a descent direction shows only at steps below the curvature's.
+FACE_STEPS = (1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 2.0)
 FAR_STEPS = (0.1, 0.5, 2.0)  # the same, along directions not known to descend
 MAX_FACE_ROUNDS = 5
 IMPROVEMENT = 1e-10  # relative decrease that counts as a better point
-INSIDE = 1e-6  # the variance every face probe gives each direction
+INSIDE = 1e-3  # every direction gets this much of a probe's step
+PROJECTED_STEPS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)  # a |G| / |Sigma|
+NEAR_FACE = 1e-4  # Sigma's smallest eigenvalue, relative, that counts as near a face
 
 
 @dataclass
@@ -276,54 +280,63 @@ class _Search:
         return point
 
     def leave_faces(self, best, layout):
-        """Restart from points off the faces of ``best`` while they are lower."""
+        """Restart from points off the faces of ``best`` while that lowers f."""
         for _ in range(MAX_FACE_ROUNDS):
-            probe = self.probe_faces(best, layout)
-            if probe is None:
+            start = self.probe_faces(best, layout)
+            if start is None:
                 break
-            point = self.quasi_newton(probe.theta)
-            best = point if self.better(point, probe) else probe
+            point = self.quasi_newton(start.theta)
+            if point.value > start.value:  # the run did not move: keep the start,
+                # but its verdict on convergence is the run's
+                point = replace(start, converged=point.converged, message=point.message)
+            if not self.better(point, best):
+                break
+            best = point
         return best
 
     def probe_faces(self, best, layout):
-        """The lowest point off a face of ``best``, if lower than it.
+        """A start off a face of ``best`` from which f can be lowered, or None.
 
         First along the descent directions of the criterion's gradient in
-        ``Sigma`` (a complete first-order test); when none is lower, by
-        larger steps along the null directions and their correlations with
-        the range (which can find a lower point farther off the face).
+        ``Sigma`` (a complete first-order test): the lowest trial, or, when
+        the curvature hides the first-order gain at every step, the smallest
+        step along the steepest direction (a gradient run from there goes
+        down).  Then, when ``G`` shows no descent, larger steps along the
+        null directions and their correlations with the range, which can find
+        a lower point farther off the face.
         """
         Ts = layout.split(best.theta)
-        found = None
-        for directions, steps in (
-            (self.descent_directions, FACE_STEPS),
-            (None, FAR_STEPS),
-        ):
+        found, first = None, None
+        for directions in (True, False):
             for k, (T, diagonal) in enumerate(zip(Ts, layout.diagonal)):
-                if not _is_singular_block(T):
-                    continue  # not on a face: nothing to probe
-                descent = directions(Ts, k, layout) if directions else None
-                for trial in _off_face(T @ T.T, diagonal, descent, steps):
+                # Near a face too: there the theta-gradient shrinks with the
+                # small diagonal entry and L-BFGS-B can stall short of the
+                # optimum, while the gradient in Sigma still shows the way.
+                if not _near_face(T, NEAR_FACE if directions else None):
+                    continue
+                if directions:
+                    trials = self.descent_trials(Ts, k, layout)
+                else:
+                    trials = _off_face(T @ T.T, diagonal, None, FAR_STEPS)
+                for trial in trials:
                     theta = layout.join(Ts[:k] + [trial] + Ts[k + 1 :])
                     point = _Point(theta, self.value(theta), False, "face probe")
+                    first = first or point
                     if self.better(point, found or best):
                         found = point
-            if found is not None:
-                return found
+            if found is not None or (directions and first is not None):
+                return found or first
         return None
 
-    def descent_directions(self, Ts, k, layout):
-        """Directions ``u`` along which adding ``u u'`` to ``Sigma_k`` lowers f.
+    def sigma_gradient(self, Ts, k, layout):
+        """The criterion's gradient ``G`` in factor ``k``'s ``Sigma`` (or None).
 
-        The criterion is smooth in ``Sigma``; with ``G`` its gradient there,
-        a point of a face (``Sigma`` singular) that is stationary within the
-        face is optimal exactly when ``G`` is positive semi-definite, and
-        each eigenvector of a negative eigenvalue of ``G`` is a way off it.
-        ``G`` is read from the exact theta-gradient at a full-rank ``T`` next
-        to the point (``df = 2 <G T, dT>``), where ``T`` can be inverted.
+        The criterion is smooth in ``Sigma``.  ``G`` is read from the exact
+        theta-gradient at a full-rank ``T`` next to the point
+        (``df = 2 <G T, dT>``), where ``T`` can be inverted.
         """
         if self.fg is None:
-            return []
+            return None
         Sigma = Ts[k] @ Ts[k].T
         diagonal = layout.diagonal[k]
         nearby = Sigma + 1e-8 * max(1.0, np.trace(Sigma)) * np.eye(len(Sigma))
@@ -332,15 +345,29 @@ class _Search:
             if diagonal
             else linalg.cholesky(nearby, lower=True)
         )
-        theta = layout.join(Ts[:k] + [T] + Ts[k + 1 :])
-        _, gradient = self.fg(theta)
-        g = gradient[layout.block(k)]
-        G = _sigma_gradient(g, T, diagonal)
+        _, gradient = self.fg(layout.join(Ts[:k] + [T] + Ts[k + 1 :]))
+        return _sigma_gradient(gradient[layout.block(k)], T, diagonal)
+
+    def descent_trials(self, Ts, k, layout):
+        """Factors ``T`` of ``Sigma_k`` moved the ways ``G`` says f falls.
+
+        On a face (``Sigma`` singular) a point stationary within the face is
+        optimal exactly when ``G`` is positive semi-definite; each eigenvector
+        ``u`` of a negative eigenvalue is a way off it (``Sigma + s u u'``).
+        Near a face, where the theta-gradient shrinks with a small diagonal
+        entry of ``T`` and L-BFGS-B can stall, projected gradient steps in
+        ``Sigma`` (``Sigma - a G``, negative eigenvalues clipped) make the
+        moves that are short in ``Sigma`` but long in theta.
+        """
+        G = self.sigma_gradient(Ts, k, layout)
         if G is None:
-            return []
+            return
+        Sigma, diagonal = Ts[k] @ Ts[k].T, layout.diagonal[k]
         eigenvalues, vectors = linalg.eigh(G)
         negative = eigenvalues < -1e-8 * max(1.0, np.abs(eigenvalues).max())
-        return [vectors[:, i] for i in np.flatnonzero(negative)]
+        descent = [vectors[:, i] for i in np.flatnonzero(negative)]
+        yield from _off_face(Sigma, diagonal, descent, FACE_STEPS)
+        yield from _projected_steps(Sigma, G, diagonal)
 
     def canonical(self, theta, value, layout):
         """``T`` with zero columns where ``Sigma`` is singular, if no worse."""
@@ -389,24 +416,21 @@ def _off_face(Sigma, diagonal, descent, steps):
     Each trial adds ``step * v v'`` (and a touch of every direction, so that
     the trial lies inside and a gradient run from it can move freely).  The
     directions ``v``: the ``descent`` directions of the criterion's gradient
-    in ``Sigma`` (``_Search.descent_directions``) when given; otherwise each
+    in ``Sigma`` (``_Search.descent_trials``) when given; otherwise each
     null direction ``n``, the normalised sums and differences of two, and
     ``n + t r`` for each direction ``r`` of the range and ``t`` of either
     sign, which give the new variance a correlation with the others.
     """
     q = Sigma.shape[0]
-    null, range_ = _null_space(Sigma)
-    if null.shape[1] == 0:
-        return
-    directions = (
-        _face_directions(null, range_, diagonal) if descent is None else descent
-    )
-    for v in directions:
+    if descent is None:
+        null, range_ = _null_space(Sigma)
+        descent = _face_directions(null, range_, diagonal) if null.size else []
+    for v in descent:
         v = v / np.linalg.norm(v)
         for step in steps:
             # A touch of every direction keeps the trial inside (the step
             # along v must not be paid for by the others: G may be large).
-            moved = Sigma + step * np.outer(v, v) + INSIDE * np.eye(q)
+            moved = Sigma + step * (np.outer(v, v) + INSIDE * np.eye(q))
             if diagonal:
                 yield np.diag(np.sqrt(np.clip(np.diag(moved), 0.0, None)))
             else:
@@ -428,6 +452,30 @@ def _face_directions(null, range_, diagonal):
     return directions
 
 
+def _projected_steps(Sigma, G, diagonal):
+    """``T`` of ``Sigma - a G`` made positive semi-definite, for a range of a."""
+    scale = max(1.0, float(np.abs(np.diag(Sigma)).max()))
+    norm = float(np.abs(G).max())
+    if not np.isfinite(norm) or norm == 0.0:
+        return
+    q = Sigma.shape[0]
+    for fraction in PROJECTED_STEPS:
+        moved = Sigma - (fraction * scale / norm) * G
+        if diagonal:
+            moved = np.diag(np.clip(np.diag(moved), 0.0, None))
+        else:
+            eigenvalues, vectors = linalg.eigh(moved)
+            moved = (vectors * np.clip(eigenvalues, 0.0, None)) @ vectors.T
+        moved += 1e-9 * scale * np.eye(q)  # inside, for the gradient runs
+        if diagonal:
+            yield np.diag(np.sqrt(np.diag(moved)))
+            continue
+        try:
+            yield np.linalg.cholesky(moved)
+        except np.linalg.LinAlgError:  # rounding left it not quite definite
+            continue
+
+
 def _null_space(Sigma):
     """The null and range directions of ``Sigma`` (eigenvectors, columns)."""
     eigenvalues, vectors = linalg.eigh(Sigma)
@@ -436,8 +484,11 @@ def _null_space(Sigma):
     return vectors[:, on_face], vectors[:, ~on_face]
 
 
-def _is_singular_block(T):
-    return _null_space(T @ T.T)[0].shape[1] > 0
+def _near_face(T, tolerance=None):
+    """Whether ``Sigma = T T'`` is singular, or nearly (relative ``tolerance``)."""
+    eigenvalues = linalg.eigvalsh(T @ T.T)
+    tolerance = SINGULAR_TOLERANCE**2 if tolerance is None else tolerance
+    return eigenvalues[0] <= tolerance * max(1.0, eigenvalues[-1])
 
 
 def snap_to_boundary(f, theta, value, lower):
