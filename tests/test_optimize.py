@@ -128,7 +128,7 @@ def designs(draw):
     return pd.DataFrame({"x": x}), y, g, method
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(designs(), st.lists(st.floats(-2.0, 2.0), min_size=3, max_size=3))
 def test_the_optimum_does_not_depend_on_the_start(design, start):
     X, y, g, method = design
