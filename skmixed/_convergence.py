@@ -25,7 +25,6 @@ import numpy as np
 from scipy import linalg
 
 from ._covariance import ThetaLayout, lower_indices
-from ._objective import make_deviance
 from ._optimize import SINGULAR_TOLERANCE
 
 GRADIENT_TOLERANCE = 2e-3  # lme4's check.conv.grad
@@ -184,28 +183,10 @@ def diagnose(design, reml, outcome, value_and_gradient):
         to_data_units.append(z_scale[rows])
     d = np.concatenate(to_data_units) if to_data_units else np.zeros(0)
     interior = interior_parameters(theta, layout)
-    if value_and_gradient is None:
-        value_and_gradient = _central_differences(make_deviance(design, reml))
     result = check_convergence(value_and_gradient, theta, interior, d, names)
     result.optimizer_converged = outcome.converged
     result.optimizer_message = outcome.message
     return result
-
-
-def _central_differences(deviance):
-    """theta -> (value, gradient by central differences) of ``deviance``."""
-
-    def value_and_gradient(theta):
-        theta = np.asarray(theta, dtype=float)
-        gradient = np.empty(theta.size)
-        for i in range(theta.size):
-            h = 1e-6 * max(abs(theta[i]), 1.0)
-            step = np.zeros(theta.size)
-            step[i] = h
-            gradient[i] = (deviance(theta + step) - deviance(theta - step)) / (2 * h)
-        return deviance(theta), gradient
-
-    return value_and_gradient
 
 
 def interior_parameters(theta, layout):

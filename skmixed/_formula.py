@@ -74,7 +74,7 @@ SUPPORTED_FUNCTIONS = (
     "as.numeric",
 )
 _UNSUPPORTED_HINTS = {
-    "offset": "offset() is not supported (lmer's offset argument is not either)",
+    "offset": "offset() is not supported by skmixed yet",
     "ns": "spline bases (ns, bs) are not supported",
     "bs": "spline bases (ns, bs) are not supported",
 }

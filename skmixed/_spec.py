@@ -18,6 +18,7 @@ itself (a random slope is a feature); a formula's random terms have columns
 of their own (``(poly(Time, 2) | Chick)``).
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,10 +148,18 @@ def _merge_terms(factor, parts):
         )
     if len(parts) > 1 and any(len(term_names) > 1 for _, term_names, _ in parts):
         written = " + ".join(f"({t.expression} | {factor})" for t, _, _ in parts)
+        hint = "Write them as one correlated term, or all with ||."
+        if not parts[0][0].correlated:
+            # lme4 expands (1 + f || g) with a factor f into (1 | g) +
+            # (0 + f | g), the second a correlated block of f's levels.
+            hint = (
+                "|| with a categorical variable gives such a term; write "
+                f"(1 + ... | {factor}) or (1 | {factor}) + (1 | {factor}:f) instead."
+            )
         raise ValueError(
             f"{written}: several random-effect terms on one grouping factor are "
             "supported only when each has one column (uncorrelated terms, as "
-            "lme4's ||). Write them as one correlated term, or all with ||."
+            f"lme4's ||). {hint}"
         )
     intercept = INTERCEPT in names
     slopes = [n for n in names if n != INTERCEPT]
@@ -217,6 +226,48 @@ def _resolve_covariance(spec, factor_names):
             f"{sorted(map(str, bad))}."
         )
     return {f: spec.get(f, "unstructured") for f in factor_names}
+
+
+def check_formula_spec(spec, y, *, random_terms=True):
+    """The checks of every formula fit, once the formula is learned.
+
+    A response (from the formula or ``y``), and random-effect terms for a
+    mixed model (lme4 refuses a formula without).
+    """
+    if y is None and spec.response is None:
+        raise ValueError(
+            f"the formula {spec.formula!r} has no response: write it as "
+            "'y ~ ...' or pass y to fit."
+        )
+    if random_terms and not spec.terms:
+        raise ValueError(
+            f"no random-effects terms in the formula {spec.formula!r} (lme4 "
+            "refuses this too): add one such as (1 | g), or fit the fixed part "
+            "alone with CompletePoolingRegressor(formula=...)."
+        )
+
+
+def training_frame(spec, X, y, stacklevel=2):
+    """The model frame a formula model is fitted on, ``y`` read or checked.
+
+    Rows missing a value the formula uses are left out with a warning
+    (lme4's ``na.action = na.omit``).
+    """
+    frame = spec.model_frame(X, with_response=y is None)
+    if y is not None:
+        frame.y = formula_response(y, frame.complete)
+    warn_incomplete_rows(int((~frame.complete).sum()), stacklevel + 1)
+    return frame
+
+
+def warn_incomplete_rows(n_dropped, stacklevel=2):
+    if n_dropped:
+        warnings.warn(
+            f"{n_dropped} row(s) with a missing value in a variable of the "
+            "formula were left out of the fit (lme4's na.action = na.omit).",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def formula_response(y, complete):
