@@ -28,7 +28,6 @@ exists, else dask's threads.
 """
 
 import functools
-import warnings
 from dataclasses import dataclass
 
 import dask
@@ -63,7 +62,13 @@ from ._groups import check_groups, encode_levels, lookup_levels
 from ._mixed import _warn_without_groups
 from ._objective import blas_threads_for
 from ._sklearn import group_column_names, no_column_frame_as_array, split_group_columns
-from ._spec import formula_response, scored_rows, spec_from_matrices
+from ._spec import (
+    check_formula_spec,
+    formula_response,
+    scored_rows,
+    spec_from_matrices,
+    warn_incomplete_rows,
+)
 
 SPLIT_EVERY = 8  # partial results combined by one task of a tree reduction
 PREDICT_ATTRIBUTES = (  # all that predict reads: the slim copy sent to workers
@@ -74,6 +79,7 @@ PREDICT_ATTRIBUTES = (  # all that predict reads: the slim copy sent to workers
     "feature_names_in_",
     "_factors",
     "_spec",
+    "_group_column",
 )
 
 
@@ -422,7 +428,7 @@ def fit_dask(model, X, y, groups):
     )
     n, n_features = summary.moments.n, len(spec.features)
     if formula_spec is not None and summary.given > n:
-        _warn_dropped(summary.given - n)
+        warn_incomplete_rows(summary.given - n)
     if n == 0:
         raise ValueError(
             f"Found array with 0 sample(s) (shape=(0, {n_features})) while a "
@@ -496,23 +502,9 @@ def _formula_setup(model, X, y, groups):
     spec = spec_from_matrices(
         model.formula, learn_formula(model.formula, X._meta, parts)
     )
-    if y is None and spec.response is None:
-        raise ValueError(
-            f"the formula {model.formula!r} has no response: write it as "
-            "'y ~ ...' or pass y to fit."
-        )
+    check_formula_spec(spec, y)
     model._response_name = spec.response or model._response_name
     return spec, parts
-
-
-def _warn_dropped(n_dropped):
-    """The in-memory fit's warning (``_formula_model_frame``)."""
-    warnings.warn(
-        f"{n_dropped} row(s) with a missing value in a variable of the "
-        "formula were left out of the fit (lme4's na.action = na.omit).",
-        UserWarning,
-        stacklevel=4,
-    )
 
 
 def _compute(partials, combine, name):
@@ -543,7 +535,7 @@ def _slim_copy(model, **params):
 
 
 def _fitted_partition(rows, slim, estimator_name):
-    model_spec = slim._spec if slim.formula is not None else None
+    model_spec = slim._spec if slim._spec.matrices is not None else None
     X, Z, y, frame, _ = _partition_rows(rows, estimator_name, model_spec)
     codes = (
         {} if frame is None else {f.name: _level_codes(frame, f) for f in slim._factors}
@@ -583,7 +575,7 @@ def _check_predict_inputs(model, X, groups):
             )
         return
     features, group_meta = split_group_columns(
-        _meta(X), _meta(groups), model.group_column
+        _meta(X), _meta(groups), model._group_column
     )
     validate_data(
         model,
@@ -681,7 +673,7 @@ def _formula_scored_rows(slim, X, y, w):
 def _score_partition(rows, slim, estimator_name):
     X, y, groups, w = _unpack(rows)
     y_pred = None
-    if slim.formula is not None:
+    if slim._spec.matrices is not None:
         y, y_pred, w = _formula_scored_rows(slim, X, y, w)
     else:
         y = column_or_1d(check_array(y, ensure_2d=False, ensure_min_samples=0))

@@ -39,9 +39,10 @@ from ._sklearn import (
 from ._spec import (
     ModelFrame,
     array_spec,
-    formula_response,
+    check_formula_spec,
     formula_spec,
     scored_rows,
+    training_frame,
 )
 from ._validation import (
     InstanceOf,
@@ -283,6 +284,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self : MixedLinearRegressor
         """
         validate_params(self)
+        self._group_column = self.group_column  # what predict splits off X
         # The response's name (a named Series) for the summary's formula line.
         name = getattr(y, "name", None)
         self._response_name = str(name) if name is not None else "y"
@@ -338,28 +340,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._check_formula_params(groups)
         validate_data(self, X, skip_check_array=True)
         spec = formula_spec(self.formula, X)
-        if y is None and spec.response is None:
-            raise ValueError(
-                f"the formula {self.formula!r} has no response: write it as "
-                "'y ~ ...' or pass y to fit."
-            )
-        if not spec.terms:
-            raise ValueError(
-                f"no random-effects terms in the formula {self.formula!r} (lme4 "
-                "refuses this too): add one such as (1 | g), or fit the fixed "
-                "part alone with CompletePoolingRegressor(formula=...)."
-            )
-        frame = spec.model_frame(X, with_response=y is None)
-        if y is not None:
-            frame.y = formula_response(y, frame.complete)
-        n_dropped = int((~frame.complete).sum())
-        if n_dropped:
-            warnings.warn(
-                f"{n_dropped} row(s) with a missing value in a variable of the "
-                "formula were left out of the fit (lme4's na.action = na.omit).",
-                UserWarning,
-                stacklevel=4,
-            )
+        check_formula_spec(spec, y)
+        frame = training_frame(spec, X, y, stacklevel=4)
         self._response_name = spec.response or self._response_name
         self._check_n_samples(len(frame.y), frame.X.shape[1])
         return spec, frame

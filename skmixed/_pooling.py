@@ -37,7 +37,7 @@ from ._sklearn import (
     split_group_columns,
     validate_predict_input,
 )
-from ._spec import formula_response, formula_spec, scored_rows
+from ._spec import check_formula_spec, formula_spec, scored_rows, training_frame
 from ._validation import InstanceOf, Options, column_indices, validate_params
 
 _GROUP_COLUMN = [
@@ -322,18 +322,8 @@ def _formula_model_frame(estimator, X, y, groups, formula):
         )
     validate_data(estimator, X, skip_check_array=True)
     spec = formula_spec(formula, X)
-    frame = spec.model_frame(X, with_response=y is None)
-    if y is not None:
-        frame.y = formula_response(y, frame.complete)
-    n_dropped = int((~frame.complete).sum())
-    if n_dropped:
-        warnings.warn(
-            f"{n_dropped} row(s) with a missing value in a variable of the "
-            "formula were left out of the fit (lme4's na.action = na.omit).",
-            UserWarning,
-            stacklevel=4,
-        )
-    return spec, frame
+    check_formula_spec(spec, y, random_terms=False)
+    return spec, training_frame(spec, X, y, stacklevel=4)
 
 
 def _check_formula_params(estimator, defaults):
@@ -356,6 +346,7 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
 
     def _validate_fit_data(self, X, y, groups):
         validate_params(self)
+        self._group_column = self.group_column  # what predict splits off X
         X, groups = split_group_columns(X, groups, self.group_column)
         X, y = validate_data(
             self,
@@ -761,6 +752,7 @@ class NoPoolingRegressor(_GroupedLinearModel):
         """
         data = self._formula_data if self.formula is not None else self._array_data
         X, y, names, slopes, labels, levels = data(X, y, groups)
+        self._unseen = self.unseen  # predict reads the fitted choice
         pooled, _, dropped = fit_group_lines(X, y, np.zeros(len(y), np.intp), 1, [])
         self.pooled_intercept_, self.pooled_coef_ = float(pooled[0, 0]), pooled[0, 1:]
         if labels is None:
@@ -865,7 +857,7 @@ class NoPoolingRegressor(_GroupedLinearModel):
         codes = np.full(X.shape[0], -1, dtype=np.intp)
         if frame is not None:
             codes = lookup_levels(_single_factor(frame), self.group_coef_.index)
-        if self.unseen == "error" and np.any(codes < 0):
+        if self._unseen == "error" and np.any(codes < 0):
             raise ValueError(_unseen_message(frame, codes))
         lines = self.group_coef_.to_numpy()
         seen = codes >= 0

@@ -95,7 +95,9 @@ def validate_predict_input(estimator, X, groups):
     from sklearn.utils.validation import check_is_fitted, validate_data
 
     check_is_fitted(estimator)
-    X, groups = split_group_columns(X, groups, getattr(estimator, "group_column", None))
+    # The group columns named at fit (set_params after fit must not move them).
+    fitted = getattr(estimator, "_group_column", None)
+    X, groups = split_group_columns(X, groups, fitted)
     X = validate_data(
         estimator,
         no_column_frame_as_array(X),

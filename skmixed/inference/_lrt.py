@@ -154,7 +154,7 @@ def _check_models(models, names):
 
 
 def _check_comparable_criteria(models):
-    methods = {m.method for m in models}
+    methods = {m._method for m in models}
     if len(methods) > 1:
         raise ValueError(
             "with refit=False all models must be fitted by the same method; got "
