@@ -5,9 +5,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import KFold, check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
 
 from ._groups import check_groups
 from ._mixed import MixedLinearRegressor
@@ -16,6 +19,7 @@ from ._pooling import (
     NoPoolingRegressor,
     single_factor_formula,
 )
+from ._sklearn import split_group_columns
 from ._spec import _formula_frame, formula_spec
 
 STRATEGIES = ("complete pooling", "partial pooling", "no pooling")
@@ -27,6 +31,7 @@ def compare_pooling(
     groups=None,
     *,
     formula=None,
+    preprocessor=None,
     cv=5,
     scoring=("neg_mean_squared_error", "r2"),
     mixed=None,
@@ -54,12 +59,20 @@ def compare_pooling(
     estimator reads its columns, grouping factor included, from the rows of
     ``X`` in each fold.
 
+    With a ``preprocessor`` (a ``ColumnTransformer`` that one-hot encodes the
+    string columns and scales the numeric ones, say) the data are raw
+    tabular data too, and each strategy is a ``Pipeline`` of the
+    preprocessor and the estimator, refitted on the training rows of every
+    fold, as ``cross_validate`` refits a pipeline.
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
         Features (NumPy array, pandas or polars DataFrame).  Array columns
         are named ``x0, x1, ...``.  With ``formula``: a pandas or polars
-        DataFrame of the raw columns the formula names.
+        DataFrame of the raw columns the formula names.  With
+        ``preprocessor``: whatever it takes (string columns, missing
+        values), the group labels not among them.
     y : array-like of shape (n_samples,), default=None
         The response.  Required without ``formula``; with it, None reads the
         formula's left-hand side from ``X``.
@@ -77,6 +90,26 @@ def compare_pooling(
         (with a warning), as lme4's ``na.omit``.  None: taken from ``mixed``
         when it has a formula, else the estimators are given ``X`` and
         ``groups``.
+    preprocessor : transformer, default=None
+        A scikit-learn transformer (or ``Pipeline`` of them) applied to the
+        features ``X``, never to the group labels, before each of the three
+        estimators: each strategy is ``Pipeline([("preprocessor",
+        preprocessor), ("model", estimator)])``, cloned and fitted in every
+        fold, so the preprocessor learns from the training rows only
+        (``fit_transform(X_train, y_train)``, then ``transform(X_test)``).
+        It receives ``X`` as given (a pandas or polars DataFrame; an array
+        as a pandas DataFrame with columns ``x0, x1, ...``), without the
+        group labels, which are passed around it to the estimators.  The
+        estimators see its output made dense (a one-hot encoder's sparse
+        matrix included), its columns named by ``get_feature_names_out()``
+        (``x0, x1, ...`` when it has none).  So ``random_slopes`` and
+        ``group_slopes`` name the preprocessor's output columns
+        (``"num__price"`` for ``price`` scaled by a ``ColumnTransformer``'s
+        step ``"num"``), or a column of ``X`` that it turns into exactly
+        one output column (kept, scaled, imputed: ``"price"`` stands for
+        ``"num__price"``); a one-hot encoded column becomes several and
+        has no single name.  Cannot be combined with ``formula``, which
+        builds its own model matrix from the raw columns.
     cv : int, cross-validation splitter or iterable, default=5
         An int ``k`` is ``KFold(k, shuffle=True, random_state=random_state)``:
         test rows come from groups also in training, which is the question
@@ -117,9 +150,11 @@ def compare_pooling(
     Raises
     ------
     ValueError
-        If a group factor's name is also a column of ``X``; without a
-        formula, if ``y`` or ``groups`` is None; with one, if it has no
-        random-effect term.
+        If a group factor's name is also a column of ``X`` (or of the
+        preprocessor's output); without a formula, if ``y`` or ``groups`` is
+        None; with one, if it has no random-effect term or a
+        ``preprocessor`` is given too; if a slope names no single column of
+        the preprocessor's output.
 
     See Also
     --------
@@ -153,15 +188,41 @@ def compare_pooling(
     ... )
     >>> results.loc[results["mean"].idxmax(), "strategy"]
     'partial pooling'
+
+    Raw data with a preprocessor, refitted in every fold; the groups are
+    passed around it:
+
+    >>> from sklearn.compose import ColumnTransformer
+    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    >>> data = pd.DataFrame({"x": X[:, 0], "arm": rng.choice(["a", "b"], 120)})
+    >>> preprocessor = ColumnTransformer(
+    ...     [
+    ...         ("num", StandardScaler(), ["x"]),
+    ...         ("cat", OneHotEncoder(drop="first"), ["arm"]),
+    ...     ]
+    ... )
+    >>> results = compare_pooling(
+    ...     data, y, groups, preprocessor=preprocessor, scoring="neg_mean_squared_error"
+    ... )
+    >>> results.loc[results["mean"].idxmax(), "strategy"]
+    'partial pooling'
     """
     if formula is None and mixed is not None:
         formula = mixed.get_params().get("formula")
+    if formula is not None and preprocessor is not None:
+        raise ValueError(
+            "compare_pooling takes a formula or a preprocessor, not both: a "
+            "formula builds its own model matrix from the raw columns of X "
+            "(contrasts for strings, transforms such as log() or scale()). Pass "
+            "formula=None and mixed=None (or a mixed model without a formula) "
+            "to preprocess X with the transformer."
+        )
     if formula is not None:
         data, y, split_groups = _formula_data(X, y, groups, formula)
         estimators = _formula_strategies(formula, mixed, no_pooling, complete_pooling)
     else:
         data, y, split_groups, estimators = _array_setup(
-            X, y, groups, mixed, no_pooling, complete_pooling
+            X, y, groups, mixed, no_pooling, complete_pooling, preprocessor
         )
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         cv = KFold(cv, shuffle=True, random_state=random_state)
@@ -178,20 +239,27 @@ def compare_pooling(
     return _tidy(scores, len(splits))
 
 
-def _array_setup(X, y, groups, mixed, no_pooling, complete_pooling):
-    """Features and group columns in one frame; estimators reading them."""
+def _array_setup(X, y, groups, mixed, no_pooling, complete_pooling, preprocessor):
+    """Features and group columns in one frame; estimators reading them.
+
+    With a preprocessor, a polars ``X`` stays a polars frame (the
+    preprocessor may be written for one) and each estimator becomes a
+    pipeline behind it.
+    """
     if y is None or groups is None:
         raise ValueError(
             "compare_pooling needs y and groups, or a formula naming the "
             "response and the grouping factor among the columns of X."
         )
-    X_frame, y, group_frame = _as_frames(X, y, groups)
-    data = pd.concat([X_frame, group_frame], axis=1)
+    X_frame, y, group_frame = _as_frames(X, y, groups, polars=preprocessor is not None)
+    data = _with_columns(X_frame, group_frame)
+    group_names = list(group_frame.columns)
     estimators = _strategies(mixed, no_pooling, complete_pooling)
     for name, estimator in estimators.items():
-        estimators[name] = clone(estimator).set_params(
-            group_column=list(group_frame.columns)
-        )
+        estimators[name] = clone(estimator).set_params(group_column=group_names)
+    if preprocessor is not None:
+        step = _PreprocessFeatures(preprocessor, group_names)
+        estimators = _behind(step, estimators, data, y, list(map(str, X_frame.columns)))
     return data, y, group_frame.iloc[:, 0].to_numpy(), estimators
 
 
@@ -245,11 +313,16 @@ def _formula_strategies(formula, mixed, no_pooling, complete_pooling):
     return estimators
 
 
-def _as_frames(X, y, groups):
-    """X as a DataFrame (columns ``x0, ...`` for arrays), y as an array."""
-    if type(X).__module__.startswith("polars."):
-        X = pd.DataFrame({name: X[name].to_numpy() for name in X.columns})
-    if isinstance(X, pd.DataFrame):
+def _as_frames(X, y, groups, polars=False):
+    """X as a DataFrame (columns ``x0, ...`` for arrays), y as an array.
+
+    A polars ``X`` becomes a pandas one unless ``polars`` is True.
+    """
+    if _is_polars(X) and not polars:
+        X = _polars_to_pandas(X)
+    if _is_polars(X):
+        X_frame = X
+    elif isinstance(X, pd.DataFrame):
         X_frame = X.reset_index(drop=True)
     else:
         values = np.asarray(X)
@@ -263,7 +336,8 @@ def _as_frames(X, y, groups):
     clash = sorted(set(map(str, X_frame.columns)) & set(group_frame.columns))
     if clash:
         raise ValueError(
-            f"grouping factor name(s) {clash} are also columns of X; rename one."
+            f"grouping factor name(s) {clash} are also columns of X; rename one, "
+            "or drop the labels from X (groups gives them)."
         )
     return X_frame, y, group_frame
 
@@ -280,13 +354,216 @@ def _strategies(mixed, no_pooling, complete_pooling):
     return dict(zip(STRATEGIES, (complete_pooling, mixed, no_pooling)))
 
 
+# --------------------------------------------------------------------------
+# A preprocessor in front of the estimators, the group labels around it
+# --------------------------------------------------------------------------
+
+_SLOPE_PARAMETERS = ("random_slopes", "group_slopes")
+
+
+class _PreprocessFeatures(TransformerMixin, BaseEstimator):
+    """A preprocessor of the features that passes the group columns through.
+
+    The first step of each strategy's pipeline in :func:`compare_pooling`.
+    The group labels travel with the rows as columns of ``X`` (the
+    estimators' ``group_column``, so that every scorer sees conditional
+    predictions), but they are labels, not features: a ``ColumnTransformer``
+    written for the user's ``X`` must not see them (its ``remainder="drop"``
+    would drop them, a scaler would scale integer labels).  So this step
+    takes them out, runs the preprocessor on the rest and puts them back,
+    unchanged and under their own names, beside the preprocessor's output
+    made a dense pandas DataFrame named by its ``get_feature_names_out()``.
+
+    Parameters
+    ----------
+    preprocessor : transformer
+        Cloned in ``fit``, and fitted on the features only.
+    group_column : list of str
+        The columns of ``X`` that hold the group labels.
+
+    Attributes
+    ----------
+    preprocessor_ : transformer
+        The fitted clone.
+    """
+
+    def __init__(self, preprocessor, group_column):
+        self.preprocessor = preprocessor
+        self.group_column = group_column
+
+    def fit(self, X, y=None):
+        features, _ = split_group_columns(X, None, self.group_column)
+        self.preprocessor_ = clone(self.preprocessor).fit(features, y)
+        return self
+
+    def fit_transform(self, X, y=None):
+        # The preprocessor's own fit_transform, which a Pipeline calls: it is
+        # not always fit().transform() (TargetEncoder cross-fits in it).
+        features, labels = split_group_columns(X, None, self.group_column)
+        self.preprocessor_ = clone(self.preprocessor)
+        return self._frame(self.preprocessor_.fit_transform(features, y), labels)
+
+    def transform(self, X):
+        check_is_fitted(self)
+        features, labels = split_group_columns(X, None, self.group_column)
+        return self._frame(self.preprocessor_.transform(features), labels)
+
+    def _frame(self, output, labels):
+        """The preprocessor's output as a named dense frame, then the labels."""
+        features = _named_frame(output, self.preprocessor_)
+        labels = check_groups(labels, features.shape[0])
+        clash = sorted(set(features.columns) & set(labels.columns))
+        if clash:
+            raise ValueError(
+                f"the preprocessor's output has column(s) {clash}, named as "
+                "grouping factors; rename the groups (pass them as a named "
+                "Series or DataFrame)."
+            )
+        return pd.concat([features, labels], axis=1)
+
+
+def _named_frame(output, preprocessor):
+    """A transformer's output as a dense pandas DataFrame, str column names."""
+    if sparse.issparse(output):
+        output = output.toarray()
+    if _is_polars(output):
+        output = _polars_to_pandas(output)
+    if isinstance(output, pd.DataFrame):
+        frame = output.reset_index(drop=True)
+        frame.columns = [str(c) for c in frame.columns]
+        return frame
+    output = np.asarray(output)
+    if output.ndim != 2:
+        raise ValueError(
+            f"the preprocessor returned an array of shape {output.shape}; a "
+            "transformer's output must be 2-D."
+        )
+    return pd.DataFrame(output, columns=_names_out(preprocessor, output.shape[1]))
+
+
+def _names_out(preprocessor, n_columns):
+    """``get_feature_names_out()``, or ``x0, x1, ...`` as for arrays."""
+    try:
+        names = [str(name) for name in preprocessor.get_feature_names_out()]
+    except AttributeError:  # e.g. a FunctionTransformer without feature names
+        names = []
+    return names if len(names) == n_columns else [f"x{j}" for j in range(n_columns)]
+
+
+def _behind(step, estimators, data, y, raw_columns):
+    """Each estimator as a pipeline behind the preprocessing step.
+
+    Slopes may name a column of ``X`` that the preprocessor passes on
+    one-to-one (``"price"`` for a ``ColumnTransformer``'s ``"num__price"``):
+    a user thinks of the slope of price, not of the step that scaled it.
+    The output's names come from one fit of the preprocessor on all rows:
+    only its column names are read, never its numbers (the folds refit it),
+    and a slope that names nothing fails here, before any fold.
+    """
+    named = [
+        value
+        for estimator in estimators.values()
+        for value in _slopes(estimator).values()
+        if _column_names(value)
+    ]
+    if named:
+        output = [
+            name
+            for name in clone(step).fit_transform(data, y).columns
+            if name not in step.group_column
+        ]
+        for name, estimator in estimators.items():
+            estimators[name] = estimator.set_params(
+                **{
+                    parameter: _as_output(value, output, raw_columns, parameter)
+                    for parameter, value in _slopes(estimator).items()
+                }
+            )
+    return {
+        name: Pipeline([("preprocessor", step), ("model", estimator)])
+        for name, estimator in estimators.items()
+    }
+
+
+def _slopes(estimator):
+    """The estimator's slope parameters that are set."""
+    params = estimator.get_params(deep=False)
+    return {p: params[p] for p in _SLOPE_PARAMETERS if params.get(p, None) is not None}
+
+
+def _column_names(value):
+    """The str entries of a slopes parameter (a name, a list, a dict of lists)."""
+    if isinstance(value, dict):
+        return [name for entry in value.values() for name in _column_names(entry)]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [entry for entry in value if isinstance(entry, str)]
+    return []
+
+
+def _as_output(value, output, raw_columns, parameter):
+    """A slopes parameter with every column name an output column's."""
+    if isinstance(value, dict):
+        return {
+            factor: _as_output(entry, output, raw_columns, parameter)
+            for factor, entry in value.items()
+        }
+    if isinstance(value, str):
+        return _output_column(value, output, raw_columns, parameter)
+    if isinstance(value, list | tuple):
+        return [_as_output(entry, output, raw_columns, parameter) for entry in value]
+    return value
+
+
+def _output_column(name, output, raw_columns, parameter):
+    """The preprocessor's output column that a slope's name stands for."""
+    if name in output:
+        return name
+    # A ColumnTransformer names the output of column c by its step t "t__c"
+    # (also nested: "outer__inner__c"); exactly one such column is c's.
+    derived = [column for column in output if column.endswith(f"__{name}")]
+    if name in raw_columns and len(derived) == 1:
+        return derived[0]
+    raise ValueError(
+        f"{parameter} names {name!r}, which is neither a column of the "
+        "preprocessor's output nor a column of X that it turns into exactly "
+        f"one output column (such as '<step>__{name}'). The output columns are "
+        f"{output}."
+    )
+
+
+def _is_polars(obj):
+    return type(obj).__module__.startswith("polars.")
+
+
+def _polars_to_pandas(frame):
+    """Column by column through NumPy: polars' ``to_pandas`` needs pyarrow."""
+    return pd.DataFrame({name: frame[name].to_numpy() for name in frame.columns})
+
+
+def _with_columns(X_frame, group_frame):
+    """``X`` with the group columns after its own, in ``X``'s frame type."""
+    if _is_polars(X_frame):
+        import polars as pl
+
+        return X_frame.with_columns(
+            [pl.Series(name, group_frame[name].to_numpy()) for name in group_frame]
+        )
+    return pd.concat([X_frame, group_frame], axis=1)
+
+
+def _rows(data, indices):
+    return data[indices] if _is_polars(data) else data.iloc[indices]
+
+
 def _cross_validate(estimator, data, y, splits, scoring):
     """Per-metric lists of fold scores for one estimator."""
     scorer = check_scoring(estimator, scoring=scoring)
     scores = {}
     for train, test in splits:
-        fitted = clone(estimator).fit(data.iloc[train], y[train])
-        result = scorer(fitted, data.iloc[test], y[test])
+        fitted = clone(estimator).fit(_rows(data, train), y[train])
+        result = scorer(fitted, _rows(data, test), y[test])
         if not isinstance(result, dict):
             result = {_metric_name(scoring): result}
         for metric, value in result.items():
