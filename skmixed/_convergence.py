@@ -174,6 +174,43 @@ def diagnose(design, reml, outcome, value_and_gradient):
     """:func:`check_convergence` for a fitted design at the optimiser's outcome."""
     theta = outcome.theta
     layout = ThetaLayout.from_factors(design.factors)
+    names, d = _parameters(design)
+    interior = interior_parameters(theta, layout)
+    result = check_convergence(value_and_gradient, theta, interior, d, names)
+    result.optimizer_converged = outcome.converged
+    result.optimizer_message = outcome.message
+    return result
+
+
+def exact_fit_convergence(design, outcome):
+    """The checks of a fit whose fixed effects fit y exactly: failed.
+
+    There is no optimum to check (the likelihood grows without bound as
+    sigma -> 0); the derivatives are reported as NaN.
+    """
+    names, _ = _parameters(design)
+    k = len(names)
+    return Convergence(
+        parameters=names,
+        gradient=np.full(k, np.nan),
+        scaled_gradient=np.full(k, np.nan),
+        hessian=np.full((k, k), np.nan),
+        hessian_eigenvalues=np.full(k, np.nan),
+        interior=np.zeros(k, dtype=bool),
+        messages=[
+            "the fixed effects fit the response exactly (a constant y, or y a "
+            "linear function of X): the residual variance is 0 and the "
+            "variance components are not identifiable; sigma_ and the "
+            "random-effect variances are set to 0"
+        ],
+        ok=False,
+        optimizer_converged=outcome.converged,
+        optimizer_message=outcome.message,
+    )
+
+
+def _parameters(design):
+    """lme4's names of theta's entries, and their scales to data units."""
     names, to_data_units = [], []
     for f, z_scale in zip(design.factors, design.scaling.z_scale):
         rows, cols = lower_indices(f.n_terms, f.diagonal)
@@ -182,11 +219,7 @@ def diagnose(design, reml, outcome, value_and_gradient):
             names.append(".".join([f.name, *terms]))
         to_data_units.append(z_scale[rows])
     d = np.concatenate(to_data_units) if to_data_units else np.zeros(0)
-    interior = interior_parameters(theta, layout)
-    result = check_convergence(value_and_gradient, theta, interior, d, names)
-    result.optimizer_converged = outcome.converged
-    result.optimizer_message = outcome.message
-    return result
+    return names, d
 
 
 def interior_parameters(theta, layout):

@@ -55,19 +55,22 @@ from ._design import (
     order_factors,
     random_columns,
     scaling_from_moments,
-    sufficient_statistics,
+    weighted_statistics,
 )
 from ._formula import FormulaMatrices, combine_formula_summaries, parse_formula
 from ._groups import check_groups, encode_levels, lookup_levels
-from ._mixed import _warn_without_groups
 from ._objective import blas_threads_for
+from ._row_metadata import add_offset, subtract_offset
 from ._sklearn import group_column_names, no_column_frame_as_array, split_group_columns
 from ._spec import (
+    ModelFrame,
     check_formula_spec,
     formula_response,
     scored_rows,
     spec_from_matrices,
     warn_incomplete_rows,
+    warn_without_groups,
+    with_row_metadata,
 )
 
 SPLIT_EVERY = 8  # partial results combined by one task of a tree reduction
@@ -105,8 +108,8 @@ def _check_collections(**values):
         raise TypeError(
             f"{name} is a {type(value).__name__}, not a dask Array, DataFrame or "
             "Series, but another input is a dask collection: pass X, y, groups "
-            "(and sample_weight) all as dask collections partitioned alike along "
-            "the rows."
+            "(and sample_weight, offset) all as dask collections partitioned "
+            "alike along the rows."
         )
 
 
@@ -241,20 +244,33 @@ def _validated(X, y, groups, estimator_name):
 
 
 def _partition_rows(rows, estimator_name, model_spec=None):
-    """``(X, Z, y, group labels, rows given)`` of one partition.
+    """``(model frame, rows given)`` of one partition, as ``fit`` builds it.
 
     Arrays are validated as ``fit`` validates them (``Z`` is ``X``); a
     formula model's raw columns (``model_spec``) go through its model frame,
-    which leaves out the incomplete rows.
+    which leaves out the incomplete rows.  The prior weights and offset
+    follow the rows kept (:func:`~skmixed._spec.with_row_metadata`).
     """
     if model_spec is None:
-        X, y, frame = _validated(*_unpack(rows), estimator_name)
-        return X, X, y, frame, X.shape[0]
-    data, y = _unpack(rows)
-    frame = model_spec.model_frame(data, with_response=y is None)
-    if y is not None:
-        frame.y = formula_response(y, frame.complete)
-    return frame.X, frame.Z, frame.y, frame.groups, len(frame.complete)
+        X, y, groups, weights, offset = _unpack(rows)
+        X, y, labels = _validated(X, y, groups, estimator_name)
+        frame = ModelFrame(X, X, labels, y)
+        given = X.shape[0]
+    else:
+        data, y, weights, offset = _unpack(rows)
+        frame = model_spec.model_frame(data, with_response=y is None)
+        if y is not None:
+            frame.y = formula_response(y, frame.complete)
+        given = len(frame.complete)
+    frame = with_row_metadata(
+        frame, _vector(weights), _vector(offset), whole_data=False
+    )
+    return frame, given
+
+
+def _vector(values):
+    """One partition of a 1-D input as an ndarray (None stays None)."""
+    return None if values is None else column_or_1d(np.asarray(values, dtype=float))
 
 
 # ----------------------------------------------------------- tree reductions
@@ -332,10 +348,12 @@ def _moments(X, y):
 
 
 def _summarize_partition(rows, estimator_name, model_spec=None):
-    X, Z, y, frame, given = _partition_rows(rows, estimator_name, model_spec)
+    frame, given = _partition_rows(rows, estimator_name, model_spec)
+    X, Z, y = frame.X, frame.Z, subtract_offset(frame.y, frame.offset)
     if model_spec is not None:  # levels learned with the formula
         return PartitionSummary(_moments(X, y), {}, [X.shape[0]], given, _moments(Z, y))
-    labels = {} if frame is None else {c: frame[c].drop_duplicates() for c in frame}
+    groups = frame.groups
+    labels = {} if groups is None else {c: groups[c].drop_duplicates() for c in groups}
     return PartitionSummary(_moments(X, y), labels, [X.shape[0]], given)
 
 
@@ -401,23 +419,34 @@ def _level_codes(frame, factor):
 
 
 def _partition_statistics(rows, spec):
-    X, Z, y, frame, _ = _partition_rows(rows, spec.estimator_name, spec.model_spec)
-    codes = [_level_codes(frame, f) for f in spec.factors]
-    W = fixed_columns(X, y, spec.fit_intercept, spec.scaling)
-    Zs = [random_columns(Z, f, s) for f, s in zip(spec.factors, spec.scaling.z_scale)]
-    return sufficient_statistics(W, codes, Zs, spec.factors, n=X.shape[0])
+    frame, _ = _partition_rows(rows, spec.estimator_name, spec.model_spec)
+    codes = [_level_codes(frame.groups, f) for f in spec.factors]
+    y = subtract_offset(frame.y, frame.offset)
+    W = fixed_columns(frame.X, y, spec.fit_intercept, spec.scaling)
+    Zs = [
+        random_columns(frame.Z, f, s)
+        for f, s in zip(spec.factors, spec.scaling.z_scale)
+    ]
+    return weighted_statistics(
+        W, codes, Zs, spec.factors, frame.weights, n=frame.X.shape[0]
+    )
 
 
 # --------------------------------------------------------------------- fit
 
 
-def fit_dask(model, X, y, groups):
-    """``model.fit(X, y, groups)`` for dask collections; returns ``model``."""
+def fit_dask(model, X, y, groups, sample_weight=None, offset=None):
+    """``model.fit(X, y, groups, sample_weight, offset)`` for dask collections.
+
+    Returns ``model``.
+    """
     name = type(model).__name__
+    _check_collections(sample_weight=sample_weight, offset=offset)
+    metadata = {"sample_weight": sample_weight, "offset": offset}
     if model.formula is not None:
-        spec, parts = _formula_setup(model, X, y, groups)
+        spec, parts = _formula_setup(model, X, y, groups, metadata)
     else:
-        spec, parts = _array_setup(model, X, y, groups)
+        spec, parts = _array_setup(model, X, y, groups, metadata)
     model._spec = spec
     formula_spec = spec if model.formula is not None else None
 
@@ -462,11 +491,12 @@ def fit_dask(model, X, y, groups):
     # The rows stay on the cluster: no bootstrap refits from this fit (and no
     # stale rows from an earlier in-memory fit of the same estimator).
     model._train_X = model._train_Z = model._train_codes = None
+    model._train_weights = None
     model._warn_about_outcome(outcome)
     return model
 
 
-def _array_setup(model, X, y, groups):
+def _array_setup(model, X, y, groups, metadata):
     """The checks of ``fit`` on the metadata, the spec and the row partitions."""
     name = type(model).__name__
     if y is None:
@@ -481,13 +511,13 @@ def _array_setup(model, X, y, groups):
         ensure_min_features=0 if groups is not None else 1,
     )
     if groups is None:
-        _warn_without_groups(stacklevel=5)
+        warn_without_groups(stacklevel=5)
     factor_names = [] if groups is None else list(check_groups(_meta(groups), 0))
     spec = model._array_spec(factor_names, model.n_features_in_)  # before a pass
-    return spec, row_partitions(X, y=y, groups=groups)
+    return spec, row_partitions(X, y=y, groups=groups, **metadata)
 
 
-def _formula_setup(model, X, y, groups):
+def _formula_setup(model, X, y, groups, metadata):
     """A formula model: the checks, the formula learned on the partitions
     (levels, ``poly``/``scale`` parameters), the spec and the partitions."""
     model._check_formula_params(groups)
@@ -498,7 +528,7 @@ def _formula_setup(model, X, y, groups):
         )
     _check_collections(y=y)
     validate_data(model, X._meta, skip_check_array=True)
-    parts = row_partitions(X, y=y)
+    parts = row_partitions(X, y=y, **metadata)
     spec = spec_from_matrices(
         model.formula, learn_formula(model.formula, X._meta, parts)
     )
@@ -536,12 +566,13 @@ def _slim_copy(model, **params):
 
 def _fitted_partition(rows, slim, estimator_name):
     model_spec = slim._spec if slim._spec.matrices is not None else None
-    X, Z, y, frame, _ = _partition_rows(rows, estimator_name, model_spec)
+    frame, _ = _partition_rows(rows, estimator_name, model_spec)
+    groups = frame.groups
     codes = (
-        {} if frame is None else {f.name: _level_codes(frame, f) for f in slim._factors}
+        {} if groups is None else {f.name: _level_codes(groups, f) for f in slim._factors}
     )
-    fitted = slim._predict_conditional(X, Z, codes)
-    return fitted, y - fitted
+    fitted = add_offset(slim._predict_conditional(frame.X, frame.Z, codes), frame.offset)
+    return fitted, frame.y - fitted
 
 
 def _lazy_fitted_values(model, parts, lengths):
@@ -589,50 +620,55 @@ def _check_predict_inputs(model, X, groups):
         model._match_groups(check_groups(group_meta, 0))
 
 
-def _predict_rows(slim, X, groups, random_effects):
+def _predict_rows(slim, X, groups, random_effects, offset=None):
     if X.shape[0] == 0:  # dask partitions may be empty; predict refuses those
         return np.empty(0)
-    return slim.predict(X, groups, random_effects=random_effects)
+    return slim.predict(X, groups, random_effects=random_effects, offset=offset)
 
 
-def _predict_frame_partition(X, groups, slim, random_effects):
-    y = _predict_rows(slim, X, groups, random_effects)
+def _predict_frame_partition(X, groups, offset, slim, random_effects):
+    y = _predict_rows(slim, X, groups, random_effects, _vector(offset))
     return pd.Series(y, index=X.index, dtype=np.float64)
 
 
 def _predict_block(rows, slim, random_effects):
-    X, groups = _unpack(rows)
-    return _predict_rows(slim, X, groups, random_effects)
+    X, groups, offset = _unpack(rows)
+    return _predict_rows(slim, X, groups, random_effects, _vector(offset))
 
 
-def predict_dask(model, X, groups, random_effects="all"):
+def predict_dask(model, X, groups, random_effects="all", offset=None):
     """``model.predict(X, groups, random_effects)`` for dask collections, lazily.
 
     A dask Series with ``X``'s index and partitions for a dask DataFrame, a
     dask array with ``X``'s row chunks for a dask array.
     """
     _check_predict_inputs(model, X, groups)
+    _check_collections(offset=offset)
     slim = delayed(_slim_copy(model), pure=True)
-    if _is_frame(X) and (groups is None or _is_frame(groups)):
-        _check_alignment(X, {"groups": groups})
+    frames = all(v is None or _is_frame(v) for v in (groups, offset))
+    if _is_frame(X) and frames:
+        _check_alignment(X, {"groups": groups, "offset": offset})
         return dd.map_partitions(
             _predict_frame_partition,
             X,
             groups,
+            offset,
             slim,
             random_effects,
             meta=pd.Series(dtype=np.float64),
             align_dataframes=False,
             enforce_metadata=False,
         )
-    if isinstance(X, da.Array) and (groups is None or isinstance(groups, da.Array)):
+    arrays = all(v is None or isinstance(v, da.Array) for v in (groups, offset))
+    if isinstance(X, da.Array) and arrays:
+        parts = row_partitions(X, groups=groups, offset=offset)
         blocks = [
             da.from_delayed(
                 delayed(_predict_block)(rows, slim, random_effects),
                 (length,),
                 dtype=np.float64,
             )
-            for rows, length in zip(row_partitions(X, groups=groups), X.chunks[0])
+            for rows, length in zip(parts, X.chunks[0])
         ]
         return da.concatenate(blocks)
     raise TypeError(
@@ -661,20 +697,21 @@ def combine_score_sums(a, b):
     return ScoreSums(weight, mean, m2, a.rss + b.rss)
 
 
-def _formula_scored_rows(slim, X, y, w):
+def _formula_scored_rows(slim, X, y, w, offset):
     """A formula model's ``score`` rows: those with every value it uses.
 
     ``(y, y_pred, w)``; y from the formula when None (as in memory).
     """
-    y_pred = _predict_rows(slim, X, None, "all")
+    y_pred = _predict_rows(slim, X, None, "all", offset)
     return scored_rows(slim._spec, X, y, y_pred, w)
 
 
 def _score_partition(rows, slim, estimator_name):
-    X, y, groups, w = _unpack(rows)
+    X, y, groups, w, offset = _unpack(rows)
+    offset = _vector(offset)
     y_pred = None
     if slim._spec.matrices is not None:
-        y, y_pred, w = _formula_scored_rows(slim, X, y, w)
+        y, y_pred, w = _formula_scored_rows(slim, X, y, w, offset)
     else:
         y = column_or_1d(check_array(y, ensure_2d=False, ensure_min_samples=0))
         check_consistent_length(X, y)
@@ -683,7 +720,7 @@ def _score_partition(rows, slim, estimator_name):
     if y.shape[0] == 0 or w.sum() == 0:
         return ScoreSums(0.0, 0.0, 0.0, 0.0)
     if y_pred is None:
-        y_pred = slim.predict(X, groups)
+        y_pred = slim.predict(X, groups, offset=offset)
     mean = np.average(y, weights=w)
     return ScoreSums(
         float(w.sum()),
@@ -693,16 +730,18 @@ def _score_partition(rows, slim, estimator_name):
     )
 
 
-def score_dask(model, X, y, groups, sample_weight):
+def score_dask(model, X, y, groups, sample_weight, offset=None):
     """R^2 of the predictions, as ``sklearn.metrics.r2_score``; a float.
 
     The sums are computed per partition: no rows reach this process.
     """
     _check_predict_inputs(model, X, groups)
-    _check_collections(y=y, sample_weight=sample_weight)
+    _check_collections(y=y, sample_weight=sample_weight, offset=offset)
     slim = delayed(_slim_copy(model), pure=True)
     name = type(model).__name__
-    parts = row_partitions(X, y=y, groups=groups, sample_weight=sample_weight)
+    parts = row_partitions(
+        X, y=y, groups=groups, sample_weight=sample_weight, offset=offset
+    )
     sums = _compute(
         [delayed(_score_partition)(rows, slim, name) for rows in parts],
         combine_score_sums,

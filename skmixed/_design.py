@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import sparse
 
 INTERCEPT = "Intercept"
+EXACT_FIT_TOLERANCE = 1e-10  # relative residual sum of squares of an exact fit
 RANK_TOLERANCE = 1e-7  # lme4's default tolerance for a rank-deficient X
 
 
@@ -185,6 +186,10 @@ class SufficientStatistics:
     WtW: np.ndarray  # (p + 1, p + 1), y last
     first: FirstFactorStats | None
     others: OtherFactorStats | None
+    # sum(log w) over the rows, with prior weights w (0 without): the
+    # criterion of weighted rows is that of the rows scaled by sqrt(w), minus
+    # it (lme4's ``ldW``).
+    log_weights: float = 0.0
     # Cache of dense_cross_products(): not an argument, so that
     # ``dataclasses.replace`` (new y-parts for a bootstrap replicate, say)
     # starts without it; not pickled.
@@ -342,7 +347,9 @@ def order_factors(factors):
     return sorted(factors, key=lambda f: -f.n_levels * f.n_terms)
 
 
-def build_design(X, y, codes, factors, fixed_names, fit_intercept, Z=None):
+def build_design(
+    X, y, codes, factors, fixed_names, fit_intercept, Z=None, weights=None
+):
     """Validate the fixed part, scale, and reduce the data to statistics.
 
     Parameters
@@ -358,13 +365,15 @@ def build_design(X, y, codes, factors, fixed_names, fit_intercept, Z=None):
         ``fit_intercept``).
     Z : ndarray of shape (n, r), optional
         The columns the factors' random slopes index; ``X`` when None.
+    weights : ndarray of shape (n,), optional
+        Positive prior weights (see :mod:`skmixed._row_metadata`).
     """
     scaling = make_scaling(X, y, fit_intercept, factors, Z)
     Z = X if Z is None else Z
     W = fixed_columns(X, y, fit_intercept, scaling)
     Zs = [random_columns(Z, f, s) for f, s in zip(factors, scaling.z_scale)]
-    stats = sufficient_statistics(
-        W, [codes[f.name] for f in factors], Zs, factors, n=X.shape[0]
+    stats = weighted_statistics(
+        W, [codes[f.name] for f in factors], Zs, factors, weights, n=X.shape[0]
     )
     return finish_design(stats, factors, fixed_names, scaling, stacklevel=4)
 
@@ -399,7 +408,7 @@ def select_fixed_columns(stats, kept):
     if others is not None:
         others = replace(others, Z2tW=others.Z2tW[:, columns])
     WtW = stats.WtW[np.ix_(columns, columns)]
-    return SufficientStatistics(stats.n, WtW, first, others)
+    return SufficientStatistics(stats.n, WtW, first, others, stats.log_weights)
 
 
 def add_statistics(a, b):
@@ -421,6 +430,23 @@ def add_statistics(a, b):
         )
     total = a + b
     return total.tocsr() if sparse.issparse(total) else total
+
+
+def fits_exactly(stats, tol=EXACT_FIT_TOLERANCE):
+    """Whether the fixed-effect columns fit y exactly (a constant y, say).
+
+    The residual sum of squares of y on them, relative to ``y'y``, is below
+    ``tol``: the residual variance is then zero and the likelihood unbounded.
+    """
+    WtW = stats.WtW
+    p = WtW.shape[0] - 1
+    yty = WtW[p, p]
+    if yty <= 0:
+        return True
+    if p == 0:
+        return False
+    coef = np.linalg.lstsq(WtW[:p, :p], WtW[:p, p], rcond=None)[0]
+    return yty - WtW[:p, p] @ coef <= tol * yty
 
 
 def independent_columns(XtX, tol=RANK_TOLERANCE):
@@ -497,6 +523,28 @@ def sufficient_statistics(W, codes, Zs, factors, *, n=None, WtW=None):
     if len(factors) > 1:
         stats.others = _other_factor_stats(W, codes, Zs, factors, n)
     return stats
+
+
+def weighted_statistics(W, codes, Zs, factors, weights, *, n):
+    """:func:`sufficient_statistics` of rows with prior weights (None: 1).
+
+    Weighted least squares is least squares on rows scaled by ``sqrt(w)``:
+    every column, the intercept's ones included, is scaled, and the
+    criterion's ``-sum(log w)`` is kept in ``log_weights``.
+    """
+    if weights is None:
+        return sufficient_statistics(W, codes, Zs, factors, n=n)
+    root = np.sqrt(weights)
+    W = weight_columns(W, root)
+    Zs = [weight_columns(Z, root) for Z in Zs]
+    stats = sufficient_statistics(W, codes, Zs, factors, n=n)
+    stats.log_weights = float(np.log(weights).sum())
+    return stats
+
+
+def weight_columns(columns, root):
+    """A list of columns (None: ones) each multiplied by ``root``."""
+    return [root if c is None else c * root for c in _as_columns(columns)]
 
 
 def _stacked_columns(codes, Zs, factors, n):

@@ -74,7 +74,10 @@ SUPPORTED_FUNCTIONS = (
     "as.numeric",
 )
 _UNSUPPORTED_HINTS = {
-    "offset": "offset() is not supported by skmixed yet",
+    "offset": (
+        "offset() is not supported in formulas: pass the offset as "
+        "fit(..., offset=...) and predict(..., offset=...)"
+    ),
     "ns": "spline bases (ns, bs) are not supported",
     "bs": "spline bases (ns, bs) are not supported",
 }

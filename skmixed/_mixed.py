@@ -1,6 +1,7 @@
 """MixedLinearRegressor: lme4's ``lmer`` as a scikit-learn estimator."""
 
 import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._convergence import diagnose
+from ._convergence import diagnose, exact_fit_convergence
 from ._covariance import (
     ThetaLayout,
     factor_to_theta,
@@ -20,17 +21,20 @@ from ._design import (
     Factor,
     build_design,
     check_identifiable,
+    fits_exactly,
     order_factors,
 )
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._objective import (
+    Estimates,
     blas_threads_for,
     estimates,
     factorize,
     make_deviance_and_gradient,
     objective,
 )
-from ._optimize import is_singular, optimize_design
+from ._optimize import FitLog, OptimizeOutcome, is_singular, optimize_design
+from ._row_metadata import add_offset, check_offset, subtract_offset
 from ._sklearn import (
     no_column_frame_as_array,
     split_group_columns,
@@ -43,6 +47,8 @@ from ._spec import (
     formula_spec,
     scored_rows,
     training_frame,
+    warn_without_groups,
+    with_row_metadata,
 )
 from ._validation import (
     InstanceOf,
@@ -261,7 +267,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.group_column = group_column
 
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X, y=None, groups=None, sample_weight=None, offset=None):
         """Fit the model by REML or ML.
 
         Parameters
@@ -278,6 +284,15 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             Group labels, one column per grouping factor.  None fits a model
             without random effects (with a warning).  Must be None when
             ``group_column`` or ``formula`` is set.
+        sample_weight : array-like of shape (n_samples,), default=None
+            lme4's prior weights (``lmer(..., weights = w)``): precision
+            weights, the residual variance of row i is ``sigma_**2 / w_i``.
+            Not frequencies: a weight of 2 is one row measured twice as
+            precisely, not two rows.  Rows of weight 0 are left out.
+        offset : array-like of shape (n_samples,), default=None
+            A known term of the linear predictor, with coefficient one
+            (lme4's ``offset()``); pass the offset of new rows to
+            ``predict`` too.
 
         Returns
         -------
@@ -288,19 +303,21 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         # The response's name (a named Series) for the summary's formula line.
         name = getattr(y, "name", None)
         self._response_name = str(name) if name is not None else "y"
-        if _is_dask_collection(X, y, groups):
+        if _is_dask_collection(X, y, groups, sample_weight, offset):
             from ._dask import fit_dask  # dask is an optional dependency
 
-            return fit_dask(self, X, y, groups)
+            return fit_dask(self, X, y, groups, sample_weight, offset)
         if self.formula is not None:
             spec, frame = self._formula_model_frame(X, y, groups)
         else:
             spec, frame = self._array_model_frame(X, y, groups)
+        frame = with_row_metadata(frame, sample_weight, offset)
         self._spec = spec
         factors, codes = self._make_factors(spec, frame.groups, len(frame.y))
         self._fit_design(frame, factors, codes, self.method == "reml")
         # The rows, for bootstrap refits.
         self._train_X, self._train_Z, self._train_codes = frame.X, frame.Z, codes
+        self._train_weights = frame.weights
         return self
 
     def _array_model_frame(self, X, y, groups):
@@ -321,7 +338,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         )
         self._check_n_samples(*X.shape)
         if groups is None:
-            _warn_without_groups(stacklevel=4)
+            warn_without_groups(stacklevel=4)
         else:
             groups = check_groups(groups, X.shape[0])
         spec = self._array_spec([] if groups is None else list(groups), X.shape[1])
@@ -437,15 +454,18 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         with blas_threads_for(ordered):
             design = build_design(
                 frame.X,
-                frame.y,
+                subtract_offset(frame.y, frame.offset),
                 codes,
                 ordered,
                 fixed_names,
                 spec.fit_intercept,
                 Z=frame.Z,
+                weights=frame.weights,
             )
             outcome = self._fit_statistics(design, [f.name for f in factors], reml)
-            self.fitted_values_ = self._predict_conditional(frame.X, frame.Z, codes)
+            self.fitted_values_ = add_offset(
+                self._predict_conditional(frame.X, frame.Z, codes), frame.offset
+            )
             self.residuals_ = frame.y - self.fitted_values_
         self._warn_about_outcome(outcome)
 
@@ -456,12 +476,6 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         rows; shared by the in-memory and dask paths and bootstrap refits
         (which pass ``start``, the scaled theta to start from).
         """
-        if design.stats.n <= design.n_fixed:
-            raise ValueError(
-                f"n_samples={design.stats.n} is too few for {design.n_fixed} "
-                "linearly independent fixed-effect columns: the residual "
-                "variance needs more samples than fixed effects."
-            )
         # What inference reads after fit: the fitted state, never the
         # parameters (set_params after fit must not relabel the fit).
         self._method = "reml" if reml else "ml"
@@ -473,9 +487,12 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._set_fixed_effects(design, est)
         self._set_random_effects(design, est, fact, user_order)
         self._set_criteria(design, fact, reml, outcome)
-        self.convergence_ = diagnose(
-            design, reml, outcome, make_deviance_and_gradient(design, reml)
-        )
+        if outcome.exact_fit:
+            self.convergence_ = exact_fit_convergence(design, outcome)
+        else:
+            self.convergence_ = diagnose(
+                design, reml, outcome, make_deviance_and_gradient(design, reml)
+            )
         self.converged_ = self.convergence_.converged
         self._set_fit_log(design, outcome)
         return outcome
@@ -566,7 +583,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         fit_intercept = self._spec.fit_intercept
         features = design.fixed_kept[design.fixed_kept >= fit_intercept]
         shift = design.scaling.objective_shift(n, p, features - fit_intercept, reml)
-        self.objective_ = float(objective(fact, n, reml) + shift)
+        shift -= design.stats.log_weights  # prior weights: lme4's -sum(log w)
+        if outcome.exact_fit:  # sigma = 0: the likelihood is unbounded
+            self.objective_ = -np.inf
+        else:
+            self.objective_ = float(objective(fact, n, reml) + shift)
         n_params = p + 1 + sum(n_theta(f.n_terms, f.diagonal) for f in design.factors)
         self.loglik_ = -0.5 * self.objective_
         self.aic_ = self.objective_ + 2.0 * n_params
@@ -585,13 +606,13 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             for j in range(n_theta(f.n_terms, f.diagonal))
         ]
         frame = pd.DataFrame(
-            np.array(outcome.log.thetas).reshape(len(outcome.log.values), -1),
+            np.array(outcome.log.thetas).reshape(len(outcome.log.values), len(columns)),
             columns=columns,
         )
         frame["objective_scaled"] = outcome.log.values
         self.fit_log_ = frame
 
-    def predict(self, X, groups=None, random_effects="all"):
+    def predict(self, X, groups=None, random_effects="all", offset=None):
         """Predict with all, some or none of the random effects.
 
         Parameters
@@ -610,6 +631,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             Which grouping factors' random effects to add: all of them
             (lme4's ``re.form = NULL``), none (``re.form = NA``, the
             population prediction) or those named (``re.form = ~(1 | g)``).
+        offset : array-like of shape (n_samples,), default=None
+            The rows' offset, added to the prediction (as ``fit``'s).
 
         Returns
         -------
@@ -618,12 +641,17 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         factors = self._included_factors(random_effects)
-        if _is_dask_collection(X, groups):
+        if _is_dask_collection(X, groups, offset):
             from ._dask import predict_dask
 
-            return predict_dask(self, X, groups, random_effects)
+            return predict_dask(self, X, groups, random_effects, offset)
         if self._spec.matrices is not None:
-            return self._predict_formula(X, groups, factors)
+            y_pred = self._predict_formula(X, groups, factors)
+        else:
+            y_pred = self._predict_arrays(X, groups, factors)
+        return add_offset(y_pred, check_offset(offset, y_pred.shape[0]))
+
+    def _predict_arrays(self, X, groups, factors):
         X, groups = validate_predict_input(self, X, groups)
         if groups is None or not factors:
             return self._predict_population(X)
@@ -703,7 +731,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             f"with {names}."
         )
 
-    def score(self, X, y=None, groups=None, sample_weight=None):
+    def score(self, X, y=None, groups=None, sample_weight=None, offset=None):
         """R^2 of ``predict(X, groups)``.
 
         With ``groups`` (or ``group_column``) the predictions include the
@@ -714,11 +742,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         model reads ``y`` from ``X`` when it is None, and scores the rows
         that have every value the formula uses.
         """
-        if _is_dask_collection(X, y, groups, sample_weight):
+        if _is_dask_collection(X, y, groups, sample_weight, offset):
             from ._dask import score_dask
 
-            return score_dask(self, X, y, groups, sample_weight)
-        y_pred = self.predict(X, groups=groups)
+            return score_dask(self, X, y, groups, sample_weight, offset)
+        y_pred = self.predict(X, groups=groups, offset=offset)
         if self._spec.matrices is None:
             if y is None:
                 raise ValueError(
@@ -940,23 +968,52 @@ def _optimize_and_estimate(design, reml, max_iter, start=None):
     ``start`` is None for a fit (see :func:`._optimize.optimize_design` for
     the starts) and the estimates for a refit.  Raises FloatingPointError if
     the deviance is not finite at the optimum, which only degenerate data (or
-    a bootstrap sample) can cause.
+    a bootstrap sample) can cause.  When the fixed effects fit y exactly (a
+    constant y, or no more rows than fixed effects), see :func:`_exact_fit`.
     """
+    if design.stats.n <= design.n_fixed:  # as many fixed effects as rows
+        lower = ThetaLayout.from_factors(design.factors).lower
+        outcome = OptimizeOutcome(
+            lower, lower, -np.inf, True, 0, "no optimisation (an exact fit)", FitLog()
+        )
+        return _exact_fit(design, outcome, reml)
     outcome = optimize_design(design, reml, max_iter, start)
     fact = factorize(design.stats, design.factors, outcome.theta)
-    if fact is None or not np.isfinite(outcome.value):
-        raise FloatingPointError("the deviance is not finite at the optimum")
-    est = estimates(fact, design.factors, design.stats.n, reml)
-    return outcome, fact, est
+    if fact is not None and np.isfinite(outcome.value):
+        return outcome, fact, estimates(fact, design.factors, design.stats.n, reml)
+    if fits_exactly(design.stats):
+        return _exact_fit(design, outcome, reml)
+    raise FloatingPointError("the deviance is not finite at the optimum")
 
 
-def _warn_without_groups(stacklevel):
-    warnings.warn(
-        "fit() was called without groups: the model has no random effects "
-        "(an ordinary linear regression). Pass groups=... to fit a mixed model.",
-        UserWarning,
-        stacklevel=stacklevel,
+def _exact_fit(design, outcome, reml):
+    """The fit of a response the fixed effects fit exactly (a constant y).
+
+    The likelihood is unbounded (sigma -> 0), so there is no optimum.  As
+    lme4 (which reports sigma = 0 and failed convergence checks), the fit
+    keeps the least-squares coefficients with sigma = 0 and zero variances;
+    its convergence checks fail with a message saying why.
+    """
+    WtW, p = design.stats.WtW, design.n_fixed
+    beta = np.linalg.lstsq(WtW[:p, :p], WtW[:p, p], rcond=None)[0]
+    shapes = [(f.n_levels, f.n_terms) for f in design.factors]
+    est = Estimates(
+        beta,
+        np.zeros((p, p)),
+        0.0,
+        [np.zeros((m, q)) for m, q in shapes],
+        [np.zeros((m, q, q)) for m, q in shapes],
     )
+    theta = np.where(np.isfinite(outcome.lower), outcome.lower, 0.0)
+    outcome = replace(outcome, theta=theta, value=-np.inf, exact_fit=True)
+    return outcome, _ZeroVariances([np.zeros((q, q)) for _, q in shapes]), est
+
+
+@dataclass
+class _ZeroVariances:
+    """What the fitted attributes read of a factorisation, for an exact fit."""
+
+    T: list  # per factor, the relative covariance factor: zero
 
 
 def _is_dask_collection(*values):

@@ -80,6 +80,7 @@ class OptimizeOutcome:
     n_iter: int
     message: str
     log: FitLog
+    exact_fit: bool = False  # the fixed effects fit y exactly: no optimum
 
 
 @dataclass

@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.utils.validation import column_or_1d
 
 from ._formula import INTERCEPT, FormulaMatrices, parse_formula
+from ._row_metadata import check_offset, check_sample_weight
 from ._validation import column_indices
 
 
@@ -54,6 +55,44 @@ class ModelFrame:
     groups: pd.DataFrame | None  # one column of labels per grouping factor
     y: np.ndarray | None = None
     complete: np.ndarray | None = None  # rows kept, of the rows given (formula)
+    weights: np.ndarray | None = None  # prior weights, all positive (None: 1)
+    offset: np.ndarray | None = None  # known part of the linear predictor
+
+
+def with_row_metadata(frame, sample_weight, offset, *, whole_data=True):
+    """``frame`` with its rows' prior weights and offset, checked.
+
+    Both are given for the rows of ``X`` as passed (a formula's incomplete
+    rows included) and follow the rows the fit keeps.  Rows of weight zero
+    carry no information and are left out (see :mod:`._row_metadata`).
+    ``whole_data=False`` for one partition of the data, where all weights
+    may be zero.
+    """
+    n_given = frame.y.shape[0] if frame.complete is None else frame.complete.shape[0]
+    weights = check_sample_weight(sample_weight, n_given, whole_data=whole_data)
+    offset = check_offset(offset, n_given)
+    if frame.complete is not None:
+        weights = None if weights is None else weights[frame.complete]
+        offset = None if offset is None else offset[frame.complete]
+    frame.weights, frame.offset = weights, offset
+    if weights is not None and not np.all(weights > 0):
+        frame = _select_rows(frame, weights > 0)
+    return frame
+
+
+def _select_rows(frame, keep):
+    groups = frame.groups
+    if groups is not None:
+        groups = groups[keep].reset_index(drop=True)
+    return ModelFrame(
+        frame.X[keep],
+        frame.Z[keep],
+        groups,
+        None if frame.y is None else frame.y[keep],
+        frame.complete,
+        None if frame.weights is None else frame.weights[keep],
+        None if frame.offset is None else frame.offset[keep],
+    )
 
 
 @dataclass
@@ -258,6 +297,15 @@ def training_frame(spec, X, y, stacklevel=2):
         frame.y = formula_response(y, frame.complete)
     warn_incomplete_rows(int((~frame.complete).sum()), stacklevel + 1)
     return frame
+
+
+def warn_without_groups(stacklevel):
+    warnings.warn(
+        "fit() was called without groups: the model has no random effects "
+        "(an ordinary linear regression). Pass groups=... to fit a mixed model.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def warn_incomplete_rows(n_dropped, stacklevel=2):

@@ -34,7 +34,12 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils.validation import check_is_fitted
 
 from .._covariance import lower_indices, sd_and_correlation
-from .._design import fixed_columns, random_columns, sufficient_statistics
+from .._design import (
+    fixed_columns,
+    random_columns,
+    sufficient_statistics,
+    weight_columns,
+)
 from .._objective import (
     blas_threads_for,
 )
@@ -189,7 +194,8 @@ def _replicate_chunk(model, statistic, shape, seeds, indices):
     """Simulate, refit and evaluate the statistic for a few replicates."""
     X, Z, codes = model._train_X, model._train_Z, model._train_codes
     n_levels = {f.name: f.n_levels for f in model._factors}
-    simulator = ResponseSimulator(model, X, Z, codes, n_levels, use_re="new")
+    weights = getattr(model, "_train_weights", None)
+    simulator = ResponseSimulator(model, X, Z, codes, n_levels, "new", weights)
     Y = np.column_stack([simulator(np.random.default_rng(s)) for s in seeds])
     values, converged = [], []
     with warnings.catch_warnings(), blas_threads_for(model._design.factors):
@@ -223,6 +229,13 @@ def response_statistics(model, X, Z, codes, Y):
     Ys = (Y - scaling.y_center) / scaling.y_scale
     x_columns = fixed_columns(X, Y[:, 0], model._spec.fit_intercept, scaling)[:-1]
     x_columns = [x_columns[j] for j in design.fixed_kept]
+    Zs = [random_columns(Z, f, s) for f, s in zip(design.factors, scaling.z_scale)]
+    weights = getattr(model, "_train_weights", None)
+    if weights is not None:  # rows scaled by sqrt(w), as in the fit
+        root = np.sqrt(weights)
+        Ys = Ys * root[:, None]
+        x_columns = weight_columns(x_columns, root)
+        Zs = [weight_columns(Zk, root) for Zk in Zs]
     # Column by column, so that a replicate's numbers do not depend on which
     # other replicates share its chunk (bit-identical results for any n_jobs).
     XtY = np.array(
@@ -231,7 +244,6 @@ def response_statistics(model, X, Z, codes, Y):
     yty = np.array([y @ y for y in Ys.T])
     new = None
     if design.factors:
-        Zs = [random_columns(Z, f, s) for f, s in zip(design.factors, scaling.z_scale)]
         new = sufficient_statistics(
             list(Ys.T),
             [codes[f.name] for f in design.factors],

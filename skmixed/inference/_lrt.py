@@ -117,6 +117,7 @@ def ml_deviance(model):
         start = np.asarray(model._theta_scaled, dtype=float)
         outcome = optimize_design(design, False, model._max_iter, start)
     shift = design.scaling.objective_shift(design.stats.n, design.n_fixed, [], False)
+    shift -= design.stats.log_weights  # prior weights: lme4's -sum(log w)
     return float(outcome.value + shift)
 
 

@@ -64,7 +64,8 @@ def satterthwaite(model):
     estimate = model.fixed_effects_.to_numpy()
     std_error = np.sqrt(np.diag(model.fixed_effects_cov_.to_numpy()))
     df = contrast_df(model, np.eye(estimate.size))
-    t_value = estimate / std_error
+    with np.errstate(divide="ignore", invalid="ignore"):  # an exact fit: SE 0
+        t_value = estimate / std_error
     p_value = 2.0 * stats.t.sf(np.abs(t_value), df)
     return pd.DataFrame(
         {
@@ -109,6 +110,8 @@ def contrast_df(model, contrasts):
             f"contrasts have {contrasts.shape[1]} columns but the model has "
             f"{design.n_fixed} fixed effects {design.fixed_names}."
         )
+    if not model.sigma_ > 0:  # an exact fit: no sampling variance, no df
+        return np.full(contrasts.shape[0], np.nan)
     scaled = contrasts @ _scaled_basis(model)  # l' beta = (l' G) beta_scaled
     reml = model._method == "reml"
     varpar = np.append(model._theta_scaled, model.sigma_ / design.scaling.y_scale)

@@ -127,9 +127,11 @@ class ResponseSimulator:
     residuals, so a given Generator state always gives the same ``y*``.
     """
 
-    def __init__(self, model, X, Z, codes, n_levels, use_re="new"):
+    def __init__(self, model, X, Z, codes, n_levels, use_re="new", weights=None):
         self.mean = model._predict_population(X)
         self.sigma = model.sigma_
+        # Prior weights: the residual SD of row i is sigma / sqrt(w_i).
+        self.residual_sd = self.sigma if weights is None else self.sigma / np.sqrt(weights)
         Ts = relative_factors(model)
         self.terms = []
         for f in model._factors:
@@ -157,7 +159,7 @@ class ResponseSimulator:
             per_row = effects[codes]
             for t, column in enumerate(columns):
                 y += per_row[:, t] if column is None else per_row[:, t] * column
-        y += self.sigma * rng.standard_normal(y.shape[0])
+        y += self.residual_sd * rng.standard_normal(y.shape[0])
         return y
 
 

@@ -144,8 +144,7 @@ def summarize(model):
         formula=model_formula(model),
         criteria=_criteria(model),
         residual_quantiles=pd.Series(
-            np.quantile(model.residuals_ / model.sigma_, QUANTILES),
-            index=QUANTILE_NAMES,
+            np.quantile(_scaled_residuals(model), QUANTILES), index=QUANTILE_NAMES
         ),
         random_effects=_random_effects_frame(model, factors),
         fixed_effects=satterthwaite(model),
@@ -155,6 +154,15 @@ def summarize(model):
         variance_blocks=_variance_blocks(model, factors),
         messages=_messages(model),
     )
+
+
+def _scaled_residuals(model):
+    """lme4's scaled Pearson residuals, ``sqrt(w) (y - fitted) / sigma``."""
+    if not model.sigma_ > 0:  # an exact fit
+        return np.full(len(QUANTILES), np.nan)
+    residuals = np.asarray(model.residuals_) / model.sigma_
+    weights = getattr(model, "_train_weights", None)
+    return residuals if weights is None else residuals * np.sqrt(weights)
 
 
 def model_formula(model):
