@@ -582,7 +582,7 @@ def test_interval_display_from_estimator_calls_confint(sleep_intercept):
     display = IntervalDisplay.from_estimator(
         WithConfint(model),
         methods=("profile", "bootstrap"),
-        confint_params={"level": 0.9},
+        level=0.9,
     )
     assert calls == [("profile", 0.9), ("bootstrap", 0.9)]
     assert list(display.intervals) == ["Profile", "Bootstrap"]

@@ -3,10 +3,14 @@
 import numpy as np
 
 from ._base import (
+    check_max_levels,
     check_mixed_model,
     level_labels,
+    levels_figure_heights,
     panel_axes,
+    pyplot,
     resolve_factors,
+    set_level_ticks,
     style,
     z_value,
 )
@@ -19,6 +23,12 @@ class CaterpillarDisplay:
     sorted by their first term's prediction and every panel of the factor
     shares that order, as lme4's ``dotplot`` does; the bars span
     ``effect +- z * conditional SD`` (``z = 1.96`` for ``level=0.95``).
+
+    A new figure grows with the number of levels (0.2 inch per level, up to
+    30 inches in all), so that every level's label is readable; past that,
+    or on a given Axes too short for them, every k-th level is labelled.
+    For hundreds of levels, ``max_levels`` keeps the levels with the
+    largest absolute predicted effect (the caterpillar's two tails).
 
     Parameters
     ----------
@@ -34,6 +44,8 @@ class CaterpillarDisplay:
     ----------
     errorbars_ : dict of (str, str) to matplotlib ErrorbarContainer
         Keyed by ``(factor, term)``.
+    levels_ : dict of str to Index
+        Per grouping factor, the levels drawn, bottom to top.
     axes_ : list of matplotlib Axes
         One per panel, factor by factor, term by term.
     figure_ : matplotlib Figure
@@ -75,6 +87,7 @@ class CaterpillarDisplay:
         level=0.95,
         sort=True,
         sort_by=None,
+        max_levels=None,
         ax=None,
         **kwargs,
     ):
@@ -82,8 +95,9 @@ class CaterpillarDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model with random effects.
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model with random effects, or a fitted Pipeline whose
+            last step is one.
         factor : str or list of str, default=None
             Grouping factor(s) to plot; all of them if None.
         level : float, default=0.95
@@ -93,6 +107,10 @@ class CaterpillarDisplay:
             Order the levels by their prediction; False keeps the fit's order.
         sort_by : str, default=None
             Term to sort by; the factor's first term if None (lme4's choice).
+        max_levels : int, default=None
+            Draw at most this many levels of each factor: those whose
+            ``sort_by`` term (the first term if None) has the largest
+            absolute prediction, in the same order.  None draws every level.
         ax : array of matplotlib Axes, default=None
             One Axes per panel; a new figure if None.
         **kwargs
@@ -102,25 +120,32 @@ class CaterpillarDisplay:
         -------
         display : CaterpillarDisplay
         """
-        check_mixed_model(estimator)
+        model = check_mixed_model(estimator)
         effects, cond_sd = {}, {}
-        for name in resolve_factors(estimator, factor):
-            ranef = estimator.random_effects_[name]
+        for name in resolve_factors(model, factor):
+            ranef = model.random_effects_[name]
             order = _level_order(ranef, sort, sort_by, name)
             effects[name] = ranef.iloc[order]
-            cond_sd[name] = estimator.random_effects_cond_sd_[name].iloc[order]
-        return cls(effects=effects, cond_sd=cond_sd, z=z_value(level)).plot(
-            ax=ax, **kwargs
-        )
+            cond_sd[name] = model.random_effects_cond_sd_[name].iloc[order]
+        display = cls(effects=effects, cond_sd=cond_sd, z=z_value(level))
+        return display.plot(ax=ax, max_levels=max_levels, sort_by=sort_by, **kwargs)
 
-    def plot(self, ax=None, *, errorbar_kwargs=None):
+    def plot(self, ax=None, *, max_levels=None, sort_by=None, errorbar_kwargs=None):
         """Draw one panel per (factor, term).
 
         Parameters
         ----------
         ax : array of matplotlib Axes, default=None
             At least one Axes per panel; a new figure (one row per factor,
-            one column per term, rows sharing their y axis) if None.
+            one column per term, rows sharing their y axis, each row as tall
+            as its levels need) if None.
+        max_levels : int, default=None
+            At most this many levels per factor: those with the largest
+            absolute effect of the ``sort_by`` term, in their stored order.
+            The panels' titles say how many of the levels are drawn.
+        sort_by : str, default=None
+            The term whose effects choose the levels of ``max_levels``; the
+            factor's first term if None.
         errorbar_kwargs : dict, default=None
             Passed to ``ax.errorbar``.
 
@@ -128,57 +153,90 @@ class CaterpillarDisplay:
         -------
         display : CaterpillarDisplay
         """
+        self.levels_ = {
+            name: _top_levels(frame, max_levels, sort_by, name)
+            for name, frame in self.effects.items()
+        }
         panels = [(f, t) for f, frame in self.effects.items() for t in frame.columns]
         n_cols = max(frame.shape[1] for frame in self.effects.values())
-        axes, fig = self._axes(ax, n_cols)
+        axes, heights, fig = self._axes(ax, n_cols)
         defaults = {"fmt": "o", "markersize": 4, "color": "C0", "ecolor": "0.3"}
         self.errorbars_ = {}
         for (name, term), panel in zip(panels, axes):
-            frame = self.effects[name]
-            positions = np.arange(len(frame))
+            levels = self.levels_[name]
+            effect = self.effects[name].loc[levels, term].to_numpy()
+            sd = self.cond_sd[name].loc[levels, term].to_numpy()
+            positions = set_level_ticks(
+                panel, level_labels(levels), height=heights.get(name)
+            )
             self.errorbars_[name, term] = panel.errorbar(
-                frame[term].to_numpy(),
+                effect,
                 positions,
-                xerr=self.z * self.cond_sd[name][term].to_numpy(),
+                xerr=self.z * sd,
                 **style(defaults, errorbar_kwargs),
             )
             panel.axvline(0.0, color="0.6", linestyle="--", linewidth=1)
-            panel.set_yticks(positions, level_labels(frame.index))
-            panel.set(title=f"{name}: {term}", xlabel="Random effect")
+            title = f"{name}: {term}"
+            if len(levels) < len(self.effects[name]):
+                title += f" ({len(levels)} of {len(self.effects[name])} levels)"
+            panel.set(title=title, xlabel="Random effect")
         self.axes_, self.figure_ = axes, fig
         return self
 
     def _axes(self, ax, n_cols):
-        """Panels laid out one row per factor, padded to ``n_cols`` columns."""
+        """Panels one row per factor, padded to ``n_cols`` columns; row heights.
+
+        A new figure's rows are as tall as their levels need (the heights, in
+        inches, are returned by factor, for the tick labels); given Axes keep
+        their size (no heights).
+        """
         if ax is not None:
             n_panels = sum(frame.shape[1] for frame in self.effects.values())
-            return panel_axes(ax, n_panels, n_cols)
+            axes, fig = panel_axes(ax, n_panels, n_cols)
+            return axes, {}, fig
         sizes = [frame.shape[1] for frame in self.effects.values()]
-        n_levels = max(len(frame) for frame in self.effects.values())
-        height = max(2.5, 0.18 * n_levels)
-        grid, fig = panel_axes(
-            None,
-            len(sizes) * n_cols,
+        heights = levels_figure_heights([len(v) for v in self.levels_.values()])
+        fig, grid = pyplot().subplots(
+            len(sizes),
             n_cols,
+            squeeze=False,
             sharey="row",
-            panel_size=(3.5, height),
+            figsize=(3.5 * n_cols, heights.sum()),
+            height_ratios=heights,
+            layout="constrained",
         )
         axes = []
         for row, size in enumerate(sizes):
-            cells = grid[row * n_cols : (row + 1) * n_cols]
-            axes.extend(cells[:size])
-            for unused in cells[size:]:
+            axes.extend(grid[row, :size])
+            for unused in grid[row, size:]:
                 unused.set_visible(False)
-        return axes, fig
+        return axes, dict(zip(self.levels_, heights)), fig
 
 
 def _level_order(ranef, sort, sort_by, factor):
     if not sort:
         return np.arange(len(ranef))
+    term = _sort_term(ranef, sort_by, factor)
+    return np.argsort(ranef[term].to_numpy(), kind="stable")
+
+
+def _sort_term(ranef, sort_by, factor):
     term = ranef.columns[0] if sort_by is None else sort_by
     if term not in ranef.columns:
         raise ValueError(
             f"sort_by={term!r} is not a term of grouping factor {factor!r}; its "
             f"terms are {list(ranef.columns)}."
         )
-    return np.argsort(ranef[term].to_numpy(), kind="stable")
+    return term
+
+
+def _top_levels(ranef, max_levels, sort_by, factor):
+    """The levels to draw, in ``ranef``'s order: all, or the largest ``|effect|``."""
+    if max_levels is None:
+        return ranef.index
+    check_max_levels(max_levels)
+    if max_levels >= len(ranef):
+        return ranef.index
+    size = np.abs(ranef[_sort_term(ranef, sort_by, factor)].to_numpy())
+    keep = np.sort(np.argsort(-size, kind="stable")[:max_levels])
+    return ranef.index[keep]

@@ -1,18 +1,21 @@
 """Residual diagnostics: residuals against fitted values, normal QQ plots.
 
 These are the panels of lme4's ``plot(m)`` and ``qqmath(ranef(m))``, and
-together the tutorial's 2x2 diagnostic figure.
+together the tutorial's 2x2 diagnostic figure.  Points get lighter as they
+get more numerous (``scatter_style``), so that dense regions still show.
 """
 
 import numpy as np
 
 from ._base import (
     check_mixed_model,
+    fitted_model,
     normal_quantiles,
     panel_axes,
     pearson_residuals,
     quartile_line,
     resolve_factors,
+    scatter_style,
     single_axes,
     style,
 )
@@ -106,8 +109,8 @@ class ResidualsVsFittedDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model.
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model, or a fitted Pipeline whose last step is one.
         smooth : bool, default=True
             Add a local-linear (loess) smooth through the points.
         span : float, default=2/3
@@ -128,8 +131,9 @@ class ResidualsVsFittedDisplay:
 
     @classmethod
     def _compute(cls, estimator, *, smooth=True, span=2.0 / 3.0, n_smooth=80):
-        residuals = pearson_residuals(estimator)
-        fitted = np.asarray(estimator.fitted_values_, dtype=float)
+        model, _ = fitted_model(estimator, "fitted_values_")
+        residuals = pearson_residuals(model)
+        fitted = np.asarray(model.fitted_values_, dtype=float)
         curve = None
         if smooth and fitted.size > 2 and np.ptp(fitted) > 0:
             grid = np.linspace(fitted.min(), fitted.max(), n_smooth)
@@ -144,7 +148,8 @@ class ResidualsVsFittedDisplay:
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure if None.
         scatter_kwargs : dict, default=None
-            Passed to ``ax.scatter`` for the points.
+            Passed to ``ax.scatter`` for the points; by default their alpha
+            falls from 0.8 (up to 400 points) as ``sqrt(400 / n)``.
         line_kwargs : dict, default=None
             Passed to ``ax.plot`` for the smooth.
 
@@ -156,7 +161,7 @@ class ResidualsVsFittedDisplay:
         self.scatter_ = ax.scatter(
             self.fitted,
             self.residuals,
-            **style({"s": 12, "alpha": 0.7, "color": "C0"}, scatter_kwargs),
+            **style({"color": "C0"} | scatter_style(self.fitted.size), scatter_kwargs),
         )
         self.zero_line_ = ax.axhline(0.0, color="0.4", linestyle="--", linewidth=1)
         self.smooth_line_ = None
@@ -230,8 +235,8 @@ class QQDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model.
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model, or a fitted Pipeline whose last step is one.
         ax : matplotlib Axes, default=None
         **kwargs
             Passed to :meth:`plot`.
@@ -285,7 +290,8 @@ class QQDisplay:
         ----------
         ax : matplotlib Axes, default=None
         scatter_kwargs : dict, default=None
-            Passed to ``ax.scatter``.
+            Passed to ``ax.scatter``; by default the points' alpha falls
+            from 0.8 (up to 400 points) as ``sqrt(400 / n)``.
         line_kwargs : dict, default=None
             Passed to ``ax.axline`` for the reference line.
 
@@ -294,10 +300,11 @@ class QQDisplay:
         display : QQDisplay
         """
         ax, fig = single_axes(ax)
+        points = scatter_style(self.sample_quantiles.size)
         self.scatter_ = ax.scatter(
             self.theoretical_quantiles,
             self.sample_quantiles,
-            **style({"s": 12, "alpha": 0.7, "color": "C0"}, scatter_kwargs),
+            **style({"color": "C0"} | points, scatter_kwargs),
         )
         intercept, slope = self.reference_line
         self.line_ = ax.axline(
@@ -350,8 +357,9 @@ class RandomEffectsQQDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model with random effects.
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model with random effects, or a fitted Pipeline whose
+            last step is one.
         factor : str or list of str, default=None
             Grouping factor(s) to plot; all of them if None.
         ax : array of matplotlib Axes, default=None
@@ -371,11 +379,11 @@ class RandomEffectsQQDisplay:
 
     @classmethod
     def _compute(cls, estimator, *, factor=None):
-        check_mixed_model(estimator)
+        model = check_mixed_model(estimator)
         qq = [
             QQDisplay._compute(values, name=f"{name}: {term}")
-            for name in resolve_factors(estimator, factor)
-            for term, values in estimator.random_effects_[name].items()
+            for name in resolve_factors(model, factor)
+            for term, values in model.random_effects_[name].items()
         ]
         return cls(qq_displays=qq)
 
@@ -455,8 +463,9 @@ class ResidualDiagnosticsDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model with random effects.
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model with random effects, or a fitted Pipeline whose
+            last step is one.
         factor : str or list of str, default=None
             Grouping factor(s) whose random effects get QQ panels; all if None.
         smooth : bool, default=True
@@ -472,15 +481,11 @@ class ResidualDiagnosticsDisplay:
         -------
         display : ResidualDiagnosticsDisplay
         """
-        check_mixed_model(estimator)
+        model = check_mixed_model(estimator)
         display = cls(
-            residuals_vs_fitted=ResidualsVsFittedDisplay._compute(
-                estimator, smooth=smooth
-            ),
-            qq=QQDisplay._compute(
-                pearson_residuals(estimator), name="Pearson residuals"
-            ),
-            random_effects_qq=RandomEffectsQQDisplay._compute(estimator, factor=factor),
+            residuals_vs_fitted=ResidualsVsFittedDisplay._compute(model, smooth=smooth),
+            qq=QQDisplay._compute(pearson_residuals(model), name="Pearson residuals"),
+            random_effects_qq=RandomEffectsQQDisplay._compute(model, factor=factor),
         )
         return display.plot(ax=ax, n_cols=n_cols, **kwargs)
 
@@ -517,8 +522,9 @@ def plot_diagnostics(estimator, **kwargs):
 
     Parameters
     ----------
-    estimator : MixedLinearRegressor
-        A fitted model with random effects.
+    estimator : MixedLinearRegressor or Pipeline
+        A fitted model with random effects, or a fitted Pipeline whose last
+        step is one.
     **kwargs
         Passed to :meth:`ResidualDiagnosticsDisplay.from_estimator`.
 

@@ -5,10 +5,16 @@ import numbers
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
-from .._spec import _formula_frame
-from ._base import single_axes, style, z_value
+from .._pooling import NoPoolingRegressor, group_design
+from ._base import fitted_model, scatter_style, single_axes, style, transform, z_value
+from ._inputs import (
+    frame_of_array,
+    group_columns,
+    is_frame,
+    model_features,
+    pandas_frame,
+)
 
 BANDS = ("wald", "posterior", "bootstrap")
 
@@ -24,6 +30,18 @@ class EffectDisplay:
     supplies.  For a categorical variable the grid is its levels: one point
     per level, with an interval.  With ``by``, one line (or set of points)
     per level of a second, categorical variable.
+
+    The variables are those of the data the model was fitted on: with
+    ``group_column`` the group columns stay in ``X`` (held at their first
+    level, which the population prediction ignores); for a fitted Pipeline
+    ending with a skmixed model, the Pipeline's raw input columns.  The grid
+    is built on the raw columns and goes through the Pipeline's steps before
+    the model (``pipeline[:-1].transform``), so a scaled or one-hot encoded
+    column is drawn on its own, raw, scale.  The baselines
+    :class:`~skmixed.CompletePoolingRegressor` (its line) and
+    :class:`~skmixed.NoPoolingRegressor` (the mean of the levels' lines,
+    ``intercept_`` and ``coef_``, as lme4's ``fixef`` of an ``lmList``) are
+    drawn without a band, or with a band of the user's curves.
 
     Parameters
     ----------
@@ -147,15 +165,19 @@ class EffectDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model.
+        estimator : MixedLinearRegressor, CompletePoolingRegressor, \
+NoPoolingRegressor or Pipeline
+            A fitted model, or a fitted Pipeline whose last step is one.
         X : array-like of shape (n_samples, n_features)
             Data: gives the grid's range and the other variables' typical
-            values.  For a formula model, the raw data frame (as in ``fit``).
+            values.  As in ``fit``: for a formula model the raw data frame,
+            with ``group_column`` the group columns among the features, for
+            a Pipeline its raw input (pandas or polars DataFrame, or array).
         y : array-like of shape (n_samples,) or None
             Responses drawn as points; None draws none.
         feature : str or int
-            Column of ``X`` (a name needs ``X`` fitted with column names).
+            Column of ``X`` (a name needs ``X`` fitted with column names);
+            for a Pipeline, a column of its input.
             For a formula model, a raw variable the formula reads (``"Time"``
             for ``poly(Time, 2) * Diet``), numeric or categorical: the grid
             goes through the model's formula, so the line follows every
@@ -174,6 +196,9 @@ class EffectDisplay:
             prediction has no random effects, so their value does not matter.
         band : {"wald", "posterior", "bootstrap"}, array-like or None, \
 default=None
+            The named bands need a :class:`~skmixed.MixedLinearRegressor`
+            (in a Pipeline: its steps are held fixed, the bootstrap refits
+            only the model).
             ``"wald"``: ``x beta +- z SE`` from ``fixed_effects_cov_``.
             ``"posterior"``: quantiles of predictions from draws of the
             fixed effects, by ``estimator.sample_posterior`` if it has one,
@@ -200,9 +225,8 @@ default=None
         -------
         display : EffectDisplay
         """
-        check_is_fitted(estimator, "fixed_effects_")
-        spec = _formula_spec(estimator)
-        frame = _as_frame(X, estimator) if spec is None else _raw_frame(X, spec)
+        model, steps = fitted_model(estimator, "coef_")
+        frame, as_input = _input_frame(X, estimator, model, steps)
         name = _feature_name(frame, feature)
         categorical = _is_categorical(frame[name])
         if grid is None:
@@ -213,12 +237,13 @@ default=None
             )
         grid = np.asarray(grid, dtype=object if categorical else float).ravel()
         by_name, by_levels = _by_levels(frame, by, name)
-        X_grid = _grid_frame(frame, name, grid, by_name, by_levels, at)
-        if spec is None and not hasattr(estimator, "feature_names_in_"):
-            X_grid = X_grid.to_numpy(dtype=float)
-        prediction = _population_prediction(estimator, X_grid)
+        held = [c for c in group_columns(model) if c in frame.columns]
+        _check_not_groups(held, name, by_name)
+        X_grid = _grid_frame(frame, name, grid, by_name, by_levels, at, held)
+        X_grid = transform(steps, as_input(X_grid))  # what the model sees
+        prediction = _population_prediction(model, X_grid)
         lower, upper, band_name = _band(
-            estimator, X_grid, band, level, n_draws, random_state, prediction
+            model, X_grid, band, level, n_draws, random_state, prediction
         )
         shape = (-1, grid.size) if by_name is not None else (grid.size,)
         x_data = frame[name].to_numpy()
@@ -233,7 +258,7 @@ default=None
             x_data=x_data.astype(float),
             y_data=None if y is None else np.asarray(y, dtype=float).ravel(),
             feature_name=name,
-            target_name=getattr(y, "name", None) or _response_name(spec),
+            target_name=getattr(y, "name", None) or _response_name(model),
             band_name=band_name,
             categorical=categorical,
             by_name=by_name,
@@ -262,10 +287,14 @@ default=None
         ax, fig = single_axes(ax)
         self.scatter_ = None
         if self.y_data is not None:
+            points = scatter_style(self.y_data.size)
+            points |= {
+                "s": min(points["s"], 10),
+                "alpha": min(points["alpha"], 0.5),
+                "color": "0.4",
+            }
             self.scatter_ = ax.scatter(
-                self.x_data,
-                self.y_data,
-                **style({"s": 10, "alpha": 0.5, "color": "0.4"}, scatter_kwargs),
+                self.x_data, self.y_data, **style(points, scatter_kwargs)
             )
         prediction = np.atleast_2d(self.prediction)
         labels = [None] if self.by_name is None else list(self.by_levels)
@@ -330,13 +359,64 @@ def _formula_spec(estimator):
     return spec if getattr(spec, "matrices", None) is not None else None
 
 
-def _raw_frame(X, spec):
-    """The columns of a raw data frame that a formula model reads."""
-    frame = _formula_frame(X)
-    return frame[[c for c in spec.matrices.variables if c in frame.columns]]
+def _input_frame(X, estimator, model, steps):
+    """The columns the user's estimator reads, and how to hand rows back to it.
+
+    Returns a pandas frame of ``X``'s columns that ``estimator`` reads and a
+    function turning rows of such a frame into its input (an array for an
+    estimator fitted on arrays).
+    """
+    if steps is not None:  # a Pipeline: its raw input columns
+        return _pipeline_frame(X, estimator)
+    spec = _formula_spec(model)
+    if spec is not None:  # the raw columns that the formula names
+        frame = pandas_frame(X)
+        columns = [c for c in spec.matrices.variables if c in frame.columns]
+        return frame[columns], _same
+    return _as_frame(X, model)
 
 
-def _response_name(spec):
+def _same(rows):
+    return rows
+
+
+def _to_array(rows):
+    return rows.to_numpy()
+
+
+def _to_float_array(rows):
+    return rows.to_numpy(dtype=float)
+
+
+def _pipeline_frame(X, pipeline):
+    """A Pipeline's input columns (its ``feature_names_in_`` when fitted on names)."""
+    if not is_frame(X):
+        n_columns = np.shape(X)[1] if np.ndim(X) == 2 else 0
+        n_features = getattr(pipeline, "n_features_in_", n_columns)
+        return frame_of_array(X, [f"x{j}" for j in range(n_features)]), _to_array
+    frame = pandas_frame(X)
+    names = getattr(pipeline, "feature_names_in_", None)
+    if names is None:
+        return frame, _same
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"X lacks the Pipeline's input column(s) {missing}.")
+    return frame[list(names)], _same
+
+
+def _check_not_groups(held, feature, by):
+    """Refuse a group column as the feature or ``by``: nothing would change."""
+    for role, column in [("feature", feature), ("by", by)]:
+        if column is not None and column in held:
+            raise ValueError(
+                f"{role}={column!r} is a group column: the population prediction "
+                "does not depend on it. CaterpillarDisplay draws each level's "
+                "random effects."
+            )
+
+
+def _response_name(model):
+    spec = _formula_spec(model)
     return "y" if spec is None or spec.response is None else spec.response
 
 
@@ -382,10 +462,16 @@ def _by_levels(frame, by, feature):
     return name, _levels(frame[name])
 
 
-def _typical_values(frame, at):
-    """Per column: the mean if numeric, else the first level; ``at`` overrides."""
+def _typical_values(frame, at, held=()):
+    """Per column: the mean if numeric, else the first level; ``at`` overrides.
+
+    The columns ``held`` (group labels) are at their first level, numeric or
+    not.
+    """
     values = {
-        c: _levels(frame[c])[0] if _is_categorical(frame[c]) else frame[c].mean()
+        c: _levels(frame[c])[0]
+        if c in held or _is_categorical(frame[c])
+        else frame[c].mean()
         for c in frame.columns
     }
     unknown = sorted(set(at or {}) - set(frame.columns))
@@ -396,10 +482,10 @@ def _typical_values(frame, at):
     return values | dict(at or {})
 
 
-def _grid_frame(frame, feature, grid, by, by_levels, at):
+def _grid_frame(frame, feature, grid, by, by_levels, at, held=()):
     """Rows of the grid (level after level of ``by``), other columns typical."""
     n = grid.size * len(by_levels)
-    columns = {c: [v] * n for c, v in _typical_values(frame, at).items()}
+    columns = {c: [v] * n for c, v in _typical_values(frame, at, held).items()}
     columns[feature] = np.tile(grid, len(by_levels))
     if by is not None:
         columns[by] = np.repeat(np.asarray(by_levels, dtype=object), grid.size)
@@ -415,30 +501,62 @@ def _column_like(values, new):
     return np.asarray(new, dtype=object if _is_categorical(values) else float)
 
 
-def _population_prediction(estimator, X_grid):
-    """The prediction without random effects (a formula model has its factors)."""
-    if _formula_spec(estimator) is not None:
-        return np.asarray(estimator.predict(X_grid, random_effects="none"), float)
-    return np.asarray(estimator.predict(X_grid), dtype=float)
+def _population_prediction(model, X_grid):
+    """The prediction without random effects, of the rows the model sees.
+
+    A mixed model's with ``random_effects="none"`` (lme4's ``re.form = NA``;
+    its group columns, if any, are ignored), a no-pooling model's mean line
+    (``intercept_``, ``coef_``), a complete-pooling model's line.
+    """
+    if isinstance(model, NoPoolingRegressor):
+        return _mean_line(model, X_grid)
+    if hasattr(model, "random_effects_"):
+        return np.asarray(model.predict(X_grid, random_effects="none"), float)
+    return np.asarray(model.predict(X_grid), dtype=float)
 
 
-def _as_frame(X, estimator):
-    """``X`` as a DataFrame named as the estimator's features."""
-    names = _model_feature_names(estimator)
-    if isinstance(X, pd.DataFrame) and hasattr(estimator, "feature_names_in_"):
-        missing = [c for c in names if c not in X.columns]
+def _mean_line(model, X_grid):
+    """``intercept_ + x coef_``: the mean of a no-pooling model's level lines."""
+    spec = _formula_spec(model)
+    if spec is None:
+        return model.intercept_ + model_features(model, X_grid)[0] @ model.coef_
+    frame = spec.model_frame(X_grid)
+    D, _, _ = group_design(spec, frame, spec.terms[0].factor)
+    y = np.full(frame.complete.shape[0], np.nan)
+    y[frame.complete] = model.intercept_ + D @ model.coef_
+    return y
+
+
+def _as_frame(X, model):
+    """A model's features (and group columns) as a frame; how to hand rows back.
+
+    With names (or ``group_column``) the rows go back as a frame, otherwise
+    as a float array.
+    """
+    labels = group_columns(model)
+    if is_frame(X) and (hasattr(model, "feature_names_in_") or labels):
+        frame = pandas_frame(X)
+        names = (
+            _model_feature_names(model)
+            if hasattr(model, "feature_names_in_")
+            else [c for c in frame.columns if c not in labels]
+        )
+        missing = [c for c in names + labels if c not in frame.columns]
         if missing:
-            raise ValueError(f"X lacks the fitted feature(s) {missing}.")
-        return X[names].astype(float)
-    if isinstance(X, pd.DataFrame):  # fitted without names: keep the user's
-        names = [str(c) for c in X.columns]
+            raise ValueError(f"X lacks the fitted column(s) {missing}.")
+        frame = frame[names + labels]
+        return frame.astype(dict.fromkeys(names, float)), _same
+    # Fitted without names: the user's names if any, else x0, x1, ...
+    names = (
+        [str(c) for c in X.columns] if is_frame(X) else _model_feature_names(model)
+    )
     array = np.asarray(X, dtype=float)
     if array.ndim != 2 or array.shape[1] != len(names):
         raise ValueError(
             f"X must be 2-D with {len(names)} column(s) as in fit; got shape "
             f"{array.shape}."
         )
-    return pd.DataFrame(array, columns=names)
+    return pd.DataFrame(array, columns=names), _to_float_array
 
 
 def _model_feature_names(estimator):
@@ -471,6 +589,12 @@ def _band(estimator, X_grid, band, level, n_draws, random_state, prediction):
             raise ValueError(
                 f"band must be one of {BANDS}, an array or None; got {band!r}."
             )
+        if not hasattr(estimator, "fixed_effects_cov_"):
+            raise ValueError(
+                f"band={band!r} needs the fixed effects' covariance of a "
+                f"MixedLinearRegressor; {type(estimator).__name__} has none. Pass "
+                "band=None, or an array of predicted curves."
+            )
         if band == "wald":
             z = z_value(level)
             se = _wald_se(estimator, X_grid)
@@ -499,7 +623,7 @@ def _fixed_design(estimator, X_grid):
     if spec is not None:  # the formula's model matrix of the raw grid
         frame = pd.DataFrame(spec.model_frame(X_grid).X, columns=spec.features)
     else:
-        frame = pd.DataFrame(np.asarray(X_grid, dtype=float))
+        frame = pd.DataFrame(model_features(estimator, X_grid)[0])
         frame.columns = _model_feature_names(estimator)
     frame.insert(0, "Intercept", 1.0)  # a feature called "Intercept" would clash
     return frame[list(estimator.fixed_effects_.index)].to_numpy()

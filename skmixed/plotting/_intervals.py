@@ -1,10 +1,9 @@
-"""Interval plot: confidence intervals of the fixed effects, method by method."""
+"""Interval plot: confidence intervals of the parameters, method by method."""
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import level_labels, panel_axes, z_value
+from ._base import fitted_model, level_labels, panel_axes, z_value
 
 METHOD_LABELS = {"wald": "Wald", "profile": "Profile", "bootstrap": "Bootstrap"}
 
@@ -14,7 +13,9 @@ class IntervalDisplay:
 
     One panel per parameter (each on its own scale, as an intercept and a
     slope rarely share one), one row per method, with the point estimate as
-    a marker and a dotted vertical line.
+    a marker and a dotted vertical line: a fixed effect's, or a variance
+    parameter's (``sd_Intercept|Site``, ``cor_Temp.Intercept|Site``,
+    ``sigma``: lme4's standard deviations and correlations).
 
     Parameters
     ----------
@@ -106,6 +107,7 @@ class IntervalDisplay:
         methods=("wald", "profile", "bootstrap"),
         *,
         parameters=None,
+        level=0.95,
         confint_params=None,
         ax=None,
         **kwargs,
@@ -114,17 +116,27 @@ class IntervalDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model.
-        methods : sequence of str, default=("wald", "profile", "bootstrap")
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model, or a fitted Pipeline whose last step is one (its
+            parameters are those of the features the model sees).
+        methods : str or sequence of str, default=("wald", "profile", \
+"bootstrap")
             Values of ``confint``'s ``method``.  Without a ``confint`` method
             only ``"wald"`` is available, computed from
             ``fixed_effects_cov_``.
-        parameters : list of str, default=None
-            Parameters to draw; the fixed effects if None.
-        confint_params : dict, default=None
-            Further keyword arguments of ``confint`` (e.g. ``level``,
-            ``n_boot``, ``random_state``).
+        parameters : list of str or "all", default=None
+            Parameters to draw; the fixed effects if None; ``"all"``: every
+            parameter that some method bounds, the variance parameters
+            (``sd_...``, ``cor_...``, ``sigma``; profile and bootstrap only)
+            among them.
+        level : float, default=0.95
+            Confidence level of every method.
+        confint_params : dict of str to dict, default=None
+            Further keyword arguments of ``confint``, per method: keys are
+            methods, values the arguments of that method only, e.g.
+            ``{"bootstrap": {"n_boot": 200, "random_state": 0}}``
+            (``"wald"`` takes none).  A flat dict of arguments
+            (``{"n_boot": 200}``) is refused, as every method would get it.
         ax : array of matplotlib Axes, default=None
         **kwargs
             Passed to :meth:`plot`.
@@ -132,19 +144,38 @@ class IntervalDisplay:
         Returns
         -------
         display : IntervalDisplay
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from skmixed import MixedLinearRegressor
+        >>> from skmixed.datasets import load_biomass
+        >>> from skmixed.plotting import IntervalDisplay
+        >>> X, y, groups = load_biomass(return_X_y_groups=True)
+        >>> model = MixedLinearRegressor().fit(X, y, groups=groups)
+        >>> display = IntervalDisplay.from_estimator(
+        ...     model, ["wald", "bootstrap"], parameters="all",
+        ...     confint_params={"bootstrap": {"n_boot": 20, "random_state": 0}})
+        >>> display.parameters
+        ['sd_Intercept|Site', 'sigma', 'Intercept', 'Temp', 'N']
+        >>> round(float(display.estimates["sigma"]), 3) == round(model.sigma_, 3)
+        True
         """
-        check_is_fitted(estimator, "fixed_effects_")
-        if isinstance(methods, str):
-            methods = [methods]
+        model, _ = fitted_model(estimator, "fixed_effects_")
+        methods = [methods] if isinstance(methods, str) else list(methods)
+        params = _method_params(confint_params, methods)
         intervals = {
-            METHOD_LABELS.get(m, str(m)): _confint(estimator, m, confint_params or {})
+            METHOD_LABELS.get(m, str(m)): _confint(model, m, level, params.get(m))
             for m in methods
         }
         if parameters is None:
-            parameters = list(estimator.fixed_effects_.index)
+            parameters = list(model.fixed_effects_.index)
+        elif isinstance(parameters, str) and parameters == "all":
+            parameters = _bounded_parameters(intervals)
         return cls.from_intervals(
             intervals,
-            estimates=estimator.fixed_effects_,
+            estimates=_estimates(model),
             parameters=parameters,
             ax=ax,
             **kwargs,
@@ -229,15 +260,96 @@ def _bounds(frame, parameter):
     return float(frame.at[parameter, "lower"]), float(frame.at[parameter, "upper"])
 
 
-def _confint(estimator, method, params):
-    if hasattr(estimator, "confint"):
-        return estimator.confint(method=method, **params)
-    if method != "wald":
-        raise ValueError(
-            f"method={method!r} needs an estimator with a confint() method; "
-            "without one only 'wald' is available."
+def _method_params(confint_params, methods):
+    """``confint_params`` checked: per method in ``methods``, a dict of arguments."""
+    if confint_params is None:
+        return {}
+    if not isinstance(confint_params, dict):
+        raise TypeError(
+            "confint_params must be a dict mapping a method to its confint "
+            f"arguments; got {type(confint_params).__name__}."
         )
-    return wald_intervals(estimator, **params)
+    not_methods = [k for k in confint_params if k not in methods]
+    if not_methods:
+        known = [k for k in not_methods if k in METHOD_LABELS]
+        if known:
+            raise ValueError(
+                f"confint_params gives arguments for method(s) {known}, which "
+                f"are not among methods={methods}."
+            )
+        hint = "; pass level= for the level of every method" * (
+            "level" in not_methods
+        )
+        raise ValueError(
+            f"confint_params takes the arguments of each method apart, keyed by "
+            f"method: got {not_methods}, which are not methods among {methods} "
+            "(confint(method='wald') takes no argument, profile and bootstrap "
+            "their own); write e.g. confint_params={'bootstrap': {'n_boot': "
+            f"100, 'random_state': 0}}}}{hint}."
+        )
+    for method, params in confint_params.items():
+        if not isinstance(params, dict):
+            raise TypeError(
+                f"confint_params[{method!r}] must be a dict of keyword arguments "
+                f"of confint(method={method!r}); got {params!r}."
+            )
+        clash = sorted({"level", "method"} & set(params))
+        if clash:
+            raise ValueError(
+                f"confint_params[{method!r}] sets {clash}: the method is its key "
+                "and level= of from_estimator applies to every method."
+            )
+    return confint_params
+
+
+def _confint(estimator, method, level, params):
+    if not hasattr(estimator, "confint"):
+        if method != "wald":
+            raise ValueError(
+                f"method={method!r} needs an estimator with a confint() method; "
+                "without one only 'wald' is available."
+            )
+        if params:
+            raise TypeError(f"the Wald intervals take no arguments; got {params}.")
+        return wald_intervals(estimator, level)
+    if not params:
+        return estimator.confint(method=method, level=level)
+    try:
+        return estimator.confint(method=method, level=level, **params)
+    except TypeError as exc:
+        raise TypeError(
+            f"confint_params[{method!r}] = {params} does not fit "
+            f"confint(method={method!r}): {exc}"
+        ) from exc
+
+
+def _estimates(model):
+    """Point estimates of every parameter ``confint`` names, as lme4 names them.
+
+    The variance parameters (standard deviations, correlations, ``sigma``)
+    then the fixed effects, for a mixed model; else the fixed effects.
+    """
+    if not hasattr(model, "random_effects_cov_"):
+        return model.fixed_effects_
+    from ..inference._bootstrap import model_parameters
+
+    return model_parameters(model)
+
+
+def _bounded_parameters(intervals):
+    """Parameters with a bound from some method, in ``confint``'s order.
+
+    The rows of all frames in order of first appearance (``confint`` gives
+    the Wald rows of the variance parameters, as NaN, in their place).
+    """
+    frames = list(intervals.values())
+    names = list(dict.fromkeys(p for frame in frames for p in frame.index))
+    bounded = {
+        p
+        for frame in frames
+        for p in frame.index[frame[["lower", "upper"]].notna().any(axis=1)]
+    }
+    return [p for p in names if p in bounded]
 
 
 def wald_intervals(estimator, level=0.95):

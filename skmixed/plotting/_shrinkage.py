@@ -4,11 +4,22 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import check_is_fitted
 
 from .._groups import check_groups, lookup_levels
 from .._pooling import group_design
-from ._base import check_mixed_model, level_labels, resolve_factors, single_axes, style
+from ._base import (
+    check_max_levels,
+    check_mixed_model,
+    fitted_model,
+    level_labels,
+    levels_figure_heights,
+    resolve_factors,
+    set_level_ticks,
+    single_axes,
+    style,
+    transform,
+)
+from ._inputs import model_features
 
 
 class ShrinkageDisplay:
@@ -18,6 +29,12 @@ class ShrinkageDisplay:
     its mixed-model estimate (fixed effect + BLUP, partial pooling); the
     vertical line is the population value (the fixed effect).  Levels with
     little data or far from the population move the most.
+
+    A new figure grows with the number of levels (0.2 inch per level, up to
+    30 inches), so that every level's label is readable; past that, or on a
+    given Axes too short for them, every k-th level is labelled.  For
+    hundreds of levels, ``max_levels`` keeps the levels with the largest
+    absolute random effect (``|mixed - population|``).
 
     Parameters
     ----------
@@ -39,6 +56,8 @@ class ShrinkageDisplay:
         One per level with a no-pooling estimate, bottom to top.
     no_pooling_scatter_, mixed_scatter_ : matplotlib PathCollection
     population_line_ : matplotlib Line2D
+    levels_ : Index
+        The levels drawn, bottom to top.
     ax_ : matplotlib Axes
     figure_ : matplotlib Figure
 
@@ -58,6 +77,11 @@ class ShrinkageDisplay:
     factor's random-effect terms (the term's model-matrix columns vary by
     level, the other fixed-part columns are shared), on the rows the mixed
     model was fitted on.
+
+    A model fitted with ``group_column`` takes its groups from that column
+    of ``X``; a Pipeline's steps before the model transform ``X`` first, so
+    the terms and features are those the model sees (a scaled ``Temp`` is
+    drawn on its scaled axis).
 
     Examples
     --------
@@ -106,6 +130,7 @@ class ShrinkageDisplay:
         *,
         term="Intercept",
         factor=None,
+        max_levels=None,
         ax=None,
         **kwargs,
     ):
@@ -113,23 +138,30 @@ class ShrinkageDisplay:
 
         Parameters
         ----------
-        estimator : MixedLinearRegressor
-            A fitted model with random effects.
+        estimator : MixedLinearRegressor or Pipeline
+            A fitted model with random effects, or a fitted Pipeline whose
+            last step is one.
         X : array-like of shape (n_samples, n_features)
-            The training data (as in ``fit``: for a formula model, the raw
-            data frame).
+            The training data, as given to ``fit`` (of the Pipeline, for a
+            Pipeline; for a formula model, the raw data frame; with
+            ``group_column``, the group columns among the others).
         y : array-like of shape (n_samples,), default=None
             Required for a model fitted on arrays; a formula model reads it
             from ``X`` when None.
         groups : array-like of shape (n_samples,) or (n_samples, n_factors), \
 default=None
-            Required for a model fitted on arrays; must be None for a
-            formula model (its grouping factors are columns of ``X``).
+            Required for a model fitted with ``groups`` (passed or routed by
+            metadata routing); must be None for a formula model or one with
+            ``group_column`` (the grouping factors are columns of ``X``).
         term : str, default="Intercept"
             A random-effect term of ``factor``: ``"Intercept"`` or a slope's
             feature name (a formula's column name, e.g. ``"Days"``).
         factor : str, default=None
             Grouping factor; may be None when the model has only one.
+        max_levels : int, default=None
+            Draw at most this many levels: those with the largest absolute
+            random effect of ``term`` (``|mixed - population|``).  None draws
+            every level.
         ax : matplotlib Axes, default=None
         **kwargs
             Passed to :meth:`plot`.
@@ -138,23 +170,25 @@ default=None
         -------
         display : ShrinkageDisplay
         """
-        check_mixed_model(estimator)
-        name = _single_factor(estimator, factor)
-        spec = next(f for f in estimator._factors if f.name == name)
+        model, steps = fitted_model(estimator, "random_effects_")
+        check_mixed_model(model)
+        name = _single_factor(model, factor)
+        spec = next(f for f in model._factors if f.name == name)
         if term not in spec.term_names:
             raise ValueError(
                 f"term {term!r} is not a random-effect term of {name!r}; its terms "
                 f"are {spec.term_names}."
             )
-        if getattr(getattr(estimator, "_spec", None), "matrices", None) is not None:
-            X, y, codes, spec = _formula_data(estimator, X, y, groups, spec)
+        X = transform(steps, X)
+        if getattr(getattr(model, "_spec", None), "matrices", None) is not None:
+            X, y, codes, spec = _formula_data(model, X, y, groups, spec)
         else:
-            X, y, codes = _array_data(estimator, X, y, groups, spec)
+            X, y, codes = _array_data(model, X, y, groups, spec)
         coef = _no_pooling(spec, X, y, codes)
-        population = float(estimator.fixed_effects_.get(term, 0.0))
+        population = float(model.fixed_effects_.get(term, 0.0))
         display = cls(
             no_pooling=coef[term],
-            mixed=population + estimator.random_effects_[name][term],
+            mixed=population + model.random_effects_[name][term],
             population=population,
             n_obs=pd.Series(
                 np.bincount(codes[codes >= 0], minlength=spec.n_levels),
@@ -163,16 +197,20 @@ default=None
             term=term,
             factor=name,
         )
-        return display.plot(ax=ax, **kwargs)
+        return display.plot(ax=ax, max_levels=max_levels, **kwargs)
 
-    def plot(self, ax=None, *, sort=True, arrow_kwargs=None):
+    def plot(self, ax=None, *, sort=True, max_levels=None, arrow_kwargs=None):
         """Draw arrows from the no-pooling to the mixed-model estimates.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            A new figure, as tall as the levels need, if None.
         sort : bool, default=True
             Order the levels by their no-pooling estimate (bottom to top).
+        max_levels : int, default=None
+            At most this many levels: those with the largest
+            ``|mixed - population|``; the title says how many are drawn.
         arrow_kwargs : dict, default=None
             Passed as ``arrowprops`` to ``ax.annotate``.
 
@@ -180,13 +218,16 @@ default=None
         -------
         display : ShrinkageDisplay
         """
-        ax, fig = single_axes(ax)
-        levels = self.no_pooling.index
-        if sort:
-            levels = self.no_pooling.sort_values(kind="stable").index  # NaN last
+        levels = _top_levels(self.mixed - self.population, max_levels)
+        height = None
+        if ax is None:
+            height = float(levels_figure_heights([len(levels)], minimum=3.5)[0])
+        ax, fig = single_axes(ax, figsize=None if height is None else (6.4, height))
+        if sort:  # by the no-pooling estimate, NaN last
+            levels = self.no_pooling[levels].sort_values(kind="stable").index
         start = self.no_pooling[levels].to_numpy()
         end = self.mixed[levels].to_numpy()
-        positions = np.arange(len(levels))
+        positions = set_level_ticks(ax, level_labels(levels), height=height)
         arrowprops = style({"arrowstyle": "->", "color": "0.4"}, arrow_kwargs)
         self.arrows_ = [
             ax.annotate("", xy=(x1, y), xytext=(x0, y), arrowprops=arrowprops)
@@ -202,8 +243,10 @@ default=None
         self.population_line_ = ax.axvline(
             self.population, color="0.3", linestyle="--", label="population"
         )
-        ax.set_yticks(positions, level_labels(levels))
-        ax.set(xlabel=self.term, ylabel=self.factor, title=f"Shrinkage of {self.term}")
+        title = f"Shrinkage of {self.term}"
+        if len(levels) < len(self.no_pooling):
+            title += f" ({len(levels)} of {len(self.no_pooling)} levels)"
+        ax.set(xlabel=self.term, ylabel=self.factor, title=title)
         # Outside the axes: inside, it would hide some levels' arrows.
         ax.legend(
             loc="center left",
@@ -211,8 +254,18 @@ default=None
             frameon=False,
             fontsize="small",
         )
-        self.ax_, self.figure_ = ax, fig
+        self.levels_, self.ax_, self.figure_ = levels, ax, fig
         return self
+
+
+def _top_levels(effects, max_levels):
+    """The index of ``effects``: all of it, or its ``max_levels`` largest ``|.|``."""
+    check_max_levels(max_levels)
+    if max_levels is None or max_levels >= len(effects):
+        return effects.index
+    size = np.abs(effects.to_numpy(dtype=float))
+    keep = np.sort(np.argsort(-size, kind="stable")[:max_levels])
+    return effects.index[keep]
 
 
 def _single_factor(estimator, factor):
@@ -225,13 +278,17 @@ def _single_factor(estimator, factor):
 
 
 def _array_data(estimator, X, y, groups, factor):
-    """Features, response and level codes of a model fitted on arrays."""
+    """Features, response and level codes of a model fitted on arrays.
+
+    With ``group_column`` the groups are the columns of ``X`` named at fit.
+    """
+    X, groups = model_features(estimator, X, groups)
     if y is None or groups is None:
         raise ValueError(
             "y and groups are required for a model fitted on arrays (only a "
-            "formula model reads them from X)."
+            "formula model reads them from X, and a model with group_column "
+            "its groups)."
         )
-    X = _check_X(estimator, X)
     y = _check_y(y, X.shape[0])
     frame = estimator._match_groups(check_groups(groups, X.shape[0]))
     return X, y, lookup_levels(frame[factor.name], factor.levels)
@@ -262,17 +319,6 @@ def _check_y(y, n_samples):
     if y.size != n_samples:
         raise ValueError(f"y has {y.size} values but X has {n_samples} rows.")
     return y
-
-
-def _check_X(estimator, X):
-    check_is_fitted(estimator, "n_features_in_")
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[1] != estimator.n_features_in_:
-        raise ValueError(
-            f"X must be 2-D with {estimator.n_features_in_} column(s) as in fit; "
-            f"got shape {X.shape}."
-        )
-    return X
 
 
 def _no_pooling(spec, X, y, codes):
