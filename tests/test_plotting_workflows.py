@@ -494,3 +494,15 @@ def test_residual_scatters_grow_transparent_with_the_number_of_points():
         pipe, scatter_kwargs={"alpha": 1.0}
     )
     assert chosen.scatter_.get_alpha() == 1.0
+
+
+def test_residual_plots_of_a_weighted_fit_are_standardised_by_the_weights(biomass):
+    weights = np.linspace(0.5, 2.0, len(biomass.y))
+    model = MixedLinearRegressor(group_column="Site").fit(
+        biomass.frame, biomass.y, sample_weight=weights
+    )
+    display = plot_diagnostics(model)
+    expected = np.sqrt(weights) * model.residuals_ / model.sigma_  # Var = sigma^2/w
+    points = display.residuals_vs_fitted.scatter_.get_offsets()
+    assert_allclose(points[:, 1], expected)
+    assert_allclose(display.qq.sample_quantiles, np.sort(expected))

@@ -133,9 +133,17 @@ def resolve_factors(model, factor):
 
 
 def pearson_residuals(estimator):
-    """Conditional residuals over the residual SD (lme4's ``resid(m, "pearson")``)."""
+    """Conditional residuals over their SD (lme4's ``resid(m, "pearson")``).
+
+    ``residuals_ / sigma_``, times ``sqrt(w)`` for a fit with prior weights
+    ``w`` (``sample_weight``), whose residual variances are ``sigma^2 / w``.
+    """
     model, _ = fitted_model(estimator, "residuals_")
-    return np.asarray(model.residuals_, dtype=float) / model.sigma_
+    residuals = np.asarray(model.residuals_, dtype=float) / model.sigma_
+    weights = getattr(model, "_train_weights", None)
+    if weights is None:
+        return residuals
+    return residuals * np.sqrt(np.asarray(weights, dtype=float))
 
 
 def scatter_style(n_points):
