@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._groups import check_groups
+from .exceptions import UnseenLevelsWarning
 from ._mixed import MixedLinearRegressor
 from ._pooling import (
     CompletePoolingRegressor,
@@ -563,7 +564,10 @@ def _cross_validate(estimator, data, y, splits, scoring):
     scores = {}
     for train, test in splits:
         fitted = clone(estimator).fit(_rows(data, train), y[train])
-        result = scorer(fitted, _rows(data, test), y[test])
+        with warnings.catch_warnings():
+            # Unseen test groups are the point of a grouped comparison.
+            warnings.simplefilter("ignore", UnseenLevelsWarning)
+            result = scorer(fitted, _rows(data, test), y[test])
         if not isinstance(result, dict):
             result = {_metric_name(scoring): result}
         for metric, value in result.items():

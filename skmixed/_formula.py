@@ -1339,22 +1339,36 @@ class FormulaMatrices:
             )
         return used
 
-    def complete_rows(self, frame):
+    def complete_rows(self, frame, *, new_levels=False):
         """Boolean mask of the rows with no missing value in a used variable.
 
-        The response counts only when its column is in ``frame``.
+        The response counts only when its column is in ``frame``.  With
+        ``new_levels`` (predictions) a missing label of a grouping factor
+        does not count: it is a new level, as lme4's ``allow.new.levels``.
         """
         frame = _as_pandas(frame)
         mask = np.ones(len(frame), dtype=bool)
         response = set(_names_in(self.parsed.response or "")) | {self.parsed.response}
+        skipped = self._grouping_only(frame) if new_levels else set()
         for name in getattr(self, "variables", ()) or self._variables(frame):
             if name in frame.columns:
-                mask &= ~frame[name].isna().to_numpy()
+                if name not in skipped:
+                    mask &= ~frame[name].isna().to_numpy()
             elif name not in response:
                 raise ValueError(
                     f"the formula uses {name!r}, not a column of the data."
                 )
         return mask
+
+    def _grouping_only(self, frame):
+        """The columns used only to name groups, not in any model matrix."""
+        texts = [*self._fixed.variables]
+        for part in self._random:
+            texts += list(part.variables)
+        used = set()
+        for text in texts:
+            used |= {text} if text in frame.columns else set(_names_in(text))
+        return {g for t in self.parsed.random for g in t.grouping} - used
 
     def response(self, frame):
         """The response as a float vector."""
@@ -1380,7 +1394,9 @@ class FormulaMatrices:
 
     def _on_complete(self, part, frame):
         frame = _as_pandas(frame)
-        keep = self.complete_rows(frame)
+        # A missing group label does not touch the matrices: rows lacking
+        # one are the caller's to drop (fit) or keep (predict, a new level).
+        keep = self.complete_rows(frame, new_levels=True)
         out = np.full((len(frame), len(part.names)), np.nan)
         out[keep] = part.transform(frame[keep].reset_index(drop=True))
         return out

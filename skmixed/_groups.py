@@ -1,9 +1,14 @@
 """Grouping factors: validate the ``groups`` argument and encode its levels."""
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
+
+from .exceptions import UnseenLevelsWarning
+
+MOSTLY_UNSEEN = 0.5  # warn when more than this share of rows is unseen
 
 
 def _as_frame(groups):
@@ -49,14 +54,17 @@ def _is_ragged(values):
     )
 
 
-def check_groups(groups, n_samples):
+def check_groups(groups, n_samples, *, allow_missing=False):
     """Validate ``groups`` and return it as a DataFrame, one column per factor.
+
+    ``allow_missing`` at prediction time: a missing label is a new level
+    (the population prediction), as lme4's ``allow.new.levels``.
 
     Raises
     ------
     ValueError
-        On a length mismatch, missing labels, duplicate factor names or no
-        factor at all.
+        On a length mismatch, missing labels (in ``fit``), duplicate factor
+        names or no factor at all.
     """
     frame = _as_frame(groups)
     if frame.shape[1] == 0:
@@ -69,7 +77,7 @@ def check_groups(groups, n_samples):
     if frame.columns.duplicated().any():
         raise ValueError(f"groups has duplicate factor names: {list(frame.columns)}.")
     missing = frame.isna().any()
-    if missing.any():
+    if missing.any() and not allow_missing:
         names = ", ".join(map(repr, frame.columns[missing]))
         raise ValueError(
             f"groups contains missing labels (None/NaN) in factor {names}; every "
@@ -110,3 +118,61 @@ def _encode_integers(values):
 def lookup_levels(labels, levels):
     """Codes of ``labels`` in a fitted factor's ``levels``; -1 where unseen."""
     return pd.Index(levels).get_indexer(pd.Index(labels))
+
+
+def predict_codes(labels, levels, factor, stacklevel=2):
+    """:func:`lookup_levels` for a prediction, warning of unseen labels.
+
+    An :class:`~skmixed.exceptions.UnseenLevelsWarning` when no label is a
+    fitted level, when the labels are of another kind than the levels
+    (strings for integers, say), or when most rows are unseen.
+    """
+    codes = lookup_levels(labels, levels)
+    message = _unseen_message(labels, levels, codes, factor)
+    if message:
+        warnings.warn(message, UnseenLevelsWarning, stacklevel=stacklevel + 1)
+    return codes
+
+
+def _unseen_message(labels, levels, codes, factor):
+    n = codes.shape[0]
+    unseen = int((codes < 0).sum())
+    if n == 0 or unseen == 0:
+        return None
+    consequence = (
+        f"they get no random effect for {factor!r} (the population prediction "
+        "for it; silence with warnings.filterwarnings('ignore', "
+        "category=UnseenLevelsWarning) where unseen groups are intended)"
+    )
+    given, fitted = _label_kind(labels), _label_kind(levels)
+    if given and fitted and given != fitted:
+        return (
+            f"the labels of grouping factor {factor!r} are {given} but the model "
+            f"was fitted with {fitted} labels: {unseen} of {n} row(s) match no "
+            f"fitted level and {consequence}. Give the labels as in fit."
+        )
+    if unseen == n:
+        return (
+            f"none of the {n} row(s) has a level of grouping factor {factor!r} "
+            f"seen in fit: {consequence}."
+        )
+    if unseen > MOSTLY_UNSEEN * n:
+        return (
+            f"{unseen} of {n} row(s) ({unseen / n:.0%}) have a level of grouping "
+            f"factor {factor!r} not seen in fit: {consequence}."
+        )
+    return None
+
+
+def _label_kind(values):
+    """'numbers', 'strings' or 'booleans' (None: mixed or unknown)."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        values = values.dtype.categories
+    kind = pd.api.types.infer_dtype(np.asarray(values, dtype=object), skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numbers"
+    if kind == "string":
+        return "strings"
+    if kind == "boolean":
+        return "booleans"
+    return None

@@ -24,7 +24,7 @@ from ._design import (
     fits_exactly,
     order_factors,
 )
-from ._groups import check_groups, encode_levels, lookup_levels
+from ._groups import check_groups, encode_levels, lookup_levels, predict_codes
 from ._objective import (
     Estimates,
     blas_threads_for,
@@ -655,8 +655,13 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         X, groups = validate_predict_input(self, X, groups)
         if groups is None or not factors:
             return self._predict_population(X)
-        frame = self._match_groups(check_groups(groups, X.shape[0]))
-        codes = {f.name: lookup_levels(frame[f.name], f.levels) for f in factors}
+        frame = self._match_groups(
+            check_groups(groups, X.shape[0], allow_missing=True)
+        )
+        codes = {
+            f.name: predict_codes(frame[f.name], f.levels, f.name, stacklevel=4)
+            for f in factors
+        }
         return self._predict_conditional(X, X, codes)
 
     def _included_factors(self, random_effects):
@@ -686,8 +691,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "a formula model reads its grouping factors from X: groups must "
                 "be None."
             )
-        frame = self._spec.model_frame(X)
-        codes = {f.name: lookup_levels(frame.groups[f.name], f.levels) for f in factors}
+        frame = self._spec.model_frame(X, new_levels=True)
+        codes = {
+            f.name: predict_codes(frame.groups[f.name], f.levels, f.name, stacklevel=4)
+            for f in factors
+        }
         y = np.full(frame.complete.shape[0], np.nan)
         y[frame.complete] = self._predict_conditional(frame.X, frame.Z, codes)
         return y

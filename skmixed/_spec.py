@@ -114,19 +114,20 @@ class ModelSpec:
     def term(self, factor):
         return next(t for t in self.terms if t.factor == factor)
 
-    def model_frame(self, frame, *, with_response=False):
+    def model_frame(self, frame, *, with_response=False, new_levels=False):
         """The model frame of a data frame's rows (formula models).
 
         Rows with a missing value in a variable the formula uses are left out
-        (``complete`` marks the kept ones, lme4's ``na.omit``).  The response
-        is read only ``with_response``; otherwise its column, if any, is
-        ignored, so that new rows need not have it.
+        (``complete`` marks the kept ones, lme4's ``na.omit``), except, with
+        ``new_levels`` (predictions), a missing group label: a new level.
+        The response is read only ``with_response``; otherwise its column,
+        if any, is ignored, so that new rows need not have it.
         """
         matrices = self.matrices
         frame = _formula_frame(frame)
         if not with_response and self.response in frame.columns:
             frame = frame.drop(columns=[self.response])
-        complete = matrices.complete_rows(frame)
+        complete = matrices.complete_rows(frame, new_levels=new_levels)
         rows = frame[complete].reset_index(drop=True)
         X, names = matrices.fixed(rows)
         X = X[:, [j for j, n in enumerate(names) if n != INTERCEPT]]
@@ -344,7 +345,7 @@ def scored_rows(spec, X, y, y_pred, sample_weight=None):
     Those with every value the formula uses; ``y`` read from ``X`` when None.
     """
     if y is None:
-        frame = spec.model_frame(X, with_response=True)
+        frame = spec.model_frame(X, with_response=True, new_levels=True)
         keep, y = frame.complete, frame.y
     else:
         keep = np.isfinite(y_pred)

@@ -24,6 +24,7 @@ PUBLIC_MODULES = [
     skmixed.reporting,
     skmixed.plotting,
     skmixed.datasets,
+    skmixed.exceptions,
 ]
 
 

@@ -467,6 +467,10 @@ def test_set_params_after_fit_does_not_relabel_the_fit():
     X, y, groups = load_biomass(return_X_y_groups=True)
     model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
     before = str(model.summary())
-    model.set_params(method="ml", max_iter=1)
+    df = model.summary().fixed_effects["df"].to_numpy()
+    profile = model.confint(method="profile")
+    model.set_params(method="ml", max_iter=1, random_slopes=None, fit_intercept=False)
     assert str(model.summary()) == before
     assert before.startswith("Linear mixed model fit by REML")
+    np.testing.assert_array_equal(model.summary().fixed_effects["df"], df)
+    pd.testing.assert_frame_equal(model.confint(method="profile"), profile)
