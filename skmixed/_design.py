@@ -246,11 +246,33 @@ class ColumnMoments:
 
 
 def column_moments(X, y):
-    """The moments of ``[X y]`` (one pass over each column)."""
+    """The moments of ``[X y]`` (one pass over each column; X may be sparse)."""
     p = X.shape[1]
-    mean = X.mean(axis=0) if p else np.zeros(0)
-    var = X.var(axis=0) if p else np.zeros(0)
+    if sparse.issparse(X):
+        mean, var = _sparse_moments(X)
+    else:
+        mean = X.mean(axis=0) if p else np.zeros(0)
+        var = X.var(axis=0) if p else np.zeros(0)
     return ColumnMoments(X.shape[0], np.append(mean, y.mean()), np.append(var, y.var()))
+
+
+def _sparse_moments(X):
+    """Column means and variances of a sparse matrix, without densifying.
+
+    Two passes as numpy's ``var``: the squared deviations of the stored
+    entries plus ``(n - nnz) mean^2`` for the zeros.
+    """
+    X = X.tocsc()
+    n = X.shape[0]
+    mean = np.asarray(X.sum(axis=0)).ravel() / n
+    counts = np.diff(X.indptr)
+    deviations = X.data - np.repeat(mean, counts)
+    stored = np.bincount(
+        np.repeat(np.arange(X.shape[1]), counts),
+        weights=deviations**2,
+        minlength=X.shape[1],
+    )
+    return mean, (stored + (n - counts) * mean**2) / n
 
 
 def scaling_from_moments(moments, fit_intercept, factors, z_rms=None):
@@ -278,7 +300,8 @@ def scaling_from_moments(moments, fit_intercept, factors, z_rms=None):
 
 def make_scaling(X, y, fit_intercept, factors, Z=None):
     """Choose centres and scales from the data (one pass over each column)."""
-    z_rms = None if Z is None else np.sqrt((Z**2).mean(axis=0))
+    # Z is X for array models (a random slope is a feature): X's moments.
+    z_rms = None if Z is None or Z is X else np.sqrt((Z**2).mean(axis=0))
     return scaling_from_moments(column_moments(X, y), fit_intercept, factors, z_rms)
 
 
@@ -309,8 +332,15 @@ def random_columns(Z, factor, z_scale):
     """
     columns = [None] if factor.intercept else []
     for j, scale in zip(factor.slope_columns, z_scale[factor.intercept :]):
-        columns.append(Z[:, j] / scale)
+        columns.append(dense_column(Z, j) / scale)
     return columns
+
+
+def dense_column(A, j):
+    """Column j of a dense or sparse matrix as a 1-D array."""
+    if sparse.issparse(A):
+        return A[:, [j]].toarray().ravel()
+    return A[:, j]
 
 
 def _as_columns(A):
@@ -370,11 +400,13 @@ def build_design(
     """
     scaling = make_scaling(X, y, fit_intercept, factors, Z)
     Z = X if Z is None else Z
-    W = fixed_columns(X, y, fit_intercept, scaling)
     Zs = [random_columns(Z, f, s) for f, s in zip(factors, scaling.z_scale)]
-    stats = weighted_statistics(
-        W, [codes[f.name] for f in factors], Zs, factors, weights, n=X.shape[0]
-    )
+    codes = [codes[f.name] for f in factors]
+    if sparse.issparse(X):
+        stats = sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights)
+    else:
+        W = fixed_columns(X, y, fit_intercept, scaling)
+        stats = weighted_statistics(W, codes, Zs, factors, weights, n=X.shape[0])
     return finish_design(stats, factors, fixed_names, scaling, stacklevel=4)
 
 
@@ -540,6 +572,94 @@ def weighted_statistics(W, codes, Zs, factors, weights, *, n):
     stats = sufficient_statistics(W, codes, Zs, factors, n=n)
     stats.log_weights = float(np.log(weights).sum())
     return stats
+
+
+def sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights):
+    """:func:`weighted_statistics` of a sparse ``X``, never densified.
+
+    Centring would fill the zeros, so the products are taken of the raw
+    columns ``[1, X, y]`` (sparse products, the size of their results) and
+    mapped to those of the centred and scaled columns by the linear map of
+    :func:`_scaling_map`: ``W = [1, X, y] A`` gives ``W'W = A' (.) A``.
+    Centring the products loses digits where a column's mean is large
+    against its spread (machine precision times ``mean^2 / var``), which
+    can tip the rank decision of nearly dependent columns.
+    """
+    n, p = X.shape
+    root = None if weights is None else np.sqrt(weights)
+    X = X.tocsr() if root is None else sparse.diags(root) @ X.tocsr()
+    ones = np.ones(n) if root is None else root
+    y = y if root is None else y * root
+    Zs = Zs if root is None else [weight_columns(Z, root) for Z in Zs]
+    # The products of the random-effect columns and of [1, y]: as dense.
+    base = sufficient_statistics([ones, y], codes, Zs, factors, n=n)
+    Xt = X.T.tocsr()
+    Xt1, Xty = Xt @ ones, Xt @ y
+    WtW = np.empty((p + 2, p + 2))
+    WtW[np.ix_([0, p + 1], [0, p + 1])] = base.WtW
+    WtW[1 : p + 1, 1 : p + 1] = (Xt @ X).toarray()
+    WtW[1 : p + 1, 0] = WtW[0, 1 : p + 1] = Xt1
+    WtW[1 : p + 1, p + 1] = WtW[p + 1, 1 : p + 1] = Xty
+    A = _scaling_map(p, fit_intercept, scaling)
+    stats = SufficientStatistics(n, A.T @ WtW @ A, None, None)
+    if factors:
+        ends = base.first.ZtW  # (q, 2, m): the products with 1 and y
+        middle = _level_products(X, codes[0], Zs[0], factors[0].n_levels)
+        ZtW = np.concatenate([ends[:, :1], middle, ends[:, 1:]], axis=1)
+        stats.first = replace(base.first, ZtW=np.einsum("qkm,kl->qlm", ZtW, A))
+    if len(factors) > 1:
+        columns, Q2 = _stacked_columns(codes[1:], Zs[1:], factors[1:], n)
+        Z2tX = (_stacked_matrix(columns, n, Q2).T @ X).toarray()
+        ends = base.others.Z2tW  # (Q2, 2)
+        Z2tW = np.column_stack([ends[:, 0], Z2tX, ends[:, 1]])
+        stats.others = replace(base.others, Z2tW=Z2tW @ A)
+    if root is not None:
+        stats.log_weights = float(np.log(weights).sum())
+    return stats
+
+
+def scaled_fixed_products(X, V, fit_intercept, scaling):
+    """``W'V`` of the centred, scaled fixed-effect columns W of a sparse X.
+
+    ``V`` is (n, k) dense; the result is (candidates, k), computed from the
+    raw products ``[1, X]'V`` without densifying X.
+    """
+    p = X.shape[1]
+    raw = np.vstack([V.sum(axis=0), X.T @ V])
+    A = _scaling_map(p, fit_intercept, scaling)[: p + 1, : p + int(fit_intercept)]
+    return A.T @ raw
+
+
+def _scaling_map(p, fit_intercept, scaling):
+    """``A`` with ``[intercept, centred scaled X, scaled y] = [1, X, y] A``."""
+    k = int(fit_intercept)
+    A = np.zeros((p + 2, k + p + 1))
+    if fit_intercept:
+        A[0, 0] = 1.0
+    A[1 : p + 1, k : k + p] = np.diag(1.0 / scaling.x_scale)
+    A[0, k : k + p] = -scaling.x_center / scaling.x_scale
+    A[p + 1, k + p] = 1.0 / scaling.y_scale
+    A[0, k + p] = -scaling.y_center / scaling.y_scale
+    return A
+
+
+def _level_products(X, codes, Z, n_levels):
+    """Per level and term, ``sum z_a x_j`` over the level's rows: (q, p, m)."""
+    n = X.shape[0]
+    blocks = []
+    for column in _as_columns(Z):
+        values = np.ones(n) if column is None else column
+        G = sparse.csr_matrix((values, (codes, np.arange(n))), shape=(n_levels, n))
+        blocks.append((G @ X).toarray().T)
+    return np.stack(blocks)
+
+
+def _stacked_matrix(columns, n, n_columns):
+    """The (n, n_columns) sparse matrix of :func:`_stacked_columns` output."""
+    rows = np.concatenate([np.arange(n) for _ in columns])
+    cols = np.concatenate([c for c, _ in columns])
+    values = np.concatenate([v for _, v in columns])
+    return sparse.csr_matrix((values, (rows, cols)), shape=(n, n_columns))
 
 
 def weight_columns(columns, root):

@@ -21,6 +21,7 @@ from ._design import (
     Factor,
     build_design,
     check_identifiable,
+    dense_column,
     fits_exactly,
     order_factors,
 )
@@ -334,6 +335,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             y,
             y_numeric=True,
             dtype=np.float64,
+            accept_sparse=("csr", "csc"),  # reduced without densifying
             ensure_min_features=0 if groups is not None else 1,
         )
         self._check_n_samples(*X.shape)
@@ -652,7 +654,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         return add_offset(y_pred, check_offset(offset, y_pred.shape[0]))
 
     def _predict_arrays(self, X, groups, factors):
-        X, groups = validate_predict_input(self, X, groups)
+        X, groups = validate_predict_input(self, X, groups, accept_sparse=True)
         if groups is None or not factors:
             return self._predict_population(X)
         frame = self._match_groups(
@@ -719,7 +721,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             columns = [None] * f.intercept + list(f.slope_columns)
             for t, j in enumerate(columns):
                 effect = table[t].take(codes[f.name])
-                y += effect if j is None else effect * Z[:, j]
+                y += effect if j is None else effect * dense_column(Z, j)
         return y
 
     def _match_groups(self, frame):
@@ -967,6 +969,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         tags.input_tags.allow_nan = raw
         tags.input_tags.string = raw
         tags.input_tags.categorical = raw
+        tags.input_tags.sparse = not raw  # numeric X: scipy.sparse too
         return tags
 
 

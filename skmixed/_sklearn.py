@@ -85,7 +85,7 @@ def no_column_frame_as_array(X):
     return X
 
 
-def validate_predict_input(estimator, X, groups):
+def validate_predict_input(estimator, X, groups, *, accept_sparse=False):
     """What every prediction-time method starts with, for a fitted estimator.
 
     Checks that ``estimator`` is fitted, takes the group columns out of ``X``
@@ -103,6 +103,7 @@ def validate_predict_input(estimator, X, groups):
         no_column_frame_as_array(X),
         reset=False,
         dtype=np.float64,
+        accept_sparse=("csr", "csc") if accept_sparse else False,
         ensure_min_features=0,
     )
     return X, groups

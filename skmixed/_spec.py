@@ -84,9 +84,10 @@ def _select_rows(frame, keep):
     groups = frame.groups
     if groups is not None:
         groups = groups[keep].reset_index(drop=True)
+    X = frame.X[keep]
     return ModelFrame(
-        frame.X[keep],
-        frame.Z[keep],
+        X,
+        X if frame.Z is frame.X else frame.Z[keep],  # arrays: Z is X
         groups,
         None if frame.y is None else frame.y[keep],
         frame.complete,

@@ -31,12 +31,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs
+from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
 from .._covariance import lower_indices, sd_and_correlation
 from .._design import (
     fixed_columns,
     random_columns,
+    scaled_fixed_products,
     sufficient_statistics,
     weight_columns,
 )
@@ -227,20 +229,13 @@ def response_statistics(model, X, Z, codes, Y):
     design = model._design
     scaling, stats, p = design.scaling, design.stats, design.n_fixed
     Ys = (Y - scaling.y_center) / scaling.y_scale
-    x_columns = fixed_columns(X, Y[:, 0], model._spec.fit_intercept, scaling)[:-1]
-    x_columns = [x_columns[j] for j in design.fixed_kept]
     Zs = [random_columns(Z, f, s) for f, s in zip(design.factors, scaling.z_scale)]
     weights = getattr(model, "_train_weights", None)
-    if weights is not None:  # rows scaled by sqrt(w), as in the fit
-        root = np.sqrt(weights)
+    root = None if weights is None else np.sqrt(weights)
+    if root is not None:  # rows scaled by sqrt(w), as in the fit
         Ys = Ys * root[:, None]
-        x_columns = weight_columns(x_columns, root)
         Zs = [weight_columns(Zk, root) for Zk in Zs]
-    # Column by column, so that a replicate's numbers do not depend on which
-    # other replicates share its chunk (bit-identical results for any n_jobs).
-    XtY = np.array(
-        [[y.sum() if c is None else c @ y for c in x_columns] for y in Ys.T]
-    ).reshape(Ys.shape[1], len(x_columns))
+    XtY = _fixed_products(model, X, Ys, root)
     yty = np.array([y @ y for y in Ys.T])
     new = None
     if design.factors:
@@ -264,6 +259,25 @@ def response_statistics(model, X, Z, codes, Y):
             Z2tW = np.column_stack([others.Z2tW[:, :p], new.others.Z2tW[:, b]])
             others = replace(others, Z2tW=Z2tW)
         yield replace(stats, WtW=WtW, first=first, others=others)
+
+
+def _fixed_products(model, X, Ys, root):
+    """``W'Y*`` (replicates x kept fixed columns) of the scaled, weighted W."""
+    design = model._design
+    fit_intercept, scaling = model._spec.fit_intercept, design.scaling
+    if sparse.issparse(X):  # the raw products, mapped as in the fit
+        V = Ys if root is None else Ys * root[:, None]
+        products = scaled_fixed_products(X, V, fit_intercept, scaling)
+        return products[design.fixed_kept].T
+    x_columns = fixed_columns(X, Ys[:, 0], fit_intercept, scaling)[:-1]
+    x_columns = [x_columns[j] for j in design.fixed_kept]
+    if root is not None:
+        x_columns = weight_columns(x_columns, root)
+    # Column by column, so that a replicate's numbers do not depend on which
+    # other replicates share its chunk (bit-identical results for any n_jobs).
+    return np.array(
+        [[y.sum() if c is None else c @ y for c in x_columns] for y in Ys.T]
+    ).reshape(Ys.shape[1], len(x_columns))
 
 
 def refit(model, stats, y):

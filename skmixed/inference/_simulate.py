@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._covariance import n_theta, theta_to_factor
+from .._design import dense_column
 from .._groups import check_groups, encode_levels, lookup_levels
 from .._sklearn import validate_predict_input
 
@@ -117,7 +118,7 @@ def relative_factors(model):
 
 def term_columns(Z, factor):
     """The random-effect columns of one factor (None: the intercept)."""
-    return [None] * factor.intercept + [Z[:, j] for j in factor.slope_columns]
+    return [None] * factor.intercept + [dense_column(Z, j) for j in factor.slope_columns]
 
 
 class ResponseSimulator:

@@ -1,0 +1,149 @@
+"""Sparse X: the statistics straight from scipy.sparse, equal to the dense fit."""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from scipy import sparse
+
+from skmixed import MixedLinearRegressor
+
+
+def _fit(model, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return model.fit(*args, **kwargs)
+
+
+def _one_hot_design(seed, n=500, n_categories=30):
+    """A one-hot block (a high-cardinality feature), a sparse and a dense column."""
+    rng = np.random.default_rng(seed)
+    category = rng.integers(0, n_categories, n)
+    X = np.zeros((n, n_categories + 1))
+    X[np.arange(n), category] = 1.0
+    X[:, -1] = rng.normal(size=n) * (rng.random(n) < 0.4)
+    X = np.column_stack([X[:, 1:], rng.normal(size=n)])  # drop one level
+    a, b = rng.integers(0, 25, n), rng.integers(0, 8, n)
+    y = (
+        X @ rng.normal(size=X.shape[1])
+        + rng.normal(size=25)[a] * (1 + 0.5 * X[:, -1])
+        + rng.normal(size=8)[b]
+        + rng.normal(size=n)
+    )
+    groups = pd.DataFrame({"a": a, "b": b})
+    return X, y, groups, rng.uniform(0.3, 3.0, n)
+
+
+CASES = {
+    "intercept": dict(groups=["a"], params={}),
+    "slope": dict(groups=["a"], params={"random_slopes": [-1]}),
+    "crossed": dict(groups=["a", "b"], params={}),
+    "crossed slope": dict(groups=["a", "b"], params={"random_slopes": {"a": [-1]}}),
+    "no intercept, ML": dict(
+        groups=["a"], params={"fit_intercept": False, "method": "ml"}
+    ),
+}
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+@pytest.mark.parametrize("container", [sparse.csr_matrix, sparse.csc_array])
+def test_sparse_fit_equals_dense_fit(case, weighted, container):
+    X, y, groups, w = _one_hot_design(0)
+    spec = CASES[case]
+    params = dict(spec["params"])
+    if isinstance(params.get("random_slopes"), list):
+        params["random_slopes"] = [X.shape[1] - 1]
+    if isinstance(params.get("random_slopes"), dict):
+        params["random_slopes"] = {"a": [X.shape[1] - 1]}
+    g = groups[spec["groups"]]
+    kwargs = {"sample_weight": w} if weighted else {}
+    dense = _fit(MixedLinearRegressor(**params), X, y, groups=g, **kwargs)
+    sparse_fit = _fit(MixedLinearRegressor(**params), container(X), y, groups=g, **kwargs)
+    assert sparse_fit.objective_ == pytest.approx(dense.objective_, rel=1e-10)
+    np.testing.assert_allclose(sparse_fit.coef_, dense.coef_, rtol=1e-10, atol=1e-10)
+    assert sparse_fit.intercept_ == pytest.approx(dense.intercept_, rel=1e-10, abs=1e-10)
+    assert sparse_fit.sigma_ == pytest.approx(dense.sigma_, rel=1e-10)
+    np.testing.assert_allclose(
+        sparse_fit.fixed_effects_cov_, dense.fixed_effects_cov_, rtol=1e-8, atol=1e-12
+    )
+    for name in dense.random_effects_:
+        np.testing.assert_allclose(
+            sparse_fit.random_effects_[name],
+            dense.random_effects_[name],
+            rtol=1e-8,
+            atol=1e-10,
+        )
+    np.testing.assert_allclose(
+        sparse_fit.predict(container(X), g), dense.predict(X, g), rtol=1e-10, atol=1e-10
+    )
+
+
+def test_sparse_bootstrap_equals_dense_bootstrap():
+    X, y, groups, w = _one_hot_design(1)
+    dense = _fit(MixedLinearRegressor(), X, y, groups=groups["a"], sample_weight=w)
+    sparse_fit = _fit(
+        MixedLinearRegressor(),
+        sparse.csr_matrix(X),
+        y,
+        groups=groups["a"],
+        sample_weight=w,
+    )
+    a = dense.bootstrap(lambda m: m.coef_[:3], n_boot=4, random_state=0)
+    b = sparse_fit.bootstrap(lambda m: m.coef_[:3], n_boot=4, random_state=0)
+    np.testing.assert_allclose(b.replicates, a.replicates, rtol=1e-8)
+
+
+def test_one_hot_encoder_output_in_a_pipeline():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(2)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "store": rng.choice([f"s{k}" for k in range(20)], n),
+            "item": rng.choice([f"item{k}" for k in range(60)], n),
+            "price": rng.normal(size=n),
+        }
+    )
+    y = rng.normal(size=n) + frame["price"] + frame["item"].str.len()
+    encode = ColumnTransformer(
+        [
+            ("item", OneHotEncoder(drop="first"), ["item"]),
+            ("price", "passthrough", ["price"]),
+        ],
+        sparse_threshold=1.0,
+    )
+    X = frame.drop(columns="store")
+    encoded = encode.fit_transform(X)
+    assert sparse.issparse(encoded)
+    # A sparse matrix holds numbers only: the groups travel as metadata.
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = MixedLinearRegressor().set_fit_request(groups=True)
+        pipe = _fit(make_pipeline(encode, model), X, y, groups=frame["store"])
+    dense = _fit(MixedLinearRegressor(), encoded.toarray(), y, groups=frame["store"])
+    assert pipe[-1].objective_ == pytest.approx(dense.objective_, rel=1e-10)
+    np.testing.assert_allclose(pipe[-1].coef_, dense.coef_, rtol=1e-9, atol=1e-10)
+
+
+def test_a_large_sparse_x_is_never_densified():
+    # 60,000 x 400 one-hot: 192 MB dense; the fit stays far below that.
+    rng = np.random.default_rng(3)
+    n, p = 60_000, 400
+    columns = rng.integers(0, p, n)
+    X = sparse.csr_matrix((np.ones(n), (np.arange(n), columns)), shape=(n, p))
+    groups = rng.integers(0, 40, n)
+    y = rng.normal(size=p)[columns] + rng.normal(size=40)[groups] + rng.normal(size=n)
+    tracemalloc.start()
+    try:
+        model = _fit(MixedLinearRegressor(), X[:, 1:], y, groups=groups)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 60e6, f"peak {peak / 1e6:.0f} MB"
+    assert model.coef_.shape == (p - 1,)
