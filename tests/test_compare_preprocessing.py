@@ -87,6 +87,7 @@ def _by_hand(preprocessor, model, X, y, groups, splits):
     return np.array(scores)
 
 
+@pytest.mark.filterwarnings("ignore::skmixed.exceptions.UnseenLevelsWarning")
 @pytest.mark.parametrize("cv", ["kfold", "groupkfold"])
 def test_preprocessor_equals_preprocessing_by_hand_in_each_fold(cv):
     X, y, groups = _split(_shops())

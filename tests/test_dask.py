@@ -236,6 +236,7 @@ def test_empty_partitions_count_for_nothing(client, slopes_data):
 # ----------------------------------------------------------- predict and score
 
 
+@pytest.mark.filterwarnings("ignore::skmixed.exceptions.UnseenLevelsWarning")
 def test_predict_and_score_on_dask(client, slopes_data):
     X, y, g, ddf = slopes_data
     model = MixedLinearRegressor(random_slopes=["x1"]).fit(X, y, groups=g)

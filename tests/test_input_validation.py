@@ -237,6 +237,7 @@ def test_badly_scaled_data_fit_as_well_as_scaled(data, method):
     assert np.allclose(big.predict(big_X, g), expected, rtol=0, atol=1e-4 * 1e6)
 
 
+@pytest.mark.filterwarnings("ignore::skmixed.exceptions.UnseenLevelsWarning")
 def test_unseen_levels_get_population_prediction(data):
     X, y, g = data
     model = fit_quietly(MixedLinearRegressor(random_slopes=["x1"]), X, y, g)

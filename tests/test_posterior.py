@@ -164,6 +164,7 @@ def coverage(intervals, y):
     return np.mean((intervals["lower"] <= y) & (y <= intervals["upper"]))
 
 
+@pytest.mark.filterwarnings("ignore::skmixed.exceptions.UnseenLevelsWarning")
 def test_prediction_intervals_cover_new_observations():
     # Pooled over a few data sets, since the coverage given one fit varies
     # with its estimates.  New groups cover slightly less than 95%: theta is

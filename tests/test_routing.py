@@ -135,6 +135,7 @@ def test_kfold_score_with_routed_groups_is_conditional(routing, data):
         assert_allclose(without[k], r2_score(y[test], fold.predict(X.iloc[test])))
 
 
+@pytest.mark.filterwarnings("ignore::skmixed.exceptions.UnseenLevelsWarning")
 @pytest.mark.parametrize("unseen_like", ["mixed", "no pooling"])
 def test_group_kfold_score_is_the_population_score(routing, data, unseen_like):
     X, y, groups = data
@@ -199,6 +200,7 @@ def test_grid_search_over_random_slopes_in_a_pandas_pipeline(routing, data):
     assert search.score(X, y, groups=groups) > search.score(X, y)
 
 
+@pytest.mark.filterwarnings("ignore::skmixed.exceptions.UnseenLevelsWarning")
 def test_randomized_search_routes_groups_to_the_splitter_and_model(routing, data):
     X, y, groups = data
     search = RandomizedSearchCV(
