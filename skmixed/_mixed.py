@@ -907,7 +907,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
         return sample_posterior(self, n_draws, random_state)
 
-    def simulate(self, X, groups=None, n=1, random_state=None, use_re="new"):
+    def simulate(
+        self, X, groups=None, n=1, random_state=None, use_re="new", offset=None
+    ):
         """Simulate responses from the fitted model (lme4's ``simulate``).
 
         Parameters
@@ -921,6 +923,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         use_re : {"new", "fitted"}, default="new"
             New random effects for every level (lme4's ``use.u = FALSE``) or
             the predicted ones for levels seen in ``fit`` (``use.u = TRUE``).
+        offset : array-like of shape (n_samples,), default=None
+            The rows' offset, added to each draw.
 
         Returns
         -------
@@ -928,7 +932,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """
         from .inference._simulate import simulate
 
-        return simulate(self, X, groups, n, random_state, use_re)
+        return simulate(self, X, groups, n, random_state, use_re, offset)
 
     def predict_interval(
         self,
@@ -938,6 +942,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         n_draws=1000,
         include=("fixed", "random", "residual"),
         random_state=None,
+        offset=None,
     ):
         """Prediction intervals for new rows (``merTools::predictInterval``).
 
@@ -951,6 +956,8 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         include : iterable of {"fixed", "random", "residual"}
             Sources of uncertainty to include.
         random_state : None, int, SeedSequence or Generator
+        offset : array-like of shape (n_samples,), default=None
+            The rows' offset, added to the prediction and the bounds.
 
         Returns
         -------
@@ -959,7 +966,9 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         """
         from .inference._posterior import predict_interval
 
-        return predict_interval(self, X, groups, level, n_draws, include, random_state)
+        return predict_interval(
+            self, X, groups, level, n_draws, include, random_state, offset
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

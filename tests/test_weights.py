@@ -280,3 +280,19 @@ def test_weights_and_offset_are_routed_through_a_pipeline_and_cv(sleepstudy):
     )
     assert pipe[-1].objective_ == pytest.approx(direct.objective_, rel=1e-10)
     assert np.all(np.isfinite(scores))
+
+
+def test_simulate_and_predict_interval_add_the_offset():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(8), 6)
+    X = rng.normal(size=(48, 1))
+    offset = rng.normal(size=48) * 5
+    y = X[:, 0] + rng.normal(size=8)[g] + rng.normal(size=48) + offset
+    model = _fit(MixedLinearRegressor(), X, y, groups=g, offset=offset)
+    plain = model.simulate(X, g, n=3, random_state=0)
+    shifted = model.simulate(X, g, n=3, random_state=0, offset=offset)
+    np.testing.assert_allclose(shifted, plain + offset[:, None])
+    a = model.predict_interval(X, g, n_draws=50, random_state=0)
+    b = model.predict_interval(X, g, n_draws=50, random_state=0, offset=offset)
+    np.testing.assert_allclose(b.to_numpy(), a.to_numpy() + offset[:, None])
+    np.testing.assert_allclose(b["fit"], model.predict(X, g, offset=offset))

@@ -33,6 +33,7 @@ from scipy import linalg
 from sklearn.utils.validation import check_is_fitted
 
 from .._objective import _conditional_modes, blas_threads_for, estimates, factorize
+from .._row_metadata import check_offset
 from ._simulate import check_rows, relative_factors, seed_sequence, term_columns
 from ._wald import check_level
 
@@ -196,6 +197,7 @@ def predict_interval(
     n_draws=1000,
     include=INCLUDE,
     random_state=None,
+    offset=None,
 ):
     """Prediction intervals for new observations (``merTools::predictInterval``).
 
@@ -221,11 +223,14 @@ def predict_interval(
         residual noise).  All three give a prediction interval; ``("fixed",
         "random")`` an interval for the conditional mean.
     random_state : None, int, SeedSequence or Generator
+    offset : array-like of shape (n_samples,), default=None
+        The rows' offset (for a model fitted with one), added to all three.
 
     Returns
     -------
     DataFrame
-        Columns ``fit`` (``predict(X, groups)``), ``lower`` and ``upper``.
+        Columns ``fit`` (``predict(X, groups, offset=offset)``), ``lower``
+        and ``upper``.
 
     Examples
     --------
@@ -247,6 +252,7 @@ def predict_interval(
     n_draws = _check_n_draws(n_draws)
     include = _check_include(include)
     fit = model.predict(X, groups)
+    offset = check_offset(offset, len(fit))
     X, Z, codes, _ = check_rows(model, X, groups)
     rng = np.random.default_rng(seed_sequence(random_state))
     draws = _PredictiveDraws(model, X, Z, codes, n_draws, include, rng)
@@ -256,7 +262,8 @@ def predict_interval(
     for start in range(0, len(fit), rows_per_block):
         rows = np.arange(start, min(start + rows_per_block, len(fit)))
         lower[rows], upper[rows] = np.quantile(draws(rows), probabilities, axis=0)
-    return pd.DataFrame({"fit": fit, "lower": lower, "upper": upper})
+    shift = 0.0 if offset is None else offset
+    return pd.DataFrame({"fit": fit + shift, "lower": lower + shift, "upper": upper + shift})
 
 
 class _PredictiveDraws:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .._covariance import n_theta, theta_to_factor
 from .._design import dense_column
+from .._row_metadata import check_offset
 from .._groups import check_groups, encode_levels, lookup_levels
 from .._sklearn import validate_predict_input
 
@@ -164,7 +165,7 @@ class ResponseSimulator:
         return y
 
 
-def simulate(model, X, groups=None, n=1, random_state=None, use_re="new"):
+def simulate(model, X, groups=None, n=1, random_state=None, use_re="new", offset=None):
     """Responses simulated from a fitted model (lme4's ``simulate``).
 
     Parameters
@@ -180,6 +181,8 @@ def simulate(model, X, groups=None, n=1, random_state=None, use_re="new"):
     use_re : {"new", "fitted"}, default="new"
         Draw new random effects for every level, or keep the predicted ones
         of the levels seen in ``fit`` (unseen levels get new draws).
+    offset : array-like of shape (n_samples,), default=None
+        The rows' offset (for a model fitted with one), added to each draw.
 
     Returns
     -------
@@ -202,6 +205,8 @@ def simulate(model, X, groups=None, n=1, random_state=None, use_re="new"):
         raise ValueError(f"n must be a positive integer; got {n!r}.")
     check_use_re(use_re)
     X, Z, codes, n_levels = check_rows(model, X, groups)
+    offset = check_offset(offset, X.shape[0])
     simulator = ResponseSimulator(model, X, Z, codes, n_levels, use_re)
     rng = np.random.default_rng(seed_sequence(random_state))
-    return np.column_stack([simulator(rng) for _ in range(n)])
+    draws = np.column_stack([simulator(rng) for _ in range(n)])
+    return draws if offset is None else draws + offset[:, None]
