@@ -398,6 +398,11 @@ def build_design(
     weights : ndarray of shape (n,), optional
         Positive prior weights (see :mod:`skmixed._row_metadata`).
     """
+    if sparse.issparse(X) and X.shape[0] * X.shape[1] <= (X.shape[1] + 2) ** 2:
+        # No larger dense than the Gram matrix the sparse path builds, and
+        # centred exactly: a few rows of many columns are reduced dense.
+        dense = X.toarray()
+        X, Z = dense, (dense if Z is None or Z is X else Z)
     scaling = make_scaling(X, y, fit_intercept, factors, Z)
     Z = X if Z is None else Z
     Zs = [random_columns(Z, f, s) for f, s in zip(factors, scaling.z_scale)]

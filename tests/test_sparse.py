@@ -147,3 +147,16 @@ def test_a_large_sparse_x_is_never_densified():
         tracemalloc.stop()
     assert peak < 60e6, f"peak {peak / 1e6:.0f} MB"
     assert model.coef_.shape == (p - 1,)
+
+
+def test_a_wide_sparse_x_with_few_rows_equals_dense():
+    # n * p no larger than the (p + 2)^2 Gram: reduced dense, centred exactly,
+    # so that rank-deficient designs keep the same columns as dense X.
+    rng = np.random.default_rng(5)
+    X = sparse.random(40, 45, density=0.3, random_state=5, format="csr")
+    g = np.repeat(np.arange(8), 5)
+    y = rng.normal(size=40)
+    dense = _fit(MixedLinearRegressor(), X.toarray(), y, groups=g)
+    wide = _fit(MixedLinearRegressor(), X, y, groups=g)
+    np.testing.assert_array_equal(wide._design.fixed_kept, dense._design.fixed_kept)
+    np.testing.assert_allclose(wide.predict(X, g), dense.predict(X.toarray(), g))
