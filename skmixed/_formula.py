@@ -1512,3 +1512,148 @@ def _group_levels(groups):
 def _level_codes(values, categories):
     levels = _learn_levels(categories, values.unique().tolist())
     return values.map({lev: i for i, lev in enumerate(levels)})
+
+
+# --------------------------------------------------------------------------- #
+# The terms of the fixed part (R's terms object, for F-tests by term)          #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class FixedTerms:
+    """The terms of a fixed part as R's ``terms`` and ``model.matrix`` know them.
+
+    Attributes
+    ----------
+    labels : list of str
+        R's ``term.labels`` (``"nitro"``, ``"nitro:Variety"``,
+        ``"poly(Time, 2)"``), in R's order.
+    intercept : bool
+    assign : ndarray of int
+        R's ``assign``: for each column of the fixed-effect matrix (intercept
+        first) its term, 0 for the intercept and ``k`` for ``labels[k - 1]``.
+    variables : list of tuple of str
+        Each term's variables (R's names), in the term's order.
+    factors : list of tuple of bool
+        Whether each of those variables is categorical (R's ``dataClasses``
+        ``"factor"``/``"ordered"``; anything else is numeric).
+    """
+
+    labels: list
+    intercept: bool
+    assign: np.ndarray
+    variables: list
+    factors: list
+
+
+def fixed_terms(matrices):
+    """The :class:`FixedTerms` of a fitted :class:`FormulaMatrices`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "x": [0.5, 1, 2, 3, 1, 2],
+    ...                    "f": list("abcabc"), "g": list("uuuvvv")})
+    >>> t = fixed_terms(FormulaMatrices.fit(parse_formula("y ~ x * f + (1 | g)"), df))
+    >>> t.labels, t.assign.tolist()
+    (['x', 'f', 'x:f'], [0, 1, 2, 2, 3, 3])
+    """
+    part = matrices._fixed
+    assign = [0] * part.intercept
+    for k, (term, codes) in enumerate(zip(part.terms, part.codes), start=1):
+        width = 1
+        for text, code in zip(term, codes):
+            width *= len(_variable_names(part.variables[text], code))
+        assign += [k] * width
+    variables = [tuple(part.variables[t].name for t in term) for term in part.terms]
+    return FixedTerms(
+        labels=[":".join(v) for v in variables],
+        intercept=part.intercept,
+        assign=np.asarray(assign, dtype=int),
+        variables=variables,
+        factors=[
+            tuple(part.variables[t].is_factor for t in term) for term in part.terms
+        ],
+    )
+
+
+def term_grid_matrices(matrices, seed=0):
+    """The fixed-effect matrices lmerTest's type III contrasts are built from.
+
+    On a grid of every combination of the factors' levels, each row
+    repeated with random values of the numeric variables (the matrices'
+    columns are then functions of the variables, so the linear relations
+    between them are those of any data with every cell present):
+
+    - ``X``: the model matrix as fitted (the factors' own contrasts);
+    - ``X_treatment``: the same with ``contr.treatment`` for every factor,
+      and its column names;
+    - ``rdX``: lmerTest's rank-deficient matrix (``get_rdX``): the
+      intercept, then per term ``model.matrix(~ 0 + term)`` (an indicator
+      per level of each factor), and its column names.
+
+    Returns
+    -------
+    dict with keys ``X``, ``X_treatment``, ``treatment_names``, ``rdX``,
+    ``rd_names``.
+    """
+    part = matrices._fixed
+    rng = np.random.default_rng(seed)
+    factors = [v for v in part.variables.values() if v.is_factor]
+    widths = [
+        1 if v.colnames is None else len(v.colnames)
+        for v in part.variables.values()
+        if not v.is_factor
+    ]
+    n_cells = math.prod(len(v.levels) for v in factors)
+    repeats = 2 * (sum(widths) + 1)
+    grid = np.indices([len(v.levels) for v in factors]).reshape(len(factors), -1)
+    values = {}
+    for text, var in part.variables.items():
+        if var.is_factor:
+            index = [f.text for f in factors].index(text)
+            values[text] = np.tile(grid[index], repeats)
+        else:
+            width = 1 if var.colnames is None else len(var.colnames)
+            values[text] = rng.standard_normal((n_cells * repeats, width))
+    n = n_cells * repeats
+
+    def assemble(kind):
+        blocks = [np.ones((n, 1))] if part.intercept else []
+        names = ["(Intercept)"] if part.intercept else []
+        for term, codes in zip(part.terms, part.codes):
+            block, labels = np.ones((n, 1)), [""]
+            for text, code in zip(term, codes):
+                var = part.variables[text]
+                if kind == "rd":
+                    code = 2
+                if var.is_factor and code == 1 and kind != "as fitted":
+                    matrix = contrast_matrix("treatment", var.levels)[0]
+                    cols = matrix[values[text]]
+                    suffixes = [r_label(lev) for lev in var.levels[1:]]
+                elif var.is_factor and code == 2:
+                    cols = np.eye(len(var.levels))[values[text]]
+                    suffixes = [r_label(lev) for lev in var.levels]
+                else:
+                    cols = _variable_columns(var, values[text], code)
+                    suffixes = _variable_names(var, code)
+                    suffixes = [s[len(var.name) :] for s in suffixes]
+                block = (cols[:, :, None] * block[:, None, :]).reshape(n, -1)
+                names_here = [var.name + s for s in suffixes]
+                labels = [
+                    (f"{a}:{b}" if a else b) for b in names_here for a in labels
+                ]
+            blocks.append(block)
+            names += labels
+        return np.hstack(blocks) if blocks else np.empty((n, 0)), names
+
+    X, _ = assemble("as fitted")
+    X_treatment, treatment_names = assemble("treatment")
+    rdX, rd_names = assemble("rd")
+    return {
+        "X": X,
+        "X_treatment": X_treatment,
+        "treatment_names": treatment_names,
+        "rdX": rdX,
+        "rd_names": rd_names,
+    }
