@@ -106,7 +106,7 @@ def drop1(model, ddf="satterthwaite"):
     Single term deletions using Satterthwaite's method:
     <BLANKLINE>
     Model:
-    y ~ Temp + N + (1 + Temp | Site)
+    Biomass ~ Temp + N + (1 + Temp | Site)
          Sum Sq Mean Sq NumDF  DenDF  F value Pr(>F)
     Temp   0.59    0.59     1 18.652   0.7728 0.3905
     N    420.86  420.86     1 77.931 547.9067 <2e-16 ***
