@@ -1,5 +1,8 @@
 """Likelihood-ratio tests between nested models, as lme4's ``anova``.
 
+One model alone gets lmerTest's F table of its fixed-effect terms instead
+(:mod:`._ftest`).
+
 REML criteria of models with different fixed effects are not comparable, so
 (as lme4) REML fits are refitted by maximum likelihood first.  The refit
 needs no data: the sufficient statistics kept by the fit (``model._design``)
@@ -21,46 +24,81 @@ from .._optimize import optimize_design
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 
 
-def anova(*models, names=None, refit=True):
-    """Likelihood-ratio tests between nested mixed models.
+def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
+    """F-tests by term of one model, or likelihood-ratio tests between models.
 
-    The models are sorted by their number of parameters and each is tested
-    against the one before it, as lme4's ``anova(m0, m1, ...)``.
+    With one model: lmerTest's ``anova(m, type, ddf)``, an F-test of each
+    fixed-effect term (type III by default, or type I, sequential) with
+    Satterthwaite's or Kenward-Roger's denominator degrees of freedom.
+    With several: lme4's ``anova(m0, m1, ...)``, the models sorted by their
+    number of parameters and each tested against the one before it.
 
     Parameters
     ----------
     *models : MixedLinearRegressor
-        Two or more models fitted to the same data, each nested in the next
-        (the fixed effects and random-effect terms of a smaller model are
-        among those of a larger one).
+        One fitted model, or two or more models fitted to the same data,
+        each nested in the next (the fixed effects and random-effect terms
+        of a smaller model are among those of a larger one).
     names : list of str, default=None
-        Row labels, in the order of ``models``; default ``"m0"``, ``"m1"``
-        and so on.
+        Several models: row labels, in the order of ``models``; default
+        ``"m0"``, ``"m1"`` and so on.
     refit : bool, default=True
-        Refit REML fits by maximum likelihood before comparing them (lme4's
-        default).  With ``False`` the models' own criteria are compared,
-        which is valid only for REML fits with the same fixed effects.
+        Several models: refit REML fits by maximum likelihood before
+        comparing them (lme4's default).  With ``False`` the models' own
+        criteria are compared, which is valid only for REML fits with the
+        same fixed effects.
+    type : {3, 1}, default=3
+        One model: type III tests (SAS's hypotheses, as lmerTest builds
+        them for factors, interactions and polynomial terms in any coding)
+        or type I (sequential); ``"III"``/``"I"`` are accepted too.
+    ddf : {"satterthwaite", "kenward-roger"}, default="satterthwaite"
+        One model: the denominator degrees of freedom (Kenward-Roger also
+        scales F, as pbkrtest; REML fits only).
 
     Returns
     -------
     table : DataFrame
-        One row per model (sorted by ``npar``) with lme4's columns ``npar``,
-        ``AIC``, ``BIC``, ``logLik``, ``deviance`` (ML, or REML with
-        ``refit=False``), ``Chisq`` (twice the gain in log-likelihood over
-        the previous row, at least 0), ``Df`` (the gain in parameters) and
-        ``Pr(>Chisq)``.
+        One model: an :class:`~skmixed.inference.AnovaTable` (a DataFrame
+        that prints as lmerTest prints it) indexed by term, with columns
+        ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value`` and
+        ``Pr(>F)``.  A formula model's terms are R's (``nitro``,
+        ``Variety``, ``nitro:Variety``, ``poly(Time, 2)``); an array
+        model's are its features.
+        Several models: one row per model (sorted by ``npar``) with lme4's
+        columns ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (ML, or
+        REML with ``refit=False``), ``Chisq`` (twice the gain in
+        log-likelihood over the previous row, at least 0), ``Df`` (the gain
+        in parameters) and ``Pr(>Chisq)``.
 
     Raises
     ------
     ValueError
-        If fewer than two models are given, they were fitted to different
-        data, or they are not nested.
+        If several models were fitted to different data, or they are not
+        nested.
+
+    See Also
+    --------
+    skmixed.inference.drop1 : F-tests of the marginal terms.
+    skmixed.inference.ranova : likelihood-ratio tests of the random terms.
 
     Examples
     --------
+    One model: F-tests by term.
+
     >>> from skmixed import MixedLinearRegressor, anova
     >>> from skmixed.datasets import load_biomass
     >>> X, y, groups = load_biomass(return_X_y_groups=True)
+    >>> m1 = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
+    >>> print(anova(m1))
+    Type III Analysis of Variance Table with Satterthwaite's method
+         Sum Sq Mean Sq NumDF  DenDF  F value Pr(>F)
+    Temp   0.59    0.59     1 18.652   0.7728 0.3905
+    N    420.86  420.86     1 77.931 547.9067 <2e-16 ***
+    ---
+    Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1
+
+    Several models: likelihood-ratio tests.
+
     >>> m0 = MixedLinearRegressor().fit(X, y, groups=groups)
     >>> m1 = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
     >>> table = anova(m0, m1, names=["intercept", "slope"])
@@ -71,6 +109,11 @@ def anova(*models, names=None, refit=True):
     >>> print(f"{table.loc['slope', 'Pr(>Chisq)']:.3g}")
     2.29e-05
     """
+    if len(models) == 1:
+        from ._ftest import anova_table
+
+        _check_model_types(models)
+        return anova_table(models[0], type=type, ddf=ddf)
     models, names = _check_models(models, names)
     if not refit:
         _check_comparable_criteria(models)
@@ -124,14 +167,10 @@ def ml_deviance(model):
 def _check_models(models, names):
     if len(models) < 2:
         raise ValueError(
-            f"anova needs at least two fitted models to compare; got {len(models)}."
+            "anova needs one fitted model (F-tests by term) or at least two "
+            f"to compare; got {len(models)}."
         )
-    for i, m in enumerate(models):
-        if not hasattr(m, "_design") or not hasattr(m, "objective_"):
-            raise TypeError(
-                f"model {i} is not a MixedLinearRegressor (got {type(m).__name__})."
-            )
-        check_is_fitted(m)
+    _check_model_types(models)
     names = [f"m{i}" for i in range(len(models))] if names is None else list(names)
     if len(names) != len(models) or len(set(names)) != len(names):
         raise ValueError(
@@ -152,6 +191,15 @@ def _check_models(models, names):
                 f"{names[0]!r}; likelihood-ratio tests need the same data."
             )
     return list(models), names
+
+
+def _check_model_types(models):
+    for i, m in enumerate(models):
+        if not hasattr(m, "_design") or not hasattr(m, "objective_"):
+            raise TypeError(
+                f"model {i} is not a MixedLinearRegressor (got {type(m).__name__})."
+            )
+        check_is_fitted(m)
 
 
 def _check_comparable_criteria(models):
