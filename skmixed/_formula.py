@@ -1558,7 +1558,40 @@ def fixed_terms(matrices):
     >>> t.labels, t.assign.tolist()
     (['x', 'f', 'x:f'], [0, 1, 2, 2, 3, 3])
     """
-    part = matrices._fixed
+    return _part_terms(matrices._fixed)
+
+
+def random_terms(matrices):
+    """The terms of the left side of each random-effect bar, in formula order.
+
+    One :class:`FixedTerms` per term of ``matrices.parsed.random``: the
+    terms of ``(1 + Time | Chick)`` are ``["Time"]``, with the intercept.
+    """
+    return [_part_terms(part) for part in matrices._random]
+
+
+def findbars_order(parsed):
+    """Indices of ``parsed.random`` in lme4's ``findbars`` order.
+
+    lme4 lists the terms of a nested grouping ``(1 | a/b)`` innermost
+    first (``1 | b:a``, then ``1 | a``); other terms keep formula order.
+    """
+    _, rhs = _split_tilde(parsed.formula)
+    _, bars = _extract_bars(rhs)
+    order, start = [], 0
+    for lhs, bar, grouping in bars:
+        n_groupings = len(_expand_slash(grouping))
+        per_grouping = len(_expand_bar(lhs, bar, grouping)) // n_groupings
+        blocks = [
+            list(range(start + k * per_grouping, start + (k + 1) * per_grouping))
+            for k in range(n_groupings)
+        ]
+        order += [i for block in reversed(blocks) for i in block]
+        start += n_groupings * per_grouping
+    return order
+
+
+def _part_terms(part):
     assign = [0] * part.intercept
     for k, (term, codes) in enumerate(zip(part.terms, part.codes), start=1):
         width = 1
