@@ -766,14 +766,22 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         y, y_pred, weight = scored_rows(self._spec, X, y, y_pred, sample_weight)
         return r2_score(y, y_pred, sample_weight=weight)
 
-    def summary(self):
+    def summary(self, ddf="satterthwaite"):
         """lme4's ``summary``: criteria, variance components, t-tests.
+
+        Parameters
+        ----------
+        ddf : {"satterthwaite", "kenward-roger"}, default="satterthwaite"
+            The t-tests of the fixed effects, as lmerTest's ``summary(m,
+            ddf = ...)``: Satterthwaite's degrees of freedom, or
+            Kenward-Roger's standard errors (pbkrtest's adjusted covariance)
+            and degrees of freedom (REML fits only).
 
         Returns
         -------
         summary : :class:`skmixed.reporting.Summary`
             ``str(summary)`` is lme4's printed layout, with lmerTest's
-            Satterthwaite degrees of freedom and p-values; notebooks show
+            degrees of freedom and p-values; notebooks show
             it as HTML.  Its ``fixed_effects`` and ``random_effects``
             attributes hold the tables as DataFrames.
 
@@ -796,7 +804,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         from .reporting import summarize  # reporting reads the estimator
 
-        return summarize(self)
+        return summarize(self, ddf=ddf)
 
     def confint(self, method="wald", level=0.95, **kwargs):
         """Confidence intervals of the parameters, as lme4's ``confint``.

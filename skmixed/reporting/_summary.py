@@ -13,11 +13,13 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from .._covariance import n_theta, sd_and_correlation
+from ..inference._kenward_roger import kenward_roger
 from ..inference._satterthwaite import satterthwaite
 from ..inference._wald import lme4_factor_order
 
 QUANTILES = [0.0, 0.25, 0.5, 0.75, 1.0]
 QUANTILE_NAMES = ["Min", "1Q", "Median", "3Q", "Max"]
+DDF_METHODS = {"satterthwaite": satterthwaite, "kenward-roger": kenward_roger}
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Summary:
     """What lme4's ``summary`` shows for a fitted model.
 
     Built by :meth:`MixedLinearRegressor.summary`; ``str()`` gives lme4's
-    printed layout (with lmerTest's Satterthwaite t-tests), and notebooks
+    printed layout (with lmerTest's t-tests), and notebooks
     render ``_repr_html_``.
 
     Attributes
@@ -65,8 +67,11 @@ class Summary:
         ``Subject.1`` for the second).
     fixed_effects : DataFrame
         Columns ``estimate``, ``std_error``, ``t_value``, ``df`` and
-        ``p_value`` (Satterthwaite's degrees of freedom, as lmerTest),
-        indexed by ``Intercept`` and the feature names.
+        ``p_value`` (as lmerTest: Satterthwaite's degrees of freedom, or
+        Kenward-Roger's standard errors and degrees of freedom), indexed by
+        ``Intercept`` and the feature names.
+    ddf : {"satterthwaite", "kenward-roger"}
+        The method of the t-tests.
     fixed_effects_corr : DataFrame
         Correlation matrix of the fixed-effect estimates.
     n_obs : int
@@ -89,6 +94,7 @@ class Summary:
     n_groups: dict
     variance_blocks: list = field(repr=False)
     messages: list = field(default_factory=list)
+    ddf: str = "satterthwaite"
 
     def __str__(self):
         from ._text import render_text
@@ -104,13 +110,16 @@ class Summary:
         return render_html(self)
 
 
-def summarize(model):
+def summarize(model, ddf="satterthwaite"):
     """Compute the :class:`Summary` of a fitted :class:`MixedLinearRegressor`.
 
     Parameters
     ----------
     model : MixedLinearRegressor
         A fitted model.
+    ddf : {"satterthwaite", "kenward-roger"}, default="satterthwaite"
+        The t-tests of the fixed effects (lmerTest's ``summary(m, ddf =
+        ...)``); Kenward-Roger needs a REML fit.
 
     Returns
     -------
@@ -138,6 +147,12 @@ def summarize(model):
      ' Residual           0.7681   0.8764        ']
     """
     check_is_fitted(model)
+    method = str(ddf).lower()
+    if method not in DDF_METHODS:
+        raise ValueError(
+            f"ddf must be one of {sorted(DDF_METHODS)}, got {ddf!r}."
+        )
+    fixed_effects = DDF_METHODS[method](model)
     factors = lme4_factor_order(model._factors)
     return Summary(
         method=model._method,
@@ -147,12 +162,13 @@ def summarize(model):
             np.quantile(_scaled_residuals(model), QUANTILES), index=QUANTILE_NAMES
         ),
         random_effects=_random_effects_frame(model, factors),
-        fixed_effects=satterthwaite(model),
+        fixed_effects=fixed_effects,
         fixed_effects_corr=_correlation(model.fixed_effects_cov_),
         n_obs=int(model._design.stats.n),
         n_groups={f.name: f.n_levels for f in factors},
         variance_blocks=_variance_blocks(model, factors),
         messages=_messages(model),
+        ddf=method,
     )
 
 

@@ -26,7 +26,8 @@ MAX_CORRELATION = 12  # lme4's option lme4.summary.cor.max
 
 def title(summary):
     how = "REML" if summary.method == "reml" else "maximum likelihood"
-    return f"Linear mixed model fit by {how}. t-tests use Satterthwaite's method"
+    ddf = "Kenward-Roger's" if summary.ddf == "kenward-roger" else "Satterthwaite's"
+    return f"Linear mixed model fit by {how}. t-tests use {ddf} method"
 
 
 def criteria_cells(summary):
