@@ -57,7 +57,8 @@ class ExplorerPage:
         )
 
     def __repr__(self):
-        return f"<ExplorerPage: {self.data['model']['formula']}, {len(self.html)} bytes>"
+        formula = self.data["model"]["formula"]
+        return f"<ExplorerPage: {formula}, {len(self.html)} bytes>"
 
 
 def explore(model, X=None, y=None, groups=None, path=None, *, title=None):

@@ -15,6 +15,7 @@ The predictor is on the scale of the linear predictor with an identity
 """
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -148,11 +149,12 @@ class _Data:
         and the response, on at most MAX_POINTS rows."""
         rows = _subsample(len(self.frame))
         columns = {}
+        spec_values = self.categorical_values
         for spec in self.inputs:
             values = self.frame[spec["name"]].iloc[rows]
             if spec["kind"] == "categorical":
-                lookup = {_key(v): i for i, v in enumerate(self.categorical_values(spec))}
-                columns[spec["name"]] = [lookup.get(_key(v)) for v in values]
+                lookup = {_label(v): i for i, v in enumerate(spec_values(spec))}
+                columns[spec["name"]] = [lookup.get(_label(v)) for v in values]
             else:
                 columns[spec["name"]] = values.to_numpy(dtype=float)
         y = None if self.y is None else self.y[rows]
@@ -160,10 +162,6 @@ class _Data:
 
     def categorical_values(self, spec):
         return self.categorical[spec["name"]][0]
-
-
-def _key(value):
-    return (type(value).__name__, str(value))
 
 
 def _response(y, n):
@@ -185,16 +183,8 @@ def _numeric_input(name, values):
         "kind": "numeric",
         "min": float(finite.min()),
         "max": float(finite.max()),
-        "value": float(finite.mean()),
-        "step": _step(finite),
+        "value": float(f"{finite.mean():.4g}"),  # where the what-if starts
     }
-
-
-def _step(values):
-    span = float(values.max() - values.min())
-    if span <= 0:
-        return 1.0
-    return 10.0 ** math.floor(math.log10(span) - 2)
 
 
 def _categorical_input(name, values, column):
@@ -342,7 +332,10 @@ def _no_pooling(model, factor, data):
             X = np.asarray(model._train_X, dtype=float)
             y = np.asarray(model.fitted_values_) + np.asarray(model.residuals_)
             codes, spec = np.asarray(model._train_codes[factor.name]), factor
-        table = _no_pooling(spec, X, y, codes)
+        with warnings.catch_warnings():
+            # NoPoolingRegressor's (collinear columns dropped): not the user's
+            warnings.simplefilter("ignore", UserWarning)
+            table = _no_pooling(spec, X, y, codes)
     except (ValueError, np.linalg.LinAlgError):
         return None
     return table.to_numpy()[:MAX_LEVELS]
@@ -366,7 +359,8 @@ def _diagnostics(model):
         "qq": [_qq(qq)],
     }
     if model.random_effects_:
-        out["qq"] += [_qq(d) for d in RandomEffectsQQDisplay._compute(model).qq_displays]
+        displays = RandomEffectsQQDisplay._compute(model).qq_displays
+        out["qq"] += [_qq(d) for d in displays]
     return out
 
 
