@@ -240,16 +240,11 @@ def bars_to_factors(model, bars):
         by_factor.setdefault(bar.factor, []).append(bar)
     factors = []
     for name, parts in by_factor.items():
-        intercepts = sum(b.intercept for b in parts)
-        names = [n for b in parts for n in b.names]
-        if intercepts > 1 or len(set(names)) < len(names):
-            raise NotImplementedError(
-                f"a reduced model would have the same random effect twice on "
-                f"{name!r} ({' + '.join(f'({b.text})' for b in parts)}); such "
-                "a model is not supported."
-            )
-        columns = [c for b in parts for c in b.columns]
-        n_terms = intercepts + len(columns)
+        # lme4 keeps one copy of a random effect given twice on a factor
+        # ((1 | g) + (1 | g), which reducing (0 + x | g) next to (1 | g) gives)
+        intercept = any(b.intercept for b in parts)
+        slopes = list(dict.fromkeys(p for b in parts for p in zip(b.columns, b.names)))
+        n_terms = intercept + len(slopes)
         diagonal = n_terms > 1 and (
             len(parts) > 1 or not all(b.correlated for b in parts)
         )
@@ -257,9 +252,9 @@ def bars_to_factors(model, bars):
             Factor(
                 name,
                 levels[name],
-                columns,
-                [INTERCEPT] * intercepts + names,
-                bool(intercepts),
+                [c for c, _ in slopes],
+                [INTERCEPT] * intercept + [n for _, n in slopes],
+                intercept,
                 diagonal,
             )
         )

@@ -72,3 +72,6 @@ model_json("chickweight", chick, "weight ~ poly(Time, 2) * Diet + (1 + Time | Ch
            data_name = "chickweight")
 biomass <- read.csv(file.path("..", "biomass.csv"))
 model_json("biomass", biomass, "Biomass ~ Temp + N + (1 + Temp | Site)")
+# uncorrelated terms: ranova reduces (0 + Temp | Site) to (1 | Site), which
+# lme4 then has twice (and keeps once)
+model_json("biomass_diagonal", biomass, "Biomass ~ Temp + N + (1 + Temp || Site)")
