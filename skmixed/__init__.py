@@ -1,6 +1,7 @@
 """skmixed: linear mixed-effects models (lme4's lmer) as scikit-learn estimators."""
 
 from ._compare import compare_pooling
+from ._explore import explore
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
 from .inference import anova
@@ -14,4 +15,5 @@ __all__ = [
     "__version__",
     "anova",
     "compare_pooling",
+    "explore",
 ]
