@@ -9,15 +9,16 @@ each site has its own baseline and its own response to temperature.  In lme4::
 Steps: the pooling spectrum, fitting, the summary, a likelihood-ratio test of
 the random slope, residual diagnostics, the random effects (caterpillar
 plot), confidence intervals three ways (Wald, profile likelihood, parametric
-bootstrap), effect plots with bands, prediction for seen and unseen sites, and
-the pooling strategies compared by cross-validation.
+bootstrap), effect plots with bands, prediction for seen and unseen sites, the
+pooling strategies compared by cross-validation, and the model explorer (one
+interactive HTML page, merTools' Shiny app without a server).
 
 Usage::
 
     python examples/tutorial.py [FIGURE_FOLDER]
 
-Figures go to FIGURE_FOLDER, else to $SKMIXED_FIGURES, else to
-examples/figures/.  Matplotlib's Agg backend is used, so no screen is needed.
+Figures (and the explorer page, explorer.html) go to FIGURE_FOLDER, else to
+$SKMIXED_FIGURES, else to examples/figures/.  Matplotlib's Agg backend is used, so no screen is needed.
 """
 
 import argparse
@@ -40,6 +41,7 @@ from skmixed import (  # noqa: E402
     NoPoolingRegressor,
     anova,
     compare_pooling,
+    explore,
 )
 from skmixed.datasets import load_biomass  # noqa: E402
 from skmixed.plotting import (  # noqa: E402
@@ -63,6 +65,7 @@ FIGURES = (
     "intervals.png",
     "effects.png",
 )
+EXPLORER = "explorer.html"  # the model explorer page, beside the figures
 
 
 def section(title):
@@ -243,6 +246,26 @@ def compare(X, y, groups):
         print(rmse.rename(columns={"mean": "RMSE"}).round(3).to_string())
 
 
+# --------------------------------------------------------------------------
+# 9. The model explorer
+# --------------------------------------------------------------------------
+
+
+def explorer(model, X, y, groups, folder):
+    """Everything above on one page, with what-if predictions in the browser."""
+    section("9. The model explorer")
+    path = explore(model, X, y, groups, path=folder / EXPLORER)
+    print(
+        f"[saved {path}] ({path.stat().st_size / 1e3:.0f} kB, self-contained: open "
+        "it in a browser, offline)"
+    )
+    print(
+        "Tabs: the model, fixed effects, variance components, random effects "
+        "(table and caterpillar plot), diagnostics, shrinkage, effect plots, and "
+        "what-if predictions with intervals for a chosen or a new site."
+    )
+
+
 def figure_folder(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -268,6 +291,7 @@ def main(argv=None):
     effects(model, X, y, folder)
     prediction(model)
     compare(X, y, groups)
+    explorer(model, X, y, groups, folder)
     print(f"\nDone in {time.perf_counter() - start:.1f} s; figures in {folder}")
 
 

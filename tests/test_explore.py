@@ -399,3 +399,18 @@ def test_browser_formula_many_rows(browser, tmp_path):
     np.testing.assert_allclose(got, model.predict(data), rtol=0, atol=1e-8)
     np.testing.assert_allclose(got, model.fitted_values_, rtol=0, atol=1e-8)
     page.close()
+
+
+def test_tutorial_writes_the_explorer(biomass, tmp_path):
+    """examples/tutorial.py ends with the explorer of its model."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "tutorial.py"
+    spec = importlib.util.spec_from_file_location("tutorial", script)
+    tutorial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tutorial)
+    model, X, y, site = biomass
+    tutorial.explorer(model, X, y, site, tmp_path)
+    page = tmp_path / tutorial.EXPLORER
+    assert page.is_file() and page.stat().st_size < 5_000_000
+    assert 'id="skmixed-data"' in page.read_text(encoding="utf-8")
