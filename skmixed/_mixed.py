@@ -978,6 +978,22 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             self, X, groups, level, n_draws, include, random_state, offset
         )
 
+    def explore(self, X=None, y=None, groups=None, path=None, *, title=None):
+        """The model explorer: one self-contained interactive HTML page.
+
+        Calls :func:`skmixed.explore` (see it for the page's sections and the
+        parameters).
+
+        Returns
+        -------
+        path : Path or skmixed._explore.ExplorerPage
+            The path written, or with ``path=None`` the page (shown inline in
+            Jupyter).
+        """
+        from ._explore import explore  # the explorer reads the estimator
+
+        return explore(self, X, y, groups, path, title=title)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # A formula model takes raw data frames: strings, categoricals and
