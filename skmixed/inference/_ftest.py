@@ -466,9 +466,11 @@ def _kenward_roger_row(model, L):
     if L.shape[0] == 0:
         return _f_row(np.nan, np.nan, np.nan, model.sigma_)
     result = kenward_roger_f_test(model, L)
-    F_scaled = float(result["F value"])
-    F = float(result.get("F unscaled", result.get("F_unscaled", np.nan)))
-    if not np.isfinite(F):
-        scaling = float(result.get("F scaling", result.get("scaling", 1.0)))
-        F = F_scaled / scaling
-    return _f_row(F, result["NumDF"], result["DenDF"], model.sigma_, F_scaled)
+    # lmerTest: Sum Sq and Mean Sq from the unscaled F, F value the scaled one
+    return _f_row(
+        float(result["F unscaled"]),
+        result["NumDF"],
+        result["DenDF"],
+        model.sigma_,
+        float(result["F value"]),
+    )
