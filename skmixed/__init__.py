@@ -4,7 +4,7 @@ from ._compare import compare_pooling
 from ._explore import explore
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
-from .inference import anova
+from .inference import anova, drop1, ranova
 
 __version__ = "0.1.0"
 
@@ -15,5 +15,7 @@ __all__ = [
     "__version__",
     "anova",
     "compare_pooling",
+    "drop1",
     "explore",
+    "ranova",
 ]

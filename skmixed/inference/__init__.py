@@ -5,7 +5,10 @@
 - :func:`satterthwaite`: fixed-effect t-tests with Satterthwaite's degrees of
   freedom (lmerTest's ``summary``).
 - :func:`anova`: likelihood-ratio tests between nested models (lme4's
-  ``anova``).
+  ``anova``); of one model, F-tests by term (lmerTest's ``anova``).
+- :func:`drop1`: F-tests of the marginal fixed terms, :func:`ranova`:
+  likelihood-ratio tests of the random-effect terms (lmerTest); both give an
+  :class:`AnovaTable`.
 - :func:`profile_confint`: profile-likelihood intervals of all parameters
   (lme4's ``confint(profile(m))``).
 - :func:`bootstrap`, :func:`bootstrap_confint`: parametric bootstrap of any
@@ -16,22 +19,28 @@
 - :func:`simulate`: new responses from a fitted model (lme4's ``simulate``).
 """
 
+from ._anova_table import AnovaTable
 from ._bootstrap import BootstrapResult, bootstrap, bootstrap_confint
+from ._ftest import drop1
 from ._lrt import anova
 from ._posterior import PosteriorSample, predict_interval, sample_posterior
 from ._profile import profile_confint
+from ._ranova import ranova
 from ._satterthwaite import satterthwaite
 from ._simulate import simulate
 from ._wald import wald_confint
 
 __all__ = [
+    "AnovaTable",
     "BootstrapResult",
     "PosteriorSample",
     "anova",
     "bootstrap",
     "bootstrap_confint",
+    "drop1",
     "predict_interval",
     "profile_confint",
+    "ranova",
     "sample_posterior",
     "satterthwaite",
     "simulate",

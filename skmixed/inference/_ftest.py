@@ -98,7 +98,7 @@ def drop1(model, ddf="satterthwaite"):
     Examples
     --------
     >>> from skmixed import MixedLinearRegressor
-    >>> from skmixed.inference._ftest import drop1
+    >>> from skmixed.inference import drop1
     >>> from skmixed.datasets import load_biomass
     >>> X, y, groups = load_biomass(return_X_y_groups=True)
     >>> model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)

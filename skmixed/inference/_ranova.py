@@ -76,8 +76,7 @@ def ranova(model, reduce_terms=True):
 
     Examples
     --------
-    >>> from skmixed import MixedLinearRegressor
-    >>> from skmixed.inference._ranova import ranova
+    >>> from skmixed import MixedLinearRegressor, ranova
     >>> from skmixed.datasets import load_biomass
     >>> X, y, groups = load_biomass(return_X_y_groups=True)
     >>> model = MixedLinearRegressor(random_slopes=["Temp"]).fit(X, y, groups=groups)
