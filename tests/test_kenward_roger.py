@@ -32,6 +32,7 @@ from skmixed import MixedLinearRegressor
 from skmixed._objective import factorize, penalized_rss
 from skmixed.inference._kenward_roger import (
     _assemble,
+    _blocked_parts,
     _dense_parts,
     _one_factor_parts,
     kenward_roger,
@@ -245,7 +246,9 @@ def dense_vcov_adj(Xf, Zs, covs, sigma2, diagonal):
     PP = [-(O.T @ TT) for O in OO]
     PP = [(P + P.T) / 2 for P in PP]
     QQ = [[OO[r].T @ SigmaInv @ OO[s] for s in range(k)] for r in range(k)]
-    Ktrace = np.array([[np.sum(HH[r].T * HH[s]) for s in range(k)] for r in range(k)])
+    Ktrace = np.array(
+        [[np.sum(HH[r].T * HH[s]) for s in range(k)] for r in range(k)]
+    )
     IE2 = np.empty((k, k))
     for i in range(k):
         for j in range(k):
@@ -342,7 +345,14 @@ def simulated(design, seed=0):
     raise ValueError(design)
 
 
-DESIGNS = ["one_factor_slopes", "diagonal", "crossed", "nested", "no_intercept", "singular"]
+DESIGNS = [
+    "one_factor_slopes",
+    "diagonal",
+    "crossed",
+    "nested",
+    "no_intercept",
+    "singular",
+]
 
 
 @pytest.mark.parametrize("design", DESIGNS)
@@ -365,13 +375,13 @@ def test_structured_matches_dense_reference(design):
     p = Phi.shape[0]
     contrasts = np.vstack([np.eye(p), np.ones(p)])
     se, df = kenward_roger_t(model, contrasts)
-    np.testing.assert_allclose(se, np.sqrt(np.diag(contrasts @ PhiA @ contrasts.T)),
-                               rtol=1e-10)
+    expected_se = np.sqrt(np.diag(contrasts @ PhiA @ contrasts.T))
+    np.testing.assert_allclose(se, expected_se, rtol=1e-10)
     expected = [dense_lb_ddf(c, Phi, P, W) for c in contrasts]
     np.testing.assert_allclose(df, expected, rtol=1e-10)
     test = kenward_roger_f_test(model, np.eye(p)[p - 2 :])
-    assert test["DenDF"] == pytest.approx(dense_lb_ddf(np.eye(p)[p - 2 :], Phi, P, W),
-                                          rel=1e-10)
+    expected_ddf = dense_lb_ddf(np.eye(p)[p - 2 :], Phi, P, W)
+    assert test["DenDF"] == pytest.approx(expected_ddf, rel=1e-10)
 
 
 @pytest.mark.parametrize("design", ["one_factor_slopes", "diagonal", "singular"])
@@ -393,9 +403,9 @@ def test_one_factor_paths_agree(design):
     RX = fact.R[:p, :p]
     Phi_inv = RX @ RX.T
     parts = _assemble(blocks, np.linalg.inv(Phi_inv), Phi_inv, stats_.n)
+    sigma = model.sigma_ / design_.scaling.y_scale  # parts with sigma = 1
     np.testing.assert_allclose(
-        parts.Phi_A, kenward_roger_parts(model).Phi_A / (model.sigma_ / design_.scaling.y_scale) ** 2,
-        rtol=1e-9,
+        parts.Phi_A, kenward_roger_parts(model).Phi_A / sigma**2, rtol=1e-9
     )
 
 
@@ -429,11 +439,16 @@ def test_summary_with_kenward_roger():
     model = fitted("oats")
     summary = model.summary(ddf="kenward-roger")
     text = str(summary).splitlines()
-    assert text[0] == "Linear mixed model fit by REML. t-tests use Kenward-Roger's method"
+    assert text[0] == (
+        "Linear mixed model fit by REML. t-tests use Kenward-Roger's method"
+    )
     pd.testing.assert_frame_equal(summary.fixed_effects, kenward_roger(model))
     # lmerTest's printed rows (summary(m, ddf = "Kenward-Roger") on nlme's Oats)
-    assert "Intercept                 81.900      8.571  12.849   9.556 3.35e-07 ***" in text
-    assert "VarietyMarvellous          8.517      8.685  21.575   0.981    0.338    " in text
+    for row in [
+        "Intercept                 81.900      8.571  12.849   9.556 3.35e-07 ***",
+        "VarietyMarvellous          8.517      8.685  21.575   0.981    0.338    ",
+    ]:
+        assert row in text
     assert "t-tests use Kenward-Roger&#x27;s method" in summary._repr_html_()
     # the default stays Satterthwaite; the correlations stay those of vcov
     default = model.summary()
@@ -445,3 +460,41 @@ def test_summary_with_kenward_roger():
     )
     with pytest.raises(ValueError, match="ddf must be one of"):
         model.summary(ddf="containment")
+
+
+@pytest.mark.parametrize(
+    "name", ["crossed", "nested", "oats", "machines", "insteval_dept7"]
+)
+def test_blocked_and_dense_paths_agree(name):
+    # Several factors: the blocked terms (first factor level by level, the
+    # others Q2 x Q2) against the same terms from a dense Q x Q Psi.
+    if name in ("crossed", "nested"):
+        X, y, groups, params, _, _ = simulated(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = MixedLinearRegressor(**params).fit(X, y, groups=groups)
+    else:
+        model = fitted(name)
+    design = model._design
+    stats_, factors = design.stats, design.factors
+    assert len(factors) > 1
+    fact = factorize(stats_, factors, model._theta_scaled)
+    blocked = _blocked_parts(stats_, factors, fact.T, design.n_fixed)
+    dense = _dense_parts(stats_, factors, fact.T, design.n_fixed)
+    for part in ("P", "Q", "K", "k"):
+        a, b = getattr(blocked, part), getattr(dense, part)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+
+
+def test_no_random_effects_is_ordinary_least_squares():
+    # Only the residual variance: no adjustment and n - p degrees of freedom.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    y = X @ [1.0, 2.0] + rng.normal(size=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no groups
+        model = MixedLinearRegressor().fit(X, y)
+    np.testing.assert_allclose(
+        kenward_roger_covariance(model), model.fixed_effects_cov_, rtol=1e-12
+    )
+    np.testing.assert_allclose(kenward_roger(model)["df"], 27.0, rtol=1e-12)

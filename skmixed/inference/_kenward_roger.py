@@ -29,10 +29,14 @@ all its terms are products already at hand (``P = -Phi^-1``,
 ``Q_iV = -P_i``, ``tr(V^-1 V V^-1 G_i) = tr(V^-1 G_i)``, ``tr(I) = n``).
 
 For one grouping factor ``Psi`` and ``Xi`` are block diagonal (one ``q x q``
-and ``q x p`` block per level); for several, ``Psi`` is computed as a dense
-``Q x Q`` matrix (``Q`` the number of random effects).  Everything runs in
-the scaled units of the fit; ``Phi_A`` is mapped back to the original units
-and the degrees of freedom do not depend on them.
+and ``q x p`` block per level).  For several, the largest factor is
+eliminated level by level and the others enter through ``Q2 x Q2`` matrices
+(``Q2`` their random effects together), as in the blocked Cholesky factor of
+the objective (:func:`_blocked_parts`): nothing of size ``n``, ``Q x Q`` or
+``Q1 x Q2`` is formed.  :func:`_dense_parts` computes the same terms from a
+dense ``Q x Q`` ``Psi``, for the tests.  Everything runs in the scaled units
+of the fit; ``Phi_A`` is mapped back to the original units and the degrees
+of freedom do not depend on them.
 """
 
 from dataclasses import dataclass
@@ -43,7 +47,14 @@ from scipy import linalg, stats
 from sklearn.utils.validation import check_is_fitted
 
 from .._covariance import lower_indices
-from .._objective import _mix_rows, _shapes, factorize, split_theta
+from .._objective import (
+    _mix_rows,
+    _shapes,
+    blas_threads_for,
+    block_diagonal,
+    factorize,
+    lambda_rows,
+)
 
 CONDITION_TOLERANCE = 1e-10  # pbkrtest: below this eigenvalue of I, ginv(I)
 ZERO_TOLERANCE = 1e-10  # pbkrtest: V0 = 1 + c1 B set to 0 below this
@@ -90,7 +101,8 @@ def kenward_roger_parts(model):
         return cached[1]
     design = model._design
     sigma = model.sigma_ / design.scaling.y_scale
-    parts = _parts_from_statistics(design, model._theta_scaled, sigma)
+    with blas_threads_for(design.factors):
+        parts = _parts_from_statistics(design, model._theta_scaled, sigma)
     model._kenward_roger_cache = (key, parts)
     return parts
 
@@ -104,12 +116,13 @@ def _parts_from_statistics(design, theta, sigma):
     Phi_inv = (RX @ RX.T) / sigma**2  # X' V^-1 X
     Phi = linalg.cho_solve((RX, True), np.eye(p)) * sigma**2
     if not factors:
-        random = _RandomParts(np.zeros((0, p, p)), np.zeros((0, 0, p, p)),
-                              np.zeros((0, 0)), np.zeros(0))
+        random = _RandomParts(
+            np.zeros((0, p, p)), np.zeros((0, 0, p, p)), np.zeros((0, 0)), np.zeros(0)
+        )
     elif len(factors) == 1:
         random = _one_factor_parts(stats_, factors[0], fact.T[0], p)
     else:
-        random = _dense_parts(stats_, factors, fact.T, p)
+        random = _blocked_parts(stats_, factors, fact.T, p)
     return _assemble(random.scaled(sigma), Phi, Phi_inv, stats_.n)
 
 
@@ -149,19 +162,15 @@ def _parameter_matrices(factor):
 def _one_factor_parts(stats_, factor, T, p):
     """One grouping factor: ``Psi`` and ``Xi`` block diagonal, per level.
 
-    ``Psi_r = A_r - A_r T M_r^-1 T' A_r`` and ``Xi_r = B_r - A_r T M_r^-1 T' B_r``
-    with ``M_r = T' A_r T + I``.
+    ``Psi_r = A_r - A_r K_r A_r`` and ``Xi_r = B_r - A_r K_r B_r`` with
+    ``K_r = T M_r^-1 T'`` and ``M_r = T' A_r T + I`` (whose eigenvalues are at
+    least 1: its inverse is well conditioned).
     """
-    A = np.ascontiguousarray(stats_.first.ZtZ.transpose(2, 0, 1))  # (m, q, q)
-    B = np.ascontiguousarray(stats_.first.ZtW[:, :p, :].transpose(2, 0, 1))  # (m,q,p)
-    q = T.shape[0]
-    TtA = np.einsum("ji,mjk->mik", T, A)  # T' A_r
-    M = TtA @ T + np.eye(q)
-    C = np.linalg.cholesky(M)  # (m, q, q)
-    F = _solve_lower_batched(C, TtA)  # C^-1 T' A_r
-    G = _solve_lower_batched(C, np.einsum("ji,mjk->mik", T, B))  # C^-1 T' B_r
-    Psi = A - np.einsum("mji,mjk->mik", F, F)
-    Xi = B - np.einsum("mji,mjk->mik", F, G)
+    A, B, K_levels = _first_factor_blocks(stats_, T, p)
+    AK = A @ K_levels
+    Psi = A - AK @ A
+    Psi = (Psi + Psi.transpose(0, 2, 1)) / 2.0
+    Xi = B - AK @ B
     E = _parameter_matrices(factor)  # (g, q, q)
     EXi = np.einsum("gab,mbk->gmak", E, Xi)  # D_i Xi, per level
     P = -np.einsum("mai,gmaj->gij", Xi, EXi)
@@ -173,13 +182,16 @@ def _one_factor_parts(stats_, factor, T, p):
     return _RandomParts(P, Q, K, k)
 
 
-def _solve_lower_batched(C, B):
-    """``C^-1 B`` for a stack of lower triangular ``C`` (m, q, q)."""
-    return np.linalg.solve(C, B)
+def _first_factor_blocks(stats_, T, p):
+    """Per level of the first factor: ``A_r``, ``B_r`` and ``T M_r^-1 T'``."""
+    A = np.ascontiguousarray(stats_.first.ZtZ.transpose(2, 0, 1))  # (m, q, q)
+    B = np.ascontiguousarray(stats_.first.ZtW[:, :p, :].transpose(2, 0, 1))
+    M = np.einsum("ji,mjk,kl->mil", T, A, T) + np.eye(T.shape[0])
+    return A, B, np.einsum("ij,mjk,lk->mil", T, np.linalg.inv(M), T)
 
 
 def _dense_parts(stats_, factors, Ts, p):
-    """Several grouping factors: ``Psi`` as a dense ``Q x Q`` matrix.
+    """Any design, with ``Psi`` as a dense ``Q x Q`` matrix (a test reference).
 
     In the term-major order of :class:`._design.DenseCrossProducts`, where a
     factor's ``Lambda`` is ``T (x) I_m`` and ``D_i`` is ``E_i (x) I_m``.
@@ -218,6 +230,175 @@ def _dense_parts(stats_, factors, Ts, p):
     return _RandomParts(P, Q, K, k)
 
 
+def _blocked_parts(stats_, factors, Ts, p):
+    """Several grouping factors, by blocks: nothing larger than ``Q2 x Q2``.
+
+    The first (largest) factor's random effects are eliminated first, level
+    by level (:func:`_eliminate_first_factor`); the later ones then enter
+    through ``Q2 x Q2`` matrices, and every trace over the first factor's
+    columns becomes one over ``Q2 x Q2`` matrices such as ``N_i = H D_i H'``
+    (sparse products).
+    """
+    blocks = _eliminate_first_factor(stats_, factors, Ts, p)
+    first = _parameter_matrices(factors[0])
+    later = []  # (start, m, q, E) in the later factors' level-major rows
+    start = 0
+    for f in factors[1:]:
+        for E in _parameter_matrices(f):
+            later.append((start, f.n_levels, f.n_terms, E))
+        start += f.n_levels * f.n_terms
+    P, Q = _blocked_products(blocks, first, later)
+    K, k = _blocked_traces(blocks, first, later)
+    return _RandomParts(P, Q, K, k)
+
+
+@dataclass
+class _Blocks:
+    """``Psi`` and ``Xi`` by blocks (sigma = 1); see :func:`_eliminate_first_factor`."""
+
+    Psi0: np.ndarray  # (m1, q1, q1)
+    H: object  # sparse (Q2, Q1)
+    R: np.ndarray  # (Q2, Q2)
+    G: np.ndarray  # (Q2, Q2)
+    Psi22: np.ndarray  # (Q2, Q2)
+    Xi1: np.ndarray  # (Q1, p), level-major
+    Xi2: np.ndarray  # (Q2, p)
+
+    def psi_times(self, Y1, Y2):
+        """``Psi [Y1; Y2]``, by blocks."""
+        m1, q1 = self.Psi0.shape[:2]
+        HY1 = self.H @ Y1
+        top = (self.Psi0 @ Y1.reshape(m1, q1, -1)).reshape(Y1.shape)
+        top += self.H.T @ (self.G.T @ Y2 - self.R @ HY1)
+        return top, self.G @ HY1 + self.Psi22 @ Y2
+
+
+def _eliminate_first_factor(stats_, factors, Ts, p):
+    """``Psi = Z' V^-1 Z`` and ``Xi = Z' V^-1 X`` by blocks, for ``V / sigma^2``.
+
+    With ``V1 = I + Z1 Lambda1 Lambda1' Z1'`` (block diagonal by the first
+    factor's levels): its blocks ``Psi0_r = Z1r' V1^-1 Z1r``, the sparse
+    coupling ``H = Z2' V1^-1 Z1`` (the pattern of ``Z2'Z1``) and the dense
+    ``S22 = Z2' V1^-1 Z2``.  The later factors enter through
+    ``R = Lambda2 (I + Lambda2' S22 Lambda2)^-1 Lambda2'``:
+
+        Psi11 = Psi0 - H' R H,   Psi21 = G H,   Psi22 = G S22,  G = I - S22 R.
+    """
+    others = stats_.others
+    # K1 = T1 M_r^-1 T1': what V1^-1 removes from each level's cross-products
+    A, B1, K1 = _first_factor_blocks(stats_, Ts[0], p)
+    m1, q1 = A.shape[:2]
+    N = np.eye(q1) - K1 @ A  # H = A21 blockdiag(N_r)
+    Psi0 = A @ N
+    A21 = others.Z2tZ1.tocsr()
+    H = (A21 @ _block_diagonal(N)).tocsr()
+    A21K1 = (A21 @ _block_diagonal(K1)).tocsr()
+    S22 = _symmetric(others.Z2tZ2 - (A21K1 @ A21.T).toarray())
+    Xi20 = others.Z2tW[:, :p] - A21K1 @ B1.reshape(m1 * q1, p)
+    R = _later_factors_inverse(Ts[1:], _shapes(factors[1:]), S22)
+    G = np.eye(S22.shape[0]) - S22 @ R
+    RXi20 = R @ Xi20
+    Xi1 = np.einsum("mji,mjk->mik", N, B1).reshape(m1 * q1, p) - H.T @ RXi20
+    return _Blocks(
+        Psi0=_symmetric(Psi0),
+        H=H,
+        R=R,
+        G=G,
+        Psi22=_symmetric(G @ S22),
+        Xi1=Xi1,
+        Xi2=Xi20 - S22 @ RXi20,
+    )
+
+
+def _later_factors_inverse(Ts, shapes, S22):
+    """``R = Lambda2 (I + Lambda2' S22 Lambda2)^-1 Lambda2'`` (no inverse of T)."""
+    Lt_S22 = lambda_rows(Ts, shapes, S22, transpose=True)  # Lambda2' S22
+    M22 = lambda_rows(Ts, shapes, np.ascontiguousarray(Lt_S22.T), transpose=True)
+    M22 = _symmetric(M22)
+    M22[np.diag_indices_from(M22)] += 1.0
+    C22 = linalg.cholesky(M22, lower=True, check_finite=False)
+    P22 = linalg.cho_solve((C22, True), np.eye(S22.shape[0]), check_finite=False)
+    R = lambda_rows(Ts, shapes, P22)  # Lambda2 P22
+    return _symmetric(lambda_rows(Ts, shapes, np.ascontiguousarray(R.T)))
+
+
+def _symmetric(X):
+    return (X + np.swapaxes(X, -1, -2)) / 2.0
+
+
+def _block_diagonal(blocks):
+    """Sparse block diagonal matrix of an (m, q, q) stack."""
+    return block_diagonal(np.ascontiguousarray(blocks.transpose(1, 2, 0)))
+
+
+def _blocked_products(blocks, first, later):
+    """``P_i = -Xi' D_i Xi`` and ``Q_ij = Xi' D_i Psi D_j Xi`` by blocks."""
+    Xi1, Xi2 = blocks.Xi1, blocks.Xi2
+    m1, q1 = blocks.Psi0.shape[:2]
+    p = Xi1.shape[1]
+    zeros1, zeros2 = np.zeros_like(Xi1), np.zeros_like(Xi2)
+    Xi1_levels = Xi1.reshape(m1, q1, p)
+    DXi = [((E @ Xi1_levels).reshape(Xi1.shape), zeros2) for E in first]
+    DXi += [(zeros1, _apply_level_major(b, Xi2)) for b in later]
+    P = np.stack([-(Xi1.T @ d1 + Xi2.T @ d2) for d1, d2 in DXi])
+    PsiDXi = [blocks.psi_times(d1, d2) for d1, d2 in DXi]
+    g = len(DXi)
+    Q = np.empty((g, g, p, p))
+    for i in range(g):
+        for j in range(g):
+            Q[i, j] = DXi[i][0].T @ PsiDXi[j][0] + DXi[i][1].T @ PsiDXi[j][1]
+    return P, Q
+
+
+def _blocked_traces(blocks, first, later):
+    """``K_ij = tr(Psi D_i Psi D_j)`` and ``k_i = tr(D_i Psi)`` by blocks.
+
+    First factor's parameters (``Psi11 = Psi0 - H'RH``, ``N_i = H D_i H'``):
+
+        tr(D_i Psi11)            = sum_r tr(E_i Psi0_r) - <R, N_i>
+        tr(Psi11 D_i Psi11 D_j)  = sum_r tr(Psi0_r E_i Psi0_r E_j)
+                                   - 2 <R, H D_i Psi0 D_j H'> + tr(R N_i R N_j)
+
+    a first and a later one: ``tr(Psi21 D_i Psi12 D_j) = <G' D_j G, N_i>``;
+    two later ones: dense ``tr(Psi22 D_i Psi22 D_j)``.
+    """
+    H, R, G, Psi0 = blocks.H, blocks.R, blocks.G, blocks.Psi0
+    m1 = Psi0.shape[0]
+    g1, g = len(first), len(first) + len(later)
+    N = [(H @ _block_diagonal(np.repeat(E[None], m1, axis=0)) @ H.T).toarray()
+         for E in first]
+    RN = [R @ N_i for N_i in N]
+    PsiE = np.einsum("mab,gbc->gmac", Psi0, first)  # Psi0_r E_i
+    K, k = np.empty((g, g)), np.empty(g)
+    for i in range(g1):
+        k[i] = np.einsum("maa->", PsiE[i]) - np.sum(R * N[i])
+        for j in range(i, g1):
+            local = np.einsum("mab,mba->", PsiE[i], PsiE[j])
+            middle = (H @ _block_diagonal(first[i] @ PsiE[j]) @ H.T).toarray()
+            K[i, j] = K[j, i] = (
+                local - 2.0 * np.sum(R * middle) + np.sum(RN[i] * RN[j].T)
+            )
+    DPsi22 = [_apply_level_major(b, blocks.Psi22) for b in later]
+    for jj, b in enumerate(later):
+        j = g1 + jj
+        k[j] = np.trace(DPsi22[jj])
+        GDG = G.T @ _apply_level_major(b, G)  # G' D_j G
+        for i in range(g1):
+            K[i, j] = K[j, i] = np.sum(GDG * N[i])
+        for ii in range(jj, len(later)):
+            K[j, g1 + ii] = K[g1 + ii, j] = np.sum(DPsi22[jj] * DPsi22[ii].T)
+    return K, k
+
+
+def _apply_level_major(block, X):
+    """``D X`` for a parameter of a later factor: ``E`` per level, level-major rows."""
+    start, m, q, E = block
+    out = np.zeros_like(X)
+    rows = X[start : start + m * q].reshape(m, q, -1)
+    out[start : start + m * q] = np.einsum("ab,mbk->mak", E, rows).reshape(m * q, -1)
+    return out
+
+
 def _apply_D(block, X):
     """``D_i X`` for one parameter: ``E (x) I_m`` on the factor's rows of X."""
     start, m, q, E = block
@@ -244,7 +425,7 @@ def _assemble(random, Phi, Phi_inv, n):
 
 
 def adjusted_covariance(Phi, P, Q, K):
-    """pbkrtest's ``vcovAdj`` from ``Phi``, the ``P_i``, ``Q_ij`` and traces ``K_ij``."""
+    """pbkrtest's ``vcovAdj`` from ``Phi``, ``P_i``, ``Q_ij`` and traces ``K_ij``."""
     PhiP = np.einsum("ab,gbc->gac", Phi, P)  # Phi P_i
     info = K - 2.0 * np.einsum("ab,ghba->gh", Phi, Q)
     info += np.einsum("gab,hba->gh", PhiP, PhiP)
@@ -286,7 +467,7 @@ def _contrast_matrix(model, L):
 
 
 def kenward_roger_covariance(model):
-    """Kenward-Roger's adjusted covariance of the fixed effects (pbkrtest's ``vcovAdj``).
+    """Kenward-Roger's adjusted covariance of the fixed effects (``vcovAdj``).
 
     Parameters
     ----------
