@@ -112,6 +112,7 @@ GUIDE_PAGES = [
     "inference.md",
     "prediction.md",
     "dask.md",
+    "explore.md",
 ]
 
 RUN_PAGE = """
