@@ -220,8 +220,11 @@ def dense_design(X, groups, slopes, fit_intercept=True):
     return Xf, Zs
 
 
-def dense_vcov_adj(Xf, Zs, covs, sigma2, diagonal):
-    """pbkrtest's vcovAdj, line by line; returns (PhiA, Phi, P, W)."""
+def dense_vcov_adj(Xf, Zs, covs, sigma2, diagonal, weights=None):
+    """pbkrtest's vcovAdj, line by line; returns (PhiA, Phi, P, W).
+
+    With prior weights the residual term is ``sigma^2 diag(1 / w)``.
+    """
     n = len(Xf)
     G, gamma = [], []
     for name, (Z, m, q) in Zs.items():
@@ -234,7 +237,7 @@ def dense_vcov_adj(Xf, Zs, covs, sigma2, diagonal):
             E[a, b] = E[b, a] = 1.0
             G.append(Z @ np.kron(np.eye(m), E) @ Z.T)
             gamma.append(cov[a, b])
-    G.append(np.eye(n))
+    G.append(np.eye(n) if weights is None else np.diag(1.0 / weights))
     gamma.append(sigma2)
     Sigma = sum(g * Gi for g, Gi in zip(gamma, G))
     SigmaInv = np.linalg.inv(Sigma)
@@ -498,3 +501,19 @@ def test_no_random_effects_is_ordinary_least_squares():
         kenward_roger_covariance(model), model.fixed_effects_cov_, rtol=1e-12
     )
     np.testing.assert_allclose(kenward_roger(model)["df"], 27.0, rtol=1e-12)
+
+
+def test_prior_weights_match_dense_reference():
+    # Residual covariance sigma^2 W^-1: the rows scaled by sqrt(w), as the fit.
+    # (pbkrtest itself ignores the weights in V while vcov uses them.)
+    X, y, groups, params, slopes, diagonal = simulated("one_factor_slopes")
+    w = np.random.default_rng(3).uniform(0.5, 2.0, size=len(y))
+    model = MixedLinearRegressor(**params).fit(X, y, groups=groups, sample_weight=w)
+    Xf, Zs = dense_design(X, groups, slopes)
+    covs = {k: v.to_numpy() for k, v in model.random_effects_cov_.items()}
+    PhiA, Phi, P, W = dense_vcov_adj(Xf, Zs, covs, model.sigma_**2, diagonal, w)
+    np.testing.assert_allclose(Phi, model.fixed_effects_cov_.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(kenward_roger_covariance(model), PhiA, rtol=1e-10)
+    _, df = kenward_roger_t(model, np.eye(3))
+    expected = [dense_lb_ddf(c, Phi, P, W) for c in np.eye(3)]
+    np.testing.assert_allclose(df, expected, rtol=1e-10)

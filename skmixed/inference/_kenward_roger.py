@@ -95,15 +95,15 @@ def kenward_roger_parts(model):
     F-tests and contrasts all start from it.
     """
     _check_model(model)
+    design = model._design
     key = (model._theta_scaled.tobytes(), float(model.sigma_))
     cached = getattr(model, "_kenward_roger_cache", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    design = model._design
+    if cached is not None and cached[0] is design and cached[1] == key:
+        return cached[2]
     sigma = model.sigma_ / design.scaling.y_scale
     with blas_threads_for(design.factors):
         parts = _parts_from_statistics(design, model._theta_scaled, sigma)
-    model._kenward_roger_cache = (key, parts)
+    model._kenward_roger_cache = (design, key, parts)
     return parts
 
 
