@@ -10,6 +10,7 @@ to 1e-6 relative.
 """
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,3 +127,18 @@ def test_dataframe_underneath():
     table = ranova(fitted("cake"))
     assert type(table.loc[:, ["LRT"]]) is pd.DataFrame
     assert table.loc["(1 | recipe:replicate)", "Df"] == 1.0
+
+
+def test_prior_weights_as_lmertest():
+    """lmer(..., weights = w): the refits and lm's log-likelihood keep the
+    weights (lmerTest 3.1-3 on the biomass data, w = 1 + (row %% 3))."""
+    frame = pd.read_csv(Path(__file__).parent / "data" / "biomass.csv")
+    w = 1 + (np.arange(1, len(frame) + 1) % 3)
+    intercept = MixedLinearRegressor(formula="Biomass ~ Temp + N + (1 | Site)")
+    table = ranova(intercept.fit(frame, sample_weight=w))
+    np.testing.assert_allclose(table["logLik"], [-178.5640036, -189.9093916], rtol=1e-8)
+    slope = MixedLinearRegressor(
+        formula="Biomass ~ Temp + N + (1 + Temp | Site)", method="ml"
+    )
+    table = ranova(slope.fit(frame, sample_weight=w))
+    np.testing.assert_allclose(table["logLik"], [-162.3976864, -175.6475392], rtol=1e-8)
