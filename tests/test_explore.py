@@ -414,3 +414,51 @@ def test_tutorial_writes_the_explorer(biomass, tmp_path):
     page = tmp_path / tutorial.EXPLORER
     assert page.is_file() and page.stat().st_size < 5_000_000
     assert 'id="skmixed-data"' in page.read_text(encoding="utf-8")
+
+
+def test_models_without_features_or_groups(biomass, tmp_path):
+    """No random effects, no features, a formula with the intercept only,
+    polars data and the estimator's thin method all give a page."""
+    model, X, y, site = biomass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fit without groups
+        no_groups = MixedLinearRegressor().fit(X, y)
+    page = explore(no_groups)
+    assert page.data["factors"] == [] and len(page.data["predictor"]["inputs"]) == 2
+    intercepts = MixedLinearRegressor().fit(np.empty((100, 0)), y, groups=site)
+    assert explore(intercepts).data["predictor"]["inputs"] == []
+    data = X.assign(Biomass=y, Site=site.to_numpy())
+    formula = MixedLinearRegressor(formula="Biomass ~ Temp + N + (Temp | Site)")
+    formula.fit(data)
+    pl = pytest.importorskip("polars")
+    from_polars = explore(formula, pl.from_pandas(data)).data
+    assert from_polars == explore(formula, data).data
+    path = formula.explore(data, path=tmp_path / "method.html")
+    assert path.read_text(encoding="utf-8") == explore(formula, data).html
+
+
+def test_browser_crossed_factors(browser, biomass, tmp_path):
+    """Two grouping factors, each with its own level selector (new or seen)."""
+    _, X, y, site = biomass
+    rng = np.random.default_rng(0)
+    groups = pd.DataFrame(
+        {"a": [f"A{v}" for v in rng.integers(0, 8, 100)], "b": rng.integers(0, 6, 100)}
+    )
+    effects = rng.normal(size=8)[groups["a"].str[1:].astype(int)]
+    model = MixedLinearRegressor(random_slopes={"a": ["Temp"], "b": []})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a singular fit, maybe
+        model.fit(X, y + effects, groups=groups)
+    page = Page(browser, explore(model, X, None, groups, path=tmp_path / "page.html"))
+    for i, new in [(0, (False, False)), (5, (True, False)), (9, (False, True))]:
+        labels = {
+            f: None if n else groups[f].iloc[i] for f, n in zip(["a", "b"], new)
+        }
+        page.set_row(X.iloc[i].to_dict(), labels)
+        rows = pd.DataFrame({f: ["new" if v is None else v] for f, v in labels.items()})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unseen level, on purpose
+            expected = model.predict(X.iloc[[i]], groups=rows)[0]
+        assert page.prediction() == pytest.approx(expected, abs=1e-8, rel=0)
+    assert page.errors == []
+    page.close()
