@@ -1610,6 +1610,9 @@ def _part_terms(part):
     )
 
 
+GRID_ROWS = 20_000  # beyond this, term_grid_matrices samples random cells
+
+
 def term_grid_matrices(matrices, seed=0):
     """The fixed-effect matrices lmerTest's type III contrasts are built from.
 
@@ -1640,16 +1643,22 @@ def term_grid_matrices(matrices, seed=0):
     ]
     n_cells = math.prod(len(v.levels) for v in factors)
     repeats = 2 * (sum(widths) + 1)
-    grid = np.indices([len(v.levels) for v in factors]).reshape(len(factors), -1)
+    n = n_cells * repeats
+    if n <= GRID_ROWS:
+        grid = np.indices([len(v.levels) for v in factors]).reshape(len(factors), -1)
+        grid = np.tile(grid, repeats)
+    else:
+        # many factors: random cells, as many rows as every term has cells
+        # (times the numeric columns); the caller checks the rank
+        n = GRID_ROWS
+        grid = np.stack([rng.integers(len(v.levels), size=n) for v in factors])
     values = {}
     for text, var in part.variables.items():
         if var.is_factor:
-            index = [f.text for f in factors].index(text)
-            values[text] = np.tile(grid[index], repeats)
+            values[text] = grid[[f.text for f in factors].index(text)]
         else:
             width = 1 if var.colnames is None else len(var.colnames)
-            values[text] = rng.standard_normal((n_cells * repeats, width))
-    n = n_cells * repeats
+            values[text] = rng.standard_normal((n, width))
 
     def assemble(kind):
         blocks = [np.ones((n, 1))] if part.intercept else []

@@ -330,7 +330,8 @@ def _type3_contrasts(model, terms, columns):
     if np.linalg.matrix_rank(Xt) < Xt.shape[1]:
         raise NotImplementedError(
             "type III tests need a fixed part whose columns are linearly "
-            "independent functions of its variables."
+            "independent functions of its variables (and, with very many "
+            "factor cells, a sample of cells that shows it). Use type=1."
         )
     # basic contrasts: each column of rdX in terms of those of Xt
     L = zapsmall(_least_squares(Xt, rdX).T)  # (rd columns, treatment columns)
