@@ -1,0 +1,874 @@
+"""Estimated marginal means and their contrasts, as R's emmeans.
+
+emmeans (Lenth) works on a *reference grid*: every combination of the levels
+of the factors of the fixed part, with each covariate at its mean (or at the
+values ``at`` gives).  A grid row's prediction is ``x' beta``, ``x`` the row of
+the fixed-effects model matrix that R's ``model.matrix`` builds for it (the
+formula's contrasts, interactions, ``poly()`` and ``scale()`` included).  The
+marginal mean of a level of the factors named in ``specs`` is the average of
+the predictions over the other factors' levels with equal weights, again a
+linear function ``l' beta``; a contrast of marginal means is ``c' L beta``.
+
+Each linear function gets its standard error and degrees of freedom from one of
+
+- Kenward and Roger (pbkrtest's adjusted covariance of ``beta`` and its df,
+  emmeans' default for ``lmer`` fits), or
+- Satterthwaite (lmerTest's df; the SEs from ``Var(beta)``).
+
+Contrast p-values are adjusted as emmeans adjusts them: Tukey's studentized
+range for one family of pairwise comparisons (``ptukey(sqrt(2) |t|, k, df)``),
+Sidak, Bonferroni or Holm over the contrasts of the family.  As in emmeans,
+``adjust="tukey"`` for contrasts that are not pairwise comparisons becomes
+Sidak, and one contrast is never adjusted.
+"""
+
+import ast
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.utils.validation import check_is_fitted
+
+from .._formula import r_label
+from ..reporting._rformat import format_real, r_round, zapsmall
+from ._wald import check_level
+
+DDF_METHODS = ("kenward-roger", "satterthwaite")
+ADJUST_METHODS = ("tukey", "sidak", "bonferroni", "holm", "none")
+CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "poly")
+POLY_NAMES = ["linear", "quadratic", "cubic", "quartic"]
+_FACTOR_CALL = re.compile(
+    r"^\s*(?:factor|as\.factor|ordered|as\.ordered|C)\s*\(\s*"
+    r"(`[^`]+`|[A-Za-z.][A-Za-z0-9._]*)\s*[,)]"
+)
+_PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such labels get ( )
+
+
+# --------------------------------------------------------------------------- #
+# Result types                                                                 #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class MarginalMeans:
+    """Estimated marginal means (emmeans' ``summary(emmeans(...))``).
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per combination of the levels of ``specs`` (the first factor
+        varying fastest, as emmeans orders them), indexed by the levels (a
+        MultiIndex for several factors), with columns ``estimate``,
+        ``std_error``, ``df``, ``lower`` and ``upper``.
+    linfct : DataFrame
+        The linear function of the fixed effects each mean is (rows as
+        ``table``, columns the fixed effects): emmeans' ``linfct``.
+    specs : list of str
+    ddf : str
+    level : float
+    averaged_over : list of str
+        The factors averaged over with equal weights.
+    covariates : dict
+        Each covariate's value(s) in the reference grid.
+    """
+
+    table: pd.DataFrame
+    linfct: pd.DataFrame
+    specs: list
+    ddf: str
+    level: float
+    averaged_over: list = field(default_factory=list)
+    covariates: dict = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def __len__(self):
+        return len(self.table)
+
+    def to_frame(self):
+        """The table with the levels as columns first, as emmeans prints it."""
+        return self.table.reset_index()
+
+    def _cells(self):
+        frame = self.to_frame()
+        return emmeans_cells(
+            {s: frame[s].astype(str).tolist() for s in self.specs},
+            {
+                "emmean": frame["estimate"],
+                "SE": frame["std_error"],
+                "df": frame["df"],
+                "lower.CL": frame["lower"],
+                "upper.CL": frame["upper"],
+            },
+        )
+
+    def _footer(self):
+        lines = []
+        if self.averaged_over:
+            lines.append(
+                "Results are averaged over the levels of: "
+                + ", ".join(self.averaged_over)
+            )
+        lines.append(f"Degrees-of-freedom method: {self.ddf}")
+        lines.append(f"Confidence level used: {_r_number(self.level)}")
+        return lines
+
+    def __str__(self):
+        return _render_text(self._cells(), self._footer())
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_html_(self):
+        return _render_html(self._cells(), self._footer())
+
+
+@dataclass
+class Contrasts:
+    """Contrasts of marginal means (emmeans' ``summary(contrast(...))``).
+
+    Attributes
+    ----------
+    table : DataFrame
+        Indexed by the contrasts' labels as emmeans writes them
+        (``"Golden Rain - Marvellous"``, ``"nitro0.2 - nitro0"``,
+        ``"linear"``), with columns ``estimate``, ``std_error``, ``df``,
+        ``t_value`` and ``p_value`` (adjusted).
+    coefficients : DataFrame
+        The contrast coefficients over the marginal means.
+    linfct : DataFrame
+        The linear function of the fixed effects each contrast is.
+    method, adjust : str
+        The contrast method and the p-value adjustment used (which emmeans
+        may change: Tukey's for contrasts that are not pairwise comparisons
+        becomes Sidak's; one contrast is not adjusted).
+    family_size : int
+        The number of means compared (Tukey) or contrasts (the others).
+    ddf : str
+    averaged_over : list of str
+    """
+
+    table: pd.DataFrame
+    coefficients: pd.DataFrame
+    linfct: pd.DataFrame
+    method: str
+    adjust: str
+    family_size: int
+    ddf: str
+    averaged_over: list = field(default_factory=list)
+    note: str | None = None
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def __len__(self):
+        return len(self.table)
+
+    def _cells(self):
+        t = self.table
+        return emmeans_cells(
+            {"contrast": [str(label) for label in t.index]},
+            {
+                "estimate": t["estimate"],
+                "SE": t["std_error"],
+                "df": t["df"],
+                "t.ratio": t["t_value"],
+                "p.value": t["p_value"],
+            },
+        )
+
+    def _footer(self):
+        lines = []
+        if self.averaged_over:
+            lines.append(
+                "Results are averaged over the levels of: "
+                + ", ".join(self.averaged_over)
+            )
+        lines.append(f"Degrees-of-freedom method: {self.ddf}")
+        if self.adjust != "none" and len(self.table) > 1:
+            what = (
+                f"for comparing a family of {self.family_size} estimates"
+                if self.adjust == "tukey"
+                else f"for {self.family_size} tests"
+            )
+            lines.append(f"P value adjustment: {self.adjust} method {what}")
+        return lines
+
+    def __str__(self):
+        return _render_text(self._cells(), self._footer())
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_html_(self):
+        return _render_html(self._cells(), self._footer())
+
+
+# --------------------------------------------------------------------------- #
+# Public functions                                                             #
+# --------------------------------------------------------------------------- #
+
+
+def marginal_means(model, specs, at=None, ddf="kenward-roger", level=0.95, data=None):
+    """Estimated marginal means of a formula model, as R's ``emmeans``.
+
+    The reference grid holds every combination of the levels of the factors
+    (categorical variables) of the fixed part, each covariate at its mean on
+    the training rows; the mean of a level of ``specs`` averages the grid's
+    predictions over the other factors with equal weights (emmeans'
+    ``weights = "equal"``).
+
+    Parameters
+    ----------
+    model : MixedLinearRegressor
+        A model fitted from a formula.
+    specs : str or list of str
+        The factor(s) whose levels (or combinations of levels) get a mean.
+        A covariate given several values in ``at`` may be named too.
+    at : dict, default=None
+        Values to fix in the grid: ``{"nitro": 0.6}`` for a covariate (a list
+        gives several grid values, averaged over unless named in ``specs``),
+        ``{"Variety": ["Victory"]}`` to restrict a factor's levels.
+    ddf : {"kenward-roger", "satterthwaite"}, default="kenward-roger"
+        Degrees of freedom (and, for Kenward-Roger, the adjusted covariance
+        of the fixed effects), as emmeans' ``lmer.df``.
+    level : float, default=0.95
+        Confidence level of the intervals.
+    data : DataFrame, default=None
+        The training data, to take the covariates' means from.  Without it
+        they come from the fit (a covariate entering the model matrix as
+        itself, or through ``poly()``, ``scale()`` or ``center()``); give
+        ``data`` or ``at`` for a covariate only seen through other functions
+        (``log(x)``).
+
+    Returns
+    -------
+    MarginalMeans
+        ``.table``: a DataFrame indexed by the levels with columns
+        ``estimate``, ``std_error``, ``df``, ``lower`` and ``upper``; prints
+        as emmeans does.
+
+    See Also
+    --------
+    contrasts : Comparisons of the marginal means.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmixed import MixedLinearRegressor
+    >>> from skmixed.datasets import load_biomass
+    >>> d = load_biomass().frame
+    >>> d["Soil"] = pd.Categorical(["clay", "loam", "sand", "clay"] * 25)
+    >>> model = MixedLinearRegressor(
+    ...     formula="Biomass ~ Temp + N + Soil + (1 | Site)").fit(d)
+    >>> mm = marginal_means(model, "Soil", ddf="satterthwaite")
+    >>> mm.table.round(3)
+          estimate  std_error      df  lower   upper
+    Soil
+    clay    10.189      0.298  25.539  9.575  10.802
+    loam     9.965      0.343  41.644  9.273  10.658
+    sand    10.100      0.345  42.260  9.405  10.795
+    """
+    check_is_fitted(model)
+    specs = _check_specs(specs)
+    ddf = _check_choice(ddf, DDF_METHODS, "ddf")
+    level = check_level(level)
+    means, L, info = _means_linfct(model, specs, at, data)
+    estimate = L @ model.fixed_effects_.to_numpy()
+    std_error, df = _se_df(model, L, ddf)
+    half = stats.t.ppf(0.5 + level / 2, df) * std_error
+    table = pd.DataFrame(
+        {
+            "estimate": estimate,
+            "std_error": std_error,
+            "df": df,
+            "lower": estimate - half,
+            "upper": estimate + half,
+        },
+        index=means,
+    )
+    linfct = pd.DataFrame(L, index=means, columns=model.fixed_effects_.index)
+    return MarginalMeans(
+        table,
+        linfct,
+        specs,
+        ddf,
+        level,
+        averaged_over=info["averaged_over"],
+        covariates=info["covariates"],
+    )
+
+
+def contrasts(
+    model,
+    specs,
+    method="pairwise",
+    adjust="tukey",
+    ddf="kenward-roger",
+    at=None,
+    ref=0,
+    data=None,
+):
+    """Contrasts of estimated marginal means, as emmeans' ``contrast``.
+
+    Parameters
+    ----------
+    model : MixedLinearRegressor
+        A model fitted from a formula.
+    specs : str or list of str
+        The factor(s) whose marginal means are compared (see
+        :func:`marginal_means`).
+    method : {"pairwise", "revpairwise", "trt.vs.ctrl", "poly"}, default="pairwise"
+        All pairs (``"a - b"`` for ``a`` before ``b``; ``revpairwise`` the
+        other way round), each level against the control ``ref``
+        (``"b - a"``), or orthogonal polynomial contrasts over the levels in
+        their order (integer coefficients, ``"linear"``, ``"quadratic"``, ...).
+    adjust : {"tukey", "sidak", "bonferroni", "holm", "none"}, default="tukey"
+        P-value adjustment over the contrasts, as emmeans: Tukey's
+        studentized range for pairwise comparisons (Sidak for the other
+        methods, as emmeans changes it).
+    ddf : {"kenward-roger", "satterthwaite"}, default="kenward-roger"
+    at, data :
+        As in :func:`marginal_means`.
+    ref : int or str, default=0
+        The control level of ``"trt.vs.ctrl"`` (position or label).
+
+    Returns
+    -------
+    Contrasts
+        ``.table``: a DataFrame indexed by emmeans' labels, with columns
+        ``estimate``, ``std_error``, ``df``, ``t_value`` and ``p_value``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmixed import MixedLinearRegressor
+    >>> from skmixed.datasets import load_biomass
+    >>> d = load_biomass().frame
+    >>> d["Soil"] = pd.Categorical(["clay", "loam", "sand", "clay"] * 25)
+    >>> model = MixedLinearRegressor(
+    ...     formula="Biomass ~ Temp + N + Soil + (1 | Site)").fit(d)
+    >>> contrasts(model, "Soil", ddf="satterthwaite").table.round(3)
+                 estimate  std_error      df  t_value  p_value
+    contrast
+    clay - loam     0.224      0.290  77.091    0.771    0.722
+    clay - sand     0.089      0.293  76.882    0.304    0.950
+    loam - sand    -0.134      0.342  77.818   -0.393    0.919
+    """
+    check_is_fitted(model)
+    specs = _check_specs(specs)
+    method = _check_choice(method, CONTRAST_METHODS, "method")
+    adjust = _check_choice(adjust, ADJUST_METHODS, "adjust")
+    ddf = _check_choice(ddf, DDF_METHODS, "ddf")
+    means, L, info = _means_linfct(model, specs, at, data)
+    labels = _contrast_level_labels(means, specs, info["numeric_specs"])
+    raw = [" ".join(k) if isinstance(k, tuple) else str(k) for k in means]
+    C, names = _contrast_coefficients(method, labels, ref, raw)
+    Lc = C @ L
+    estimate = Lc @ model.fixed_effects_.to_numpy()
+    std_error, df = _se_df(model, Lc, ddf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_value = estimate / std_error
+    pairwise = method in ("pairwise", "revpairwise")
+    p_value, used, size, note = adjust_p_values(
+        t_value, df, adjust, n_means=len(means), pairwise=pairwise
+    )
+    if note is not None:  # emmeans says so as a message
+        warnings.warn(note, UserWarning, stacklevel=2)
+    table = pd.DataFrame(
+        {
+            "estimate": estimate,
+            "std_error": std_error,
+            "df": df,
+            "t_value": t_value,
+            "p_value": p_value,
+        },
+        index=pd.Index(names, name="contrast"),
+    )
+    coefficients = pd.DataFrame(C, index=table.index, columns=means)
+    linfct = pd.DataFrame(Lc, index=table.index, columns=model.fixed_effects_.index)
+    return Contrasts(
+        table,
+        coefficients,
+        linfct,
+        method,
+        used,
+        size,
+        ddf,
+        info["averaged_over"],
+        note,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Adjusted p-values                                                            #
+# --------------------------------------------------------------------------- #
+
+
+def adjust_p_values(t_value, df, adjust, *, n_means=None, pairwise=True):
+    """Two-sided p-values of t statistics, adjusted as emmeans adjusts them.
+
+    Parameters
+    ----------
+    t_value, df : array-like
+        The contrasts' t statistics and degrees of freedom.
+    adjust : {"tukey", "sidak", "bonferroni", "holm", "none"}
+    n_means : int, default=None
+        The number of means the pairwise comparisons compare (Tukey's family).
+    pairwise : bool, default=True
+        Whether the contrasts are one family of pairwise comparisons; Tukey's
+        adjustment becomes Sidak's otherwise, as in emmeans.
+
+    Returns
+    -------
+    p_value : ndarray
+    adjust : str
+        The adjustment used.
+    family_size : int
+        The means compared (Tukey) or the tests (the others).
+    note : str or None
+        emmeans' note when it changed the adjustment.
+
+    Examples
+    --------
+    >>> p, used, size, _ = adjust_p_values([2.0, -3.0, 0.5], [20, 20, 20], "holm")
+    >>> p.round(4), used, size
+    (array([0.1185, 0.0212, 0.6225]), 'holm', 3)
+    """
+    t_value = np.asarray(t_value, dtype=float)
+    df = np.asarray(df, dtype=float)
+    df = np.where(np.isnan(df), np.inf, df)
+    n = t_value.size
+    raw = 2.0 * stats.t.sf(np.abs(t_value), df)
+    note = None
+    if n == 1:
+        adjust = "none"
+    if adjust == "tukey" and not pairwise:
+        adjust = "sidak"
+        note = (
+            'Note: adjust = "tukey" was changed to "sidak" because "tukey" '
+            "is only appropriate for one set of pairwise comparisons"
+        )
+    if adjust == "none":
+        return raw, adjust, n, note
+    if adjust == "tukey":
+        k = n_means if n_means is not None else int(round((1 + np.sqrt(1 + 8 * n)) / 2))
+        q = np.sqrt(2.0) * np.abs(t_value)
+        p = stats.studentized_range.sf(q, k, np.asarray(zapsmall(df, 7)))
+        return np.clip(p, 0.0, 1.0), adjust, k, note
+    if adjust == "sidak":
+        return 1.0 - (1.0 - raw) ** n, adjust, n, note
+    if adjust == "bonferroni":
+        return np.minimum(1.0, n * raw), adjust, n, note
+    return _holm(raw), adjust, n, note
+
+
+def _holm(p):
+    """R's ``p.adjust(p, "holm")``."""
+    n = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate((n - np.arange(n)) * p[order])
+    out = np.empty(n)
+    out[order] = np.minimum(1.0, adjusted)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# The reference grid                                                           #
+# --------------------------------------------------------------------------- #
+
+
+def _check_specs(specs):
+    if isinstance(specs, str):
+        specs = [specs]
+    specs = list(specs)
+    if not specs or not all(isinstance(s, str) for s in specs):
+        raise ValueError(f"specs must name one or more factors; got {specs!r}.")
+    if len(set(specs)) < len(specs):
+        raise ValueError(f"specs names a factor twice: {specs!r}.")
+    return specs
+
+
+def _check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+    return value
+
+
+def _formula_matrices(model):
+    spec = getattr(model, "_spec", None)
+    if spec is None or spec.matrices is None:
+        raise ValueError(
+            "marginal means need the factors of a formula model: fit the model "
+            "with formula=... (categorical columns as its factors). A model "
+            "fitted on numeric X has no factors to average over; use "
+            "skmixed.inference.satterthwaite for its coefficients."
+        )
+    return spec.matrices
+
+
+def _grid_variables(matrices):
+    """The data variables of the fixed part: factors (name -> levels) and
+    covariates (names), in the order the formula first uses them."""
+    factors, covariates = {}, []
+    columns = set(matrices.variables)
+    for text, var in matrices._fixed.variables.items():
+        if var.is_factor:
+            name = _factor_name(text, columns)
+            if name in factors and factors[name] != list(var.levels):
+                raise ValueError(
+                    f"{name} has different levels in different terms "
+                    f"({text}); marginal means need one set of levels."
+                )
+            factors[name] = list(var.levels)
+        else:
+            names = [text] if text in columns else _argument_names(text, columns)
+            covariates += [n for n in names if n not in covariates]
+    covariates = [c for c in covariates if c not in factors]
+    return factors, covariates
+
+
+def _factor_name(text, columns):
+    if text in columns:
+        return text
+    match = _FACTOR_CALL.match(text)
+    if match and match.group(1).strip("`") in columns:
+        return match.group(1).strip("`")
+    raise ValueError(
+        f"marginal means cannot put {text} in the reference grid: make it a "
+        "categorical column of the data and use the column in the formula."
+    )
+
+
+def _argument_names(text, columns):
+    source = re.sub(r"\bas\.(factor|numeric)\s*\(", r"as_\1(", text)
+    try:
+        node = ast.parse(source.replace("^", "**").strip(), mode="eval")
+    except SyntaxError:
+        return [c for c in columns if c in text]
+    found = []
+    for sub in ast.walk(node):
+        name = sub.id if isinstance(sub, ast.Name) else None
+        if isinstance(sub, ast.Attribute):  # R's dotted names
+            name = ast.unparse(sub)
+        if name in columns and name not in found:
+            found.append(name)
+    return found
+
+
+def _covariate_mean(model, matrices, name, data):
+    """A covariate's mean on the training rows (emmeans' ``cov.reduce``)."""
+    if data is not None:
+        frame = pd.DataFrame(data).reset_index(drop=True)
+        keep = matrices.complete_rows(frame)
+        return float(np.mean(np.asarray(frame[name], dtype=float)[keep]))
+    features = list(model._spec.features)
+    train_X = getattr(model, "_train_X", None)
+    if name in features and train_X is not None:
+        return float(np.mean(np.asarray(train_X[:, features.index(name)])))
+    for text, var in matrices._fixed.variables.items():
+        if var.is_factor or _argument_names(text, {name}) != [name]:
+            continue
+        for params in var.state.values():
+            if not params.get("raw", True) and "alpha" in params:
+                return float(params["alpha"][0])  # poly(): the mean of x
+            if "center" in params and params["center"] != 0:
+                return float(params["center"])  # scale(), center()
+    raise ValueError(
+        f"the mean of the covariate {name!r} is not known from the fit: pass "
+        f"the training data (data=...) or fix it with at={{{name!r}: value}}."
+    )
+
+
+def _reference_grid(model, at, data):
+    """(grid frame, grid variables in emmeans' order, factor levels, covariates)."""
+    matrices = _formula_matrices(model)
+    factors, covariates = _grid_variables(matrices)
+    at = dict(at or {})
+    unknown = set(at) - set(factors) - set(covariates)
+    if unknown:
+        raise ValueError(
+            f"at names {sorted(unknown)}, not variables of the fixed part "
+            f"(factors {list(factors)}, covariates {covariates})."
+        )
+    values = {}
+    for name, levels in factors.items():
+        chosen = levels
+        if name in at:
+            wanted = list(np.atleast_1d(np.asarray(at[name], dtype=object)))
+            labels = {r_label(lev): lev for lev in levels}
+            chosen = [labels.get(r_label(w), labels.get(str(w))) for w in wanted]
+            if any(c is None for c in chosen):
+                raise ValueError(f"at gives levels of {name} it does not have.")
+        values[name] = chosen
+    for name in covariates:
+        if name in at:
+            values[name] = [float(v) for v in np.atleast_1d(at[name])]
+        else:
+            values[name] = [_covariate_mean(model, matrices, name, data)]
+    order = [n for n in [*factors, *covariates]]
+    grid = _expand_grid({n: values[n] for n in order})
+    frame = pd.DataFrame(
+        {
+            n: pd.Categorical(grid[n], categories=factors[n])
+            if n in factors
+            else np.asarray(grid[n], dtype=float)
+            for n in order
+        }
+    )
+    return frame, values, factors
+
+
+def _expand_grid(values):
+    """R's ``expand.grid``: the first variable varying fastest."""
+    names = list(values)
+    sizes = [len(values[n]) for n in names]
+    total = int(np.prod(sizes)) if sizes else 1
+    out, repeat = {}, 1
+    for name, size in zip(names, sizes):
+        index = (np.arange(total) // repeat) % size
+        out[name] = [values[name][i] for i in index]
+        repeat *= size
+    return out
+
+
+def _grid_linfct(model, frame):
+    """The fixed-effects model-matrix rows of the grid (kept columns)."""
+    matrices = model._spec.matrices
+    X = matrices._fixed.transform(frame)
+    names = list(matrices.fixed_names)
+    return X[:, [names.index(n) for n in model.fixed_effects_.index]]
+
+
+def _means_linfct(model, specs, at, data):
+    """The marginal means' labels (Index) and linear functions ``L``."""
+    frame, values, factors = _reference_grid(model, at, data)
+    unknown = [s for s in specs if s not in values]
+    if unknown:
+        raise ValueError(
+            f"specs names {unknown}, not factors of the fixed part "
+            f"({list(factors)}) nor covariates given several values in at."
+        )
+    X = _grid_linfct(model, frame)
+    keys = [tuple(_label(frame[s].iloc[i]) for s in specs) for i in range(len(frame))]
+    combos = _expand_grid({s: [_label(v) for v in values[s]] for s in specs})
+    wanted = list(zip(*[combos[s] for s in specs]))
+    rows = {key: [] for key in wanted}
+    for i, key in enumerate(keys):
+        rows[key].append(i)
+    L = np.vstack([X[rows[key]].mean(axis=0) for key in wanted])
+    if len(specs) == 1:
+        index = pd.Index([k[0] for k in wanted], name=specs[0])
+    else:
+        index = pd.MultiIndex.from_tuples(wanted, names=specs)
+    averaged = [n for n in factors if n not in specs]
+    averaged += [
+        n for n in values if n not in factors and n not in specs and len(values[n]) > 1
+    ]
+    covariates = {
+        n: (v[0] if len(v) == 1 else list(v))
+        for n, v in values.items()
+        if n not in factors
+    }
+    numeric = [s for s in specs if s not in factors or _numeric_labels(factors[s])]
+    info = dict(averaged_over=averaged, covariates=covariates, numeric_specs=numeric)
+    return index, L, info
+
+
+def _label(value):
+    return r_label(value)
+
+
+def _numeric_labels(levels):
+    try:
+        [float(r_label(lev)) for lev in levels]
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- #
+# Contrast coefficients                                                        #
+# --------------------------------------------------------------------------- #
+
+
+def _contrast_level_labels(means, specs, numeric_specs):
+    """emmeans' level labels: factors with numeric levels get their name in
+    front (``nitro0.2``); several factors joined by a space; labels with an
+    operator parenthesised."""
+    tuples = [k if isinstance(k, tuple) else (k,) for k in means]
+    labels = []
+    for key in tuples:
+        parts = [
+            f"{s}{lab}" if s in numeric_specs else str(lab)
+            for s, lab in zip(specs, key)
+        ]
+        label = " ".join(parts)
+        labels.append(f"({label})" if _PARENS.search(label) else label)
+    return labels
+
+
+def _contrast_coefficients(method, labels, ref, raw):
+    k = len(labels)
+    if method in ("pairwise", "revpairwise"):
+        if method == "pairwise":
+            pairs = [(i, j) for i in range(k - 1) for j in range(i + 1, k)]
+        else:  # emmeans' revpairwise.emmc: each level minus the earlier ones
+            pairs = [(i, j) for i in range(1, k) for j in range(i)]
+        C = np.zeros((len(pairs), k))
+        for row, (i, j) in enumerate(pairs):
+            C[row, i], C[row, j] = 1.0, -1.0
+        return C, [f"{labels[i]} - {labels[j]}" for i, j in pairs]
+    if method == "trt.vs.ctrl":
+        r = (
+            ref
+            if isinstance(ref, int | np.integer)
+            else _ref_position(ref, labels, raw)
+        )
+        if not 0 <= r < k:
+            raise ValueError(f"ref must be a level position in 0..{k - 1}; got {ref}.")
+        rows, names = [], []
+        for i in range(k):
+            if i != r:
+                row = np.zeros(k)
+                row[i], row[r] = 1.0, -1.0
+                rows.append(row)
+                names.append(f"{labels[i]} - {labels[r]}")
+        return np.array(rows).reshape(-1, k), names
+    return _poly_contrasts(k)
+
+
+def _ref_position(ref, labels, raw):
+    """The position of the control level, given as a label or a raw level."""
+    for i, (label, level) in enumerate(zip(labels, raw)):
+        if str(ref) in (label, level):
+            return i
+    raise ValueError(f"ref {ref!r} is not one of the levels {raw}.")
+
+
+def _poly_contrasts(k):
+    """emmeans' ``poly.emmc``: R's ``poly(1:k)`` scaled to integers."""
+    if k < 2:
+        raise ValueError("polynomial contrasts need at least two levels.")
+    degree = min(6, k - 1)
+    x = np.arange(1.0, k + 1)
+    Q, R = np.linalg.qr(np.vander(x - x.mean(), degree + 1, increasing=True))
+    M = (Q * np.sign(np.diag(R)))[:, 1:]  # positive leading coefficients, as R's
+    rows = []
+    for j in range(degree):
+        con = M[:, j]
+        con = con / con[con > 0.01].min()
+        z = np.max(np.abs(con - np.round(con)))
+        while z > 0.05:
+            con = con / z
+            z = np.max(np.abs(con - np.round(con)))
+        rows.append(np.round(con))
+    names = POLY_NAMES + [f"degree {d}" for d in range(5, 21)]
+    return np.array(rows), names[:degree]
+
+
+# --------------------------------------------------------------------------- #
+# Standard errors and degrees of freedom                                       #
+# --------------------------------------------------------------------------- #
+
+
+def _se_df(model, L, ddf):
+    """SEs and df of the linear functions ``L beta`` (rows of L)."""
+    if ddf == "kenward-roger":
+        from ._kenward_roger import kenward_roger_t
+
+        std_error, df = kenward_roger_t(model, L)
+        return np.asarray(std_error, dtype=float), np.asarray(df, dtype=float)
+    from ._satterthwaite import contrast_df
+
+    V = model.fixed_effects_cov_.to_numpy()
+    variance = np.einsum("ci,ij,cj->c", L, V, L)
+    return np.sqrt(np.clip(variance, 0.0, None)), contrast_df(model, L)
+
+
+# --------------------------------------------------------------------------- #
+# Printing (formatting only)                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def _r_number(x):
+    return f"{x:g}"
+
+
+def emmeans_cells(labels, numbers):
+    """The cells of emmeans' ``print.summary_emm``, as strings by column.
+
+    ``labels``: the level or contrast columns (left-justified); ``numbers``:
+    the estimate (first), ``SE``, ``df``, bounds, ``t.ratio``, ``p.value``.
+    Each numeric column is zapsmall-ed, df rounded to 2 decimals, t to 3, p
+    to 4 (``<.0001`` where that is 0); the other columns printed to the
+    digits that emmeans' ``.opt.dig`` finds from ``estimate +- 2 SE`` (at
+    least 3), as emmeans 1.8.4 prints them.
+    """
+    numbers = {k: [float(v) for v in vals] for k, vals in numbers.items()}
+    numbers = {k: zapsmall(vals, 7) for k, vals in numbers.items()}
+    estimate = np.asarray(next(iter(numbers.values())))
+    cells = {}
+    if "SE" in numbers:
+        se = np.asarray(numbers["SE"])
+        spread = estimate[:, None] + se[:, None] * np.array([-2.0, 0.0, 2.0])
+        digits = max(_opt_digits(row) for row in spread)
+    else:
+        digits = 4
+    for name, vals in numbers.items():
+        if name == "df":
+            cells[name] = format_real([r_round(v, 2) for v in vals], digits)
+        elif name == "t.ratio":  # format(round(t, 3), nsmall = 3, sci = FALSE)
+            cells[name] = _fixed([r_round(v, 3) for v in vals], 3)
+        elif name == "p.value":
+            text = _fixed([r_round(v, 4) for v in vals], 4)
+            cells[name] = ["<.0001" if t.strip() == "0.0000" else t for t in text]
+        else:
+            cells[name] = format_real(vals, digits)
+    return {**{k: [str(v) for v in vals] for k, vals in labels.items()}, **cells}, set(
+        labels
+    )
+
+
+def _fixed(values, decimals):
+    """R's ``format(x, nsmall = decimals, sci = FALSE)`` of rounded values."""
+    texts = [f"{v:.{decimals}f}" if np.isfinite(v) else str(v) for v in values]
+    width = max(len(t) for t in texts)
+    return [t.rjust(width) for t in texts]
+
+
+def _opt_digits(x):
+    """emmeans' ``.opt.dig``: digits to show an interval's ends apart."""
+    x = np.asarray(x, dtype=float)
+    top = np.max(np.abs(x))
+    if not np.isfinite(top) or top == 0:
+        return 3
+    z = np.array([x.min(), x.max()]) / top
+    dz = zapsmall([z[1] - z[0], *z], 8)[0]
+    if dz <= 0:
+        return 3
+    return max(int(r_round(1.51 - np.log10(dz), 0)), 3)
+
+
+def _render_text(cells, footer):
+    columns, left = cells
+    lines = [[] for _ in range(len(next(iter(columns.values()))) + 1)]
+    for name, vals in columns.items():
+        width = max(len(name), *(len(v) for v in vals))
+        pad = str.ljust if name in left else str.rjust
+        lines[0].append(pad(name, width))
+        for row, v in enumerate(vals, start=1):
+            lines[row].append(pad(v, width))
+    body = "\n".join(" " + " ".join(parts) for parts in lines)
+    return body + "\n\n" + "\n".join(footer)
+
+
+def _render_html(cells, footer):
+    columns, _ = cells
+    table = pd.DataFrame({k: [v.strip() for v in vals] for k, vals in columns.items()})
+    notes = "".join(f"<p>{line}</p>" for line in footer)
+    return f"<div>{table.to_html(index=False, border=0)}{notes}</div>"
