@@ -4,6 +4,9 @@
   ``confint(method = "Wald")``).
 - :func:`satterthwaite`: fixed-effect t-tests with Satterthwaite's degrees of
   freedom (lmerTest's ``summary``).
+- :func:`kenward_roger`, :func:`kenward_roger_covariance`,
+  :func:`kenward_roger_t`, :func:`kenward_roger_f_test`: Kenward-Roger's
+  adjusted covariance, t-tests, contrasts and F-tests (pbkrtest; REML fits).
 - :func:`anova`: likelihood-ratio tests between nested models (lme4's
   ``anova``); of one model, F-tests by term (lmerTest's ``anova``).
 - :func:`drop1`: F-tests of the marginal fixed terms, :func:`ranova`:
@@ -22,6 +25,12 @@
 from ._anova_table import AnovaTable
 from ._bootstrap import BootstrapResult, bootstrap, bootstrap_confint
 from ._ftest import drop1
+from ._kenward_roger import (
+    kenward_roger,
+    kenward_roger_covariance,
+    kenward_roger_f_test,
+    kenward_roger_t,
+)
 from ._lrt import anova
 from ._posterior import PosteriorSample, predict_interval, sample_posterior
 from ._profile import profile_confint
@@ -38,6 +47,10 @@ __all__ = [
     "bootstrap",
     "bootstrap_confint",
     "drop1",
+    "kenward_roger",
+    "kenward_roger_covariance",
+    "kenward_roger_f_test",
+    "kenward_roger_t",
     "predict_interval",
     "profile_confint",
     "ranova",
