@@ -279,6 +279,15 @@ def test_browser_array_model(browser, biomass, tmp_path):
             assert page.prediction() == pytest.approx(expected, abs=1e-8, rel=0)
             lower, upper = page.interval()
             assert lower < expected < upper
+    # A level clicked in the random-effects table is the what-if's level.
+    page.page.click('nav button[data-tab="random-effects"]')
+    page.page.fill('[data-role="level-search"]', "Site7")
+    page.page.click('[data-section="random-effects"] td:text-is("Site7")')
+    page.page.click('nav button[data-tab="what-if"]')
+    chosen = page.page.locator('[data-factor="Site"] option:checked')
+    assert chosen.inner_text() == "Site7"
+    expected = model.predict(X.iloc[[99]], groups=["Site7"])[0]
+    assert page.prediction() == pytest.approx(expected, abs=1e-8, rel=0)
     assert page.errors == []
     page.close()
 

@@ -223,6 +223,7 @@
     rows.sort(function (a, b) {
       const x = a.cells[j].dataset.sort !== undefined ? Number(a.cells[j].dataset.sort) : a.cells[j].textContent;
       const y = b.cells[j].dataset.sort !== undefined ? Number(b.cells[j].dataset.sort) : b.cells[j].textContent;
+      if (typeof x === "string") return x.localeCompare(y, undefined, { numeric: true }) * dir;
       return (x < y ? -1 : x > y ? 1 : 0) * dir;
     });
     rows.forEach(function (r) { body.appendChild(r); });
@@ -409,7 +410,7 @@
   }
 
   function randomSection() {
-    const s = section("random-effects", "Random effects", "Each level's predicted random effects (BLUPs, lme4's ranef), their conditional SDs and the rows per level. Click a column to sort; type to search. The caterpillar plot shows the chosen term with 95% conditional intervals; matches of the search are highlighted.");
+    const s = section("random-effects", "Random effects", "Each level's predicted random effects (BLUPs, lme4's ranef), their conditional SDs and the rows per level. Click a column to sort; type to search; click a level to use it in the what-if predictions. The caterpillar plot shows the chosen term with 95% conditional intervals; matches of the search are highlighted.");
     if (!D.factors.length) { s.appendChild(el("p", { text: "The model has no random effects." })); return; }
     const holder = el("div");
     const search = el("input", { type: "search", placeholder: "search levels", "data-role": "level-search" });
@@ -424,7 +425,13 @@
       const rows = f.levels.map(function (lev, j) {
         return [lev].concat(f.effects[j].map(function (v) { return numCell(v); }), f.cond_sd[j].map(function (v) { return numCell(v); }), [numCell(f.n_rows[j], 6)]);
       });
-      const box = el("div", { class: "scroll" }, [table(headers, rows, { sortable: true })]);
+      const grid = table(headers, rows, { sortable: true });
+      Array.from(grid.tBodies[0].rows).forEach(function (tr, j) {
+        tr.cells[0].title = "use " + f.levels[j] + " in the what-if predictions";
+        tr.cells[0].style.cursor = "pointer";
+        tr.cells[0].addEventListener("click", function () { useLevel(f.name, j); });
+      });
+      const box = el("div", { class: "scroll" }, [grid]);
       const order = f.levels.map(function (_, j) { return j; }).sort(function (a, b) { return f.effects[a][t] - f.effects[b][t]; });
       const lo = [], hi = [];
       order.forEach(function (j) { lo.push(f.effects[j][t] - 1.96 * f.cond_sd[j][t]); hi.push(f.effects[j][t] + 1.96 * f.cond_sd[j][t]); });
@@ -513,6 +520,12 @@
   P.inputs.forEach(function (inp) { state.inputs[inp.name] = inp.value; });
   D.factors.forEach(function (f) { state.levels[f.name] = -1; });
   const listeners = [];
+  const levelSelectors = {};
+  function useLevel(factor, j) {  // a level clicked in the random-effects table
+    state.levels[factor] = j;
+    if (levelSelectors[factor]) levelSelectors[factor].value = String(j);
+    changed();
+  }
   function changed() { listeners.forEach(function (f) { f(); }); }
 
   function effectsSection() {
@@ -575,7 +588,8 @@
       const field = el("div", { class: "field" });
       field.appendChild(el("label", { text: inp.name }));
       if (inp.kind === "numeric") {
-        const box = el("input", { type: "number", step: "any", "data-feature": inp.name, value: String(inp.value) });
+        const box = el("input", { type: "number", step: "any", "data-feature": inp.name, value: String(inp.value),
+          "aria-label": inp.name });
         const slider = el("input", { type: "range", min: inp.min, max: inp.max, step: (inp.max - inp.min) / 200 || 1, value: inp.value });
         box.addEventListener("input", function () {
           const v = Number(box.value);
@@ -586,7 +600,8 @@
         field.appendChild(box); field.appendChild(slider);
         field.appendChild(el("span", { class: "range", text: "data: " + fmt(inp.min) + " to " + fmt(inp.max) + ", mean " + fmt(inp.value) }));
       } else {
-        const sel = select(inp.levels.map(function (l, i) { return [i, l + " (" + inp.counts[i] + " rows)"]; }), inp.value, { "data-feature": inp.name });
+        const sel = select(inp.levels.map(function (l, i) { return [i, l + " (" + inp.counts[i] + " rows)"]; }), inp.value,
+          { "data-feature": inp.name, "aria-label": inp.name });
         sel.addEventListener("change", function () { state.inputs[inp.name] = Number(sel.value); changed(); });
         field.appendChild(sel);
       }
@@ -597,8 +612,9 @@
       const levelsBox = el("fieldset", {}, [el("legend", { text: "levels" })]);
       D.factors.forEach(function (f) {
         const options = [[-1, "(new level)"]].concat(f.levels.map(function (l, j) { return [j, l]; }));
-        const sel = select(options, -1, { "data-factor": f.name });
+        const sel = select(options, -1, { "data-factor": f.name, "aria-label": f.name });
         sel.addEventListener("change", function () { state.levels[f.name] = Number(sel.value); changed(); });
+        levelSelectors[f.name] = sel;
         levelsBox.appendChild(el("div", { class: "field" }, [el("label", { text: f.name }), sel]));
       });
       left.appendChild(levelsBox);
