@@ -96,7 +96,12 @@ CONTRASTS = [
 
 
 def call_args(call):
-    return dict(specs=as_list(call["specs"]), at=call["at"] or None)
+    by = call.get("by") or None  # JSON writes R's NULL as {}
+    return dict(
+        specs=as_list(call["specs"]),
+        at=call["at"] or None,
+        by=None if by is None else as_list(by),
+    )
 
 
 def close(actual, expected, rtol=RTOL, atol=0.0):
@@ -155,7 +160,8 @@ def test_contrasts(name, i, j, ddf):
             **call_args(call),
         )
     table = result.table
-    assert list(table.index) == as_list(expected["label"])
+    labels = table.index.get_level_values("contrast")
+    assert list(labels) == as_list(expected["label"])
     se = np.asarray(as_list(expected["std_error"]))
     close(table["estimate"], expected["estimate"], atol=1e-6 * se.max())
     close(table["std_error"], expected["std_error"])
@@ -213,6 +219,18 @@ def test_contrast_coefficients_are_emmeans():
         np.testing.assert_allclose(
             result.linfct.to_numpy(), np.atleast_2d(con["coefficients"]), atol=1e-10
         )
+
+
+def test_by_groups_are_the_combined_means():
+    """``by`` lists the means of specs + by; contrasts stay within a group."""
+    model = fit("oats_factor")
+    grouped = marginal_means(model, "Variety", by="nitro", ddf="satterthwaite")
+    both = marginal_means(model, ["Variety", "nitro"], ddf="satterthwaite")
+    np.testing.assert_allclose(grouped.table["estimate"], both.table["estimate"])
+    con = contrasts(model, "Variety", by="nitro", ddf="satterthwaite")
+    assert con.table.index.names == ["contrast", "nitro"]
+    assert con.coefficients.shape == (12, 12)
+    assert np.all(con.coefficients.abs().groupby(level="nitro").sum().sum(axis=1) == 6)
 
 
 def test_tukey_on_other_contrasts_becomes_sidak():

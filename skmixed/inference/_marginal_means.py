@@ -73,6 +73,8 @@ class MarginalMeans:
         The factors averaged over with equal weights.
     covariates : dict
         Each covariate's value(s) in the reference grid.
+    by : list of str
+        The factors that group the means (emmeans' ``by``).
     """
 
     table: pd.DataFrame
@@ -82,6 +84,7 @@ class MarginalMeans:
     level: float
     averaged_over: list = field(default_factory=list)
     covariates: dict = field(default_factory=dict)
+    by: list = field(default_factory=list)
 
     def __getitem__(self, key):
         return self.table[key]
@@ -97,6 +100,7 @@ class MarginalMeans:
         frame = self.to_frame()
         return emmeans_cells(
             {s: frame[s].astype(str).tolist() for s in self.specs},
+            _by_blocks(frame, self.by),
             {
                 "emmean": frame["estimate"],
                 "SE": frame["std_error"],
@@ -136,8 +140,9 @@ class Contrasts:
     table : DataFrame
         Indexed by the contrasts' labels as emmeans writes them
         (``"Golden Rain - Marvellous"``, ``"nitro0.2 - nitro0"``,
-        ``"linear"``), with columns ``estimate``, ``std_error``, ``df``,
-        ``t_value`` and ``p_value`` (adjusted).
+        ``"linear"``), and the ``by`` levels if any, with columns
+        ``estimate``, ``std_error``, ``df``, ``t_value`` and ``p_value``
+        (adjusted).
     coefficients : DataFrame
         The contrast coefficients over the marginal means.
     linfct : DataFrame
@@ -150,6 +155,8 @@ class Contrasts:
         The number of means compared (Tukey) or contrasts (the others).
     ddf : str
     averaged_over : list of str
+    by : list of str
+        The factors within whose levels the means are compared.
     """
 
     table: pd.DataFrame
@@ -161,6 +168,7 @@ class Contrasts:
     ddf: str
     averaged_over: list = field(default_factory=list)
     note: str | None = None
+    by: list = field(default_factory=list)
 
     def __getitem__(self, key):
         return self.table[key]
@@ -169,9 +177,10 @@ class Contrasts:
         return len(self.table)
 
     def _cells(self):
-        t = self.table
+        t = self.table.reset_index()
         return emmeans_cells(
-            {"contrast": [str(label) for label in t.index]},
+            {"contrast": t["contrast"].astype(str).tolist()},
+            _by_blocks(t, self.by),
             {
                 "estimate": t["estimate"],
                 "SE": t["std_error"],
@@ -189,7 +198,7 @@ class Contrasts:
                 + ", ".join(self.averaged_over)
             )
         lines.append(f"Degrees-of-freedom method: {self.ddf}")
-        if self.adjust != "none" and len(self.table) > 1:
+        if self.adjust != "none":
             what = (
                 f"for comparing a family of {self.family_size} estimates"
                 if self.adjust == "tukey"
@@ -213,7 +222,9 @@ class Contrasts:
 # --------------------------------------------------------------------------- #
 
 
-def marginal_means(model, specs, at=None, ddf="kenward-roger", level=0.95, data=None):
+def marginal_means(
+    model, specs, at=None, ddf="kenward-roger", level=0.95, data=None, by=None
+):
     """Estimated marginal means of a formula model, as R's ``emmeans``.
 
     The reference grid holds every combination of the levels of the factors
@@ -244,6 +255,9 @@ def marginal_means(model, specs, at=None, ddf="kenward-roger", level=0.95, data=
         itself, or through ``poly()``, ``scale()`` or ``center()``); give
         ``data`` or ``at`` for a covariate only seen through other functions
         (``log(x)``).
+    by : str or list of str, default=None
+        Factor(s) whose levels split the means into groups (emmeans' ``by``,
+        ``~ Variety | nitro``): the means of ``specs`` at each of their levels.
 
     Returns
     -------
@@ -274,10 +288,10 @@ def marginal_means(model, specs, at=None, ddf="kenward-roger", level=0.95, data=
     sand    10.100      0.345  42.260  9.405  10.795
     """
     check_is_fitted(model)
-    specs = _check_specs(specs)
+    specs, by = _check_specs(specs), _check_by(by, specs)
     ddf = _check_choice(ddf, DDF_METHODS, "ddf")
     level = check_level(level)
-    means, L, info = _means_linfct(model, specs, at, data)
+    means, L, info = _means_linfct(model, specs + by, at, data)
     estimate = L @ model.fixed_effects_.to_numpy()
     std_error, df = _se_df(model, L, ddf)
     half = stats.t.ppf(0.5 + level / 2, df) * std_error
@@ -300,6 +314,7 @@ def marginal_means(model, specs, at=None, ddf="kenward-roger", level=0.95, data=
         level,
         averaged_over=info["averaged_over"],
         covariates=info["covariates"],
+        by=by,
     )
 
 
@@ -312,6 +327,7 @@ def contrasts(
     at=None,
     ref=0,
     data=None,
+    by=None,
 ):
     """Contrasts of estimated marginal means, as emmeans' ``contrast``.
 
@@ -336,6 +352,9 @@ def contrasts(
         As in :func:`marginal_means`.
     ref : int or str, default=0
         The control level of ``"trt.vs.ctrl"`` (position or label).
+    by : str or list of str, default=None
+        Compare the means of ``specs`` within each level of these factors
+        (emmeans' ``by``); p-values are adjusted within each group.
 
     Returns
     -------
@@ -360,23 +379,35 @@ def contrasts(
     loam - sand    -0.134      0.342  77.818   -0.393    0.919
     """
     check_is_fitted(model)
-    specs = _check_specs(specs)
+    specs, by = _check_specs(specs), _check_by(by, specs)
     method = _check_choice(method, CONTRAST_METHODS, "method")
     adjust = _check_choice(adjust, ADJUST_METHODS, "adjust")
     ddf = _check_choice(ddf, DDF_METHODS, "ddf")
-    means, L, info = _means_linfct(model, specs, at, data)
-    labels = _contrast_level_labels(means, specs, info["numeric_specs"])
-    raw = [" ".join(k) if isinstance(k, tuple) else str(k) for k in means]
-    C, names = _contrast_coefficients(method, labels, ref, raw)
+    means, L, info = _means_linfct(model, specs + by, at, data)
+    groups = _group_rows(means, len(specs))
+    keys = [k[: len(specs)] if by else k for k in means]
+    first = groups[0][1]
+    labels = _contrast_level_labels([keys[i] for i in first], specs, info["numeric"])
+    raw = [" ".join(map(str, np.atleast_1d(keys[i]))) for i in first]
+    C0, names = _contrast_coefficients(method, labels, ref, raw)
+    C = np.zeros((len(groups) * len(names), len(means)))
+    for g, (_, rows) in enumerate(groups):
+        C[g * len(names) : (g + 1) * len(names), rows] = C0
     Lc = C @ L
     estimate = Lc @ model.fixed_effects_.to_numpy()
     std_error, df = _se_df(model, Lc, ddf)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_value = estimate / std_error
-    pairwise = method in ("pairwise", "revpairwise")
-    p_value, used, size, note = adjust_p_values(
-        t_value, df, adjust, n_means=len(means), pairwise=pairwise
-    )
+    p_value = np.empty_like(t_value)
+    for g in range(len(groups)):
+        part = slice(g * len(names), (g + 1) * len(names))
+        p_value[part], used, size, note = adjust_p_values(
+            t_value[part],
+            df[part],
+            adjust,
+            n_means=len(first),
+            pairwise=method in ("pairwise", "revpairwise"),
+        )
     if note is not None:  # emmeans says so as a message
         warnings.warn(note, UserWarning, stacklevel=2)
     table = pd.DataFrame(
@@ -387,7 +418,7 @@ def contrasts(
             "t_value": t_value,
             "p_value": p_value,
         },
-        index=pd.Index(names, name="contrast"),
+        index=_contrast_index(names, [key for key, _ in groups], by),
     )
     coefficients = pd.DataFrame(C, index=table.index, columns=means)
     linfct = pd.DataFrame(Lc, index=table.index, columns=model.fixed_effects_.index)
@@ -401,7 +432,43 @@ def contrasts(
         ddf,
         info["averaged_over"],
         note,
+        by,
     )
+
+
+def _check_by(by, specs):
+    by = [] if by is None else _check_specs(by)
+    if set(by) & set(specs):
+        raise ValueError(f"by {by} repeats a factor of specs {specs}.")
+    return by
+
+
+def _group_rows(means, n_specs):
+    """``[(by key, row positions)]`` in the order of the means (one group
+    when there is no ``by``)."""
+    groups = {}
+    for i, key in enumerate(means):
+        key = key[n_specs:] if isinstance(key, tuple) else ()
+        groups.setdefault(key, []).append(i)
+    return list(groups.items())
+
+
+def _contrast_index(names, by_keys, by):
+    if not by:
+        return pd.Index(names, name="contrast")
+    tuples = [(name, *key) for key in by_keys for name in names]
+    return pd.MultiIndex.from_tuples(tuples, names=["contrast", *by])
+
+
+def _by_blocks(frame, by):
+    """``[(header, row positions)]`` of emmeans' ``by`` listing, or None."""
+    if not by:
+        return None
+    blocks = {}
+    for i, values in enumerate(frame[by].astype(str).itertuples(index=False)):
+        header = ", ".join(f"{b} = {v}" for b, v in zip(by, values))
+        blocks.setdefault(header, []).append(i)
+    return list(blocks.items())
 
 
 # --------------------------------------------------------------------------- #
@@ -675,7 +742,7 @@ def _means_linfct(model, specs, at, data):
         if n not in factors
     }
     numeric = [s for s in specs if s not in factors or _numeric_labels(factors[s])]
-    info = dict(averaged_over=averaged, covariates=covariates, numeric_specs=numeric)
+    info = dict(averaged_over=averaged, covariates=covariates, numeric=numeric)
     return index, L, info
 
 
@@ -696,11 +763,11 @@ def _numeric_labels(levels):
 # --------------------------------------------------------------------------- #
 
 
-def _contrast_level_labels(means, specs, numeric_specs):
+def _contrast_level_labels(keys, specs, numeric_specs):
     """emmeans' level labels: factors with numeric levels get their name in
     front (``nitro0.2``); several factors joined by a space; labels with an
     operator parenthesised."""
-    tuples = [k if isinstance(k, tuple) else (k,) for k in means]
+    tuples = [k if isinstance(k, tuple) else (k,) for k in keys]
     labels = []
     for key in tuples:
         parts = [
@@ -799,7 +866,7 @@ def _r_number(x):
     return f"{x:g}"
 
 
-def emmeans_cells(labels, numbers):
+def emmeans_cells(labels, blocks, numbers):
     """The cells of emmeans' ``print.summary_emm``, as strings by column.
 
     ``labels``: the level or contrast columns (left-justified); ``numbers``:
@@ -829,9 +896,8 @@ def emmeans_cells(labels, numbers):
             cells[name] = ["<.0001" if t.strip() == "0.0000" else t for t in text]
         else:
             cells[name] = format_real(vals, digits)
-    return {**{k: [str(v) for v in vals] for k, vals in labels.items()}, **cells}, set(
-        labels
-    )
+    columns = {**{k: [str(v) for v in vals] for k, vals in labels.items()}, **cells}
+    return columns, set(labels), blocks
 
 
 def _fixed(values, decimals):
@@ -855,20 +921,30 @@ def _opt_digits(x):
 
 
 def _render_text(cells, footer):
-    columns, left = cells
-    lines = [[] for _ in range(len(next(iter(columns.values()))) + 1)]
-    for name, vals in columns.items():
-        width = max(len(name), *(len(v) for v in vals))
-        pad = str.ljust if name in left else str.rjust
-        lines[0].append(pad(name, width))
-        for row, v in enumerate(vals, start=1):
-            lines[row].append(pad(v, width))
-    body = "\n".join(" " + " ".join(parts) for parts in lines)
-    return body + "\n\n" + "\n".join(footer)
+    columns, left, blocks = cells
+    n = len(next(iter(columns.values())))
+    parts = []
+    for header, rows in blocks or [(None, range(n))]:
+        lines = [[] for _ in range(len(rows) + 1)]
+        for name, vals in columns.items():
+            shown = [vals[i] for i in rows]
+            width = max(len(name), *(len(v) for v in shown))
+            pad = str.ljust if name in left else str.rjust
+            lines[0].append(pad(name, width))
+            for row, v in enumerate(shown, start=1):
+                lines[row].append(pad(v, width))
+        table = "\n".join(" " + " ".join(line) for line in lines)
+        parts.append(table if header is None else f"{header}:\n{table}")
+    return "\n\n".join(parts) + "\n\n" + "\n".join(footer)
 
 
 def _render_html(cells, footer):
-    columns, _ = cells
+    columns, _, blocks = cells
     table = pd.DataFrame({k: [v.strip() for v in vals] for k, vals in columns.items()})
+    html = ""
+    for header, rows in blocks or [(None, range(len(table)))]:
+        if header is not None:
+            html += f"<p>{header}:</p>"
+        html += table.iloc[list(rows)].to_html(index=False, border=0)
     notes = "".join(f"<p>{line}</p>" for line in footer)
-    return f"<div>{table.to_html(index=False, border=0)}{notes}</div>"
+    return f"<div>{html}{notes}</div>"

@@ -56,19 +56,19 @@ contrast_table <- function(con) {
        printed = I(capture.output(print(summ))))
 }
 
-# one emmeans call: specs (character), at (list or NULL), contrasts: list of
-# list(method, adjust)
-emm_call <- function(m, specs, at = NULL, contrasts = list()) {
+# one emmeans call: specs (character), at (list or NULL), by (character or
+# NULL), contrasts: list of list(method, adjust)
+emm_call <- function(m, specs, at = NULL, by = NULL, contrasts = list()) {
   by_df <- lapply(DF_METHODS, function(mode) {
-    emm <- if (is.null(at)) emmeans(m, specs, lmer.df = mode)
-           else emmeans(m, specs, at = at, lmer.df = mode)
+    emm <- if (is.null(at)) emmeans(m, specs, by = by, lmer.df = mode)
+           else emmeans(m, specs, by = by, at = at, lmer.df = mode)
     list(emm = emm, table = emm_table(emm))
   })
   emm <- by_df[[1]]$emm
   list(
-    specs = I(specs), at = at,
+    specs = I(specs), at = at, by = if (is.null(by)) NULL else I(by),
     linfct = unname(emm@linfct),
-    grid = lapply(emm@grid[specs], function(v) I(as.character(v))),
+    grid = lapply(emm@grid[c(specs, by)], function(v) I(as.character(v))),
     means = lapply(by_df, function(x) x$table),
     contrasts = lapply(contrasts, function(k) {
       tables <- lapply(by_df, function(x)
@@ -99,7 +99,7 @@ analysis <- function(name, data_file, data, formula, calls = list()) {
     icc = list(adjusted = ic$ICC_adjusted, unadjusted = ic$ICC_unadjusted),
     variance = list(fixed = vars$var.fixed, random = vars$var.random,
                     residual = vars$var.residual),
-    emmeans = lapply(calls, function(k) emm_call(m, k$specs, k$at, k$contrasts)),
+    emmeans = lapply(calls, function(k) emm_call(m, k$specs, k$at, k$by, k$contrasts)),
     versions = list(R = R.version.string,
                     lme4 = as.character(packageVersion("lme4")),
                     emmeans = as.character(packageVersion("emmeans")),
@@ -137,7 +137,10 @@ analysis("oats_factor", "analyses/oats.csv", oats_f, "yield ~ nitro * Variety + 
   list(specs = "Variety", contrasts = ALL_ADJUST),
   list(specs = c("nitro", "Variety"),
        contrasts = list(list(method = "pairwise", adjust = "tukey"),
-                        list(method = "pairwise", adjust = "holm")))))
+                        list(method = "pairwise", adjust = "holm"))),
+  list(specs = "Variety", by = "nitro",
+       contrasts = list(list(method = "pairwise", adjust = "tukey"),
+                        list(method = "pairwise", adjust = "bonferroni")))))
 
 # 3. nlme's Orthodont: random slopes; age at its mean (11) or fixed
 orthodont <- as.data.frame(nlme::Orthodont)[, c("distance", "age", "Subject", "Sex")]
@@ -155,7 +158,10 @@ analysis("cake", "analyses/cake.csv", cake, "angle ~ recipe * temperature + (1 |
        contrasts = c(ALL_ADJUST, list(list(method = "poly", adjust = "none"),
                                       list(method = "trt.vs.ctrl", adjust = "bonferroni")))),
   list(specs = c("recipe", "temperature"),
-       contrasts = list(list(method = "pairwise", adjust = "tukey")))))
+       contrasts = list(list(method = "pairwise", adjust = "tukey"))),
+  list(specs = "temperature", by = "recipe",
+       contrasts = list(list(method = "poly", adjust = "none"),
+                        list(method = "trt.vs.ctrl", adjust = "holm")))))
 
 # 5. ChickWeight: a polynomial in Time (its mean in the grid, or fixed by `at`)
 chick <- as.data.frame(ChickWeight)[, c("weight", "Time", "Chick", "Diet")]
