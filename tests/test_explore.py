@@ -154,6 +154,8 @@ def test_bad_input_gives_clear_errors(biomass):
         explore(object())
     with pytest.raises(ValueError, match="lacks the fitted feature"):
         explore(model, X[["Temp"]], y, site)
+    with pytest.raises(ValueError, match="groups|length|rows"):
+        explore(model, X, y, site[:50])
     with pytest.raises(ValueError, match="2-D with 2 column"):
         explore(model, X.to_numpy()[:, :1], y, site)
     data = mixed_frame()

@@ -94,7 +94,11 @@ class _Data:
         else:
             from ..plotting._inputs import model_features
 
-            values, _ = model_features(model, X, groups)
+            values, groups = model_features(model, X, groups)
+            if groups is not None:  # not drawn, but they must fit the rows
+                from .._groups import check_groups
+
+                check_groups(groups, values.shape[0], allow_missing=True)
         frame = pd.DataFrame(values, columns=names)
         inputs = [_numeric_input(c, frame[c]) for c in names]
         return cls(inputs, frame, _response(y, len(frame)))
