@@ -326,6 +326,12 @@ def _as_frames(X, y, groups, polars=False):
     elif isinstance(X, pd.DataFrame):
         X_frame = X.reset_index(drop=True)
     else:
+        if sparse.issparse(X):
+            raise TypeError(
+                "compare_pooling takes dense X (the pooling baselines fit dense "
+                "columns): pass X.toarray(), or the raw data with a preprocessor "
+                "whose sparse output (a OneHotEncoder, say) is made dense per fold."
+            )
         values = np.asarray(X)
         if values.ndim != 2:
             raise ValueError(f"X must be 2-D; got an array of shape {values.shape}.")

@@ -69,6 +69,7 @@ from ._spec import (
     scored_rows,
     spec_from_matrices,
     warn_incomplete_rows,
+    positive_weight_rows,
     warn_without_groups,
     with_row_metadata,
 )
@@ -243,7 +244,7 @@ def _validated(X, y, groups, estimator_name):
     return X, y, frame
 
 
-def _partition_rows(rows, estimator_name, model_spec=None):
+def _partition_rows(rows, estimator_name, model_spec=None, keep_zero_weights=False):
     """``(model frame, rows given)`` of one partition, as ``fit`` builds it.
 
     Arrays are validated as ``fit`` validates them (``Z`` is ``X``); a
@@ -263,7 +264,11 @@ def _partition_rows(rows, estimator_name, model_spec=None):
             frame.y = formula_response(y, frame.complete)
         given = len(frame.complete)
     frame = with_row_metadata(
-        frame, _vector(weights), _vector(offset), whole_data=False
+        frame,
+        _vector(weights),
+        _vector(offset),
+        whole_data=False,
+        keep_zero_weights=keep_zero_weights,
     )
     return frame, given
 
@@ -306,7 +311,8 @@ class PartitionSummary:
 
     moments: ColumnMoments
     labels: dict  # factor name -> Series of its distinct labels, first seen first
-    lengths: list  # rows per partition, in order (a formula's complete rows)
+    lengths: list  # rows with fitted values per partition, in order (a formula's
+    # complete rows, those of weight zero included)
     given: int = 0  # rows given, with those a formula leaves out
     z_moments: ColumnMoments | None = None  # a formula's random-effect columns
 
@@ -348,13 +354,15 @@ def _moments(X, y):
 
 
 def _summarize_partition(rows, estimator_name, model_spec=None):
-    frame, given = _partition_rows(rows, estimator_name, model_spec)
+    every, given = _partition_rows(rows, estimator_name, model_spec, True)
+    frame = positive_weight_rows(every)
     X, Z, y = frame.X, frame.Z, subtract_offset(frame.y, frame.offset)
+    lengths = [every.X.shape[0]]
     if model_spec is not None:  # levels learned with the formula
-        return PartitionSummary(_moments(X, y), {}, [X.shape[0]], given, _moments(Z, y))
+        return PartitionSummary(_moments(X, y), {}, lengths, given, _moments(Z, y))
     groups = frame.groups
     labels = {} if groups is None else {c: groups[c].drop_duplicates() for c in groups}
-    return PartitionSummary(_moments(X, y), labels, [X.shape[0]], given)
+    return PartitionSummary(_moments(X, y), labels, lengths, given)
 
 
 def _z_rms(summary):
@@ -491,7 +499,7 @@ def fit_dask(model, X, y, groups, sample_weight=None, offset=None):
     # The rows stay on the cluster: no bootstrap refits from this fit (and no
     # stale rows from an earlier in-memory fit of the same estimator).
     model._train_X = model._train_Z = model._train_codes = None
-    model._train_weights = None
+    model._train_weights = model._train_offset = model._residual_weights = None
     model._warn_about_outcome(outcome)
     return model
 
@@ -566,10 +574,12 @@ def _slim_copy(model, **params):
 
 def _fitted_partition(rows, slim, estimator_name):
     model_spec = slim._spec if slim._spec.matrices is not None else None
-    frame, _ = _partition_rows(rows, estimator_name, model_spec)
+    frame, _ = _partition_rows(rows, estimator_name, model_spec, True)
     groups = frame.groups
-    codes = (
-        {} if groups is None else {f.name: _level_codes(groups, f) for f in slim._factors}
+    codes = (  # rows of weight zero may have levels the fit did not see
+        {}
+        if groups is None
+        else {f.name: lookup_levels(groups[f.name], f.levels) for f in slim._factors}
     )
     fitted = add_offset(slim._predict_conditional(frame.X, frame.Z, codes), frame.offset)
     return fitted, frame.y - fitted

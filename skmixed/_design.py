@@ -19,7 +19,9 @@ import pandas as pd
 from scipy import sparse
 
 INTERCEPT = "Intercept"
-EXACT_FIT_TOLERANCE = 1e-10  # relative residual sum of squares of an exact fit
+# Relative residual sum of squares of an exact fit: a residual SD below 1e-6
+# of y's (R^2 > 1 - 1e-12) is rounding, not data.
+EXACT_FIT_TOLERANCE = 1e-12
 RANK_TOLERANCE = 1e-7  # lme4's default tolerance for a rank-deficient X
 
 

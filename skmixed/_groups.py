@@ -120,21 +120,21 @@ def lookup_levels(labels, levels):
     return pd.Index(levels).get_indexer(pd.Index(labels))
 
 
-def predict_codes(labels, levels, factor, stacklevel=2):
+def predict_codes(labels, levels, factor, *, kind_only=False, stacklevel=2):
     """:func:`lookup_levels` for a prediction, warning of unseen labels.
 
-    An :class:`~skmixed.exceptions.UnseenLevelsWarning` when no label is a
-    fitted level, when the labels are of another kind than the levels
-    (strings for integers, say), or when most rows are unseen.
+    An :class:`~skmixed.exceptions.UnseenLevelsWarning` when the labels are
+    of another kind than the levels (strings for integers, say) and, unless
+    ``kind_only``, when no label is a fitted level or most rows are unseen.
     """
     codes = lookup_levels(labels, levels)
-    message = _unseen_message(labels, levels, codes, factor)
+    message = _unseen_message(labels, levels, codes, factor, kind_only)
     if message:
         warnings.warn(message, UnseenLevelsWarning, stacklevel=stacklevel + 1)
     return codes
 
 
-def _unseen_message(labels, levels, codes, factor):
+def _unseen_message(labels, levels, codes, factor, kind_only=False):
     n = codes.shape[0]
     unseen = int((codes < 0).sum())
     if n == 0 or unseen == 0:
@@ -145,12 +145,14 @@ def _unseen_message(labels, levels, codes, factor):
         "category=UnseenLevelsWarning) where unseen groups are intended)"
     )
     given, fitted = _label_kind(labels), _label_kind(levels)
-    if given and fitted and given != fitted:
+    if given and fitted in SINGLE_KINDS and given != fitted:
         return (
             f"the labels of grouping factor {factor!r} are {given} but the model "
             f"was fitted with {fitted} labels: {unseen} of {n} row(s) match no "
             f"fitted level and {consequence}. Give the labels as in fit."
         )
+    if kind_only:
+        return None
     if unseen == n:
         return (
             f"none of the {n} row(s) has a level of grouping factor {factor!r} "
@@ -164,15 +166,16 @@ def _unseen_message(labels, levels, codes, factor):
     return None
 
 
+SINGLE_KINDS = ("numeric", "string", "boolean")
+
+
 def _label_kind(values):
-    """'numbers', 'strings' or 'booleans' (None: mixed or unknown)."""
+    """One of ``SINGLE_KINDS``, "mixed-kind", or None (unknown, no labels)."""
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         values = values.dtype.categories
     kind = pd.api.types.infer_dtype(np.asarray(values, dtype=object), skipna=True)
     if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
-        return "numbers"
-    if kind == "string":
-        return "strings"
-    if kind == "boolean":
-        return "booleans"
-    return None
+        return "numeric"
+    if kind in ("string", "boolean"):
+        return kind
+    return "mixed-kind" if kind.startswith("mixed") else None

@@ -47,6 +47,7 @@ from ._spec import (
     check_formula_spec,
     formula_spec,
     scored_rows,
+    positive_weight_rows,
     training_frame,
     warn_without_groups,
     with_row_metadata,
@@ -312,14 +313,35 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             spec, frame = self._formula_model_frame(X, y, groups)
         else:
             spec, frame = self._array_model_frame(X, y, groups)
-        frame = with_row_metadata(frame, sample_weight, offset)
+        # All rows have fitted values; those of weight zero carry no
+        # information, so the statistics (and the levels) are the others'.
+        rows = with_row_metadata(frame, sample_weight, offset, keep_zero_weights=True)
+        frame = positive_weight_rows(rows)
         self._spec = spec
         factors, codes = self._make_factors(spec, frame.groups, len(frame.y))
         self._fit_design(frame, factors, codes, self.method == "reml")
+        self._set_fitted_values(rows, frame, codes)
         # The rows, for bootstrap refits.
         self._train_X, self._train_Z, self._train_codes = frame.X, frame.Z, codes
-        self._train_weights = frame.weights
+        self._train_weights, self._train_offset = frame.weights, frame.offset
         return self
+
+    def _set_fitted_values(self, rows, frame, codes):
+        """``fitted_values_`` and ``residuals_`` of every row given.
+
+        Rows of weight zero (not in ``frame``) are predicted as new rows:
+        their levels may be unseen (the population prediction for them).
+        """
+        if rows is not frame:
+            codes = {
+                f.name: lookup_levels(rows.groups[f.name], f.levels)
+                for f in self._factors
+            }
+        fitted = self._predict_conditional(rows.X, rows.Z, codes)
+        self.fitted_values_ = add_offset(fitted, rows.offset)
+        self.residuals_ = rows.y - self.fitted_values_
+        # Pearson residuals scale by sqrt(w): the weights of these rows.
+        self._residual_weights = rows.weights
 
     def _array_model_frame(self, X, y, groups):
         """The specification and model frame of numeric ``X`` and ``groups``."""
@@ -465,10 +487,6 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 weights=frame.weights,
             )
             outcome = self._fit_statistics(design, [f.name for f in factors], reml)
-            self.fitted_values_ = add_offset(
-                self._predict_conditional(frame.X, frame.Z, codes), frame.offset
-            )
-            self.residuals_ = frame.y - self.fitted_values_
         self._warn_about_outcome(outcome)
 
     def _fit_statistics(self, design, user_order, reml, start=None):
@@ -489,6 +507,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         self._set_fixed_effects(design, est)
         self._set_random_effects(design, est, fact, user_order)
         self._set_criteria(design, fact, reml, outcome)
+        self._exact_fit = outcome.exact_fit  # sigma_ = 0: no inference
         if outcome.exact_fit:
             self.convergence_ = exact_fit_convergence(design, outcome)
         else:
@@ -641,6 +660,14 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             With ``formula``, NaN for rows missing a value the formula uses.
         """
+        return self._predict(X, groups, random_effects, offset, unseen="warn")
+
+    def _predict(self, X, groups, random_effects, offset, unseen):
+        """``predict``; ``unseen="kind"`` warns only of labels of another kind.
+
+        ``score`` passes "kind": it scores grouped cross-validation folds,
+        whose groups are new by design (see :mod:`skmixed.exceptions`).
+        """
         check_is_fitted(self)
         factors = self._included_factors(random_effects)
         if _is_dask_collection(X, groups, offset):
@@ -648,23 +675,35 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
 
             return predict_dask(self, X, groups, random_effects, offset)
         if self._spec.matrices is not None:
-            y_pred = self._predict_formula(X, groups, factors)
+            y_pred = self._predict_formula(X, groups, factors, unseen)
         else:
-            y_pred = self._predict_arrays(X, groups, factors)
+            y_pred = self._predict_arrays(X, groups, factors, unseen)
         return add_offset(y_pred, check_offset(offset, y_pred.shape[0]))
 
-    def _predict_arrays(self, X, groups, factors):
+    def _predict_arrays(self, X, groups, factors, unseen):
         X, groups = validate_predict_input(self, X, groups, accept_sparse=True)
         if groups is None or not factors:
             return self._predict_population(X)
         frame = self._match_groups(
             check_groups(groups, X.shape[0], allow_missing=True)
         )
-        codes = {
-            f.name: predict_codes(frame[f.name], f.levels, f.name, stacklevel=4)
-            for f in factors
-        }
-        return self._predict_conditional(X, X, codes)
+        return self._predict_conditional(
+            X, X, self._prediction_codes(frame, factors, unseen)
+        )
+
+    @staticmethod
+    def _prediction_codes(groups, factors, unseen):
+        """Level codes of the rows, warning as ``predict_codes`` does.
+
+        The warning points at the caller of ``predict`` or ``score``: five
+        frames up (predict_codes, this, _predict_*, _predict, the method).
+        """
+        codes = {}
+        for f in factors:
+            codes[f.name] = predict_codes(
+                groups[f.name], f.levels, f.name, kind_only=unseen == "kind", stacklevel=5
+            )
+        return codes
 
     def _included_factors(self, random_effects):
         """The fitted factors whose random effects a prediction adds."""
@@ -686,7 +725,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             )
         return [f for f in self._factors if f.name in random_effects]
 
-    def _predict_formula(self, X, groups, factors):
+    def _predict_formula(self, X, groups, factors, unseen):
         """A formula model's predictions; NaN where a used value is missing."""
         if groups is not None:
             raise ValueError(
@@ -694,10 +733,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
                 "be None."
             )
         frame = self._spec.model_frame(X, new_levels=True)
-        codes = {
-            f.name: predict_codes(frame.groups[f.name], f.levels, f.name, stacklevel=4)
-            for f in factors
-        }
+        codes = self._prediction_codes(frame.groups, factors, unseen)
         y = np.full(frame.complete.shape[0], np.nan)
         y[frame.complete] = self._predict_conditional(frame.X, frame.Z, codes)
         return y
@@ -756,7 +792,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             from ._dask import score_dask
 
             return score_dask(self, X, y, groups, sample_weight, offset)
-        y_pred = self.predict(X, groups=groups, offset=offset)
+        y_pred = self._predict(X, groups, "all", offset, unseen="kind")
         if self._spec.matrices is None:
             if y is None:
                 raise ValueError(
@@ -1015,7 +1051,8 @@ def _optimize_and_estimate(design, reml, max_iter, start=None):
     a bootstrap sample) can cause.  When the fixed effects fit y exactly (a
     constant y, or no more rows than fixed effects), see :func:`_exact_fit`.
     """
-    if design.stats.n <= design.n_fixed:  # as many fixed effects as rows
+    if design.stats.n <= design.n_fixed or fits_exactly(design.stats):
+        # As many fixed effects as rows, or y a linear function of X.
         lower = ThetaLayout.from_factors(design.factors).lower
         outcome = OptimizeOutcome(
             lower, lower, -np.inf, True, 0, "no optimisation (an exact fit)", FitLog()

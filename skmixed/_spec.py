@@ -59,12 +59,15 @@ class ModelFrame:
     offset: np.ndarray | None = None  # known part of the linear predictor
 
 
-def with_row_metadata(frame, sample_weight, offset, *, whole_data=True):
+def with_row_metadata(
+    frame, sample_weight, offset, *, whole_data=True, keep_zero_weights=False
+):
     """``frame`` with its rows' prior weights and offset, checked.
 
     Both are given for the rows of ``X`` as passed (a formula's incomplete
     rows included) and follow the rows the fit keeps.  Rows of weight zero
-    carry no information and are left out (see :mod:`._row_metadata`).
+    carry no information and are left out (see :mod:`._row_metadata`),
+    unless ``keep_zero_weights`` (the rows of the fitted values).
     ``whole_data=False`` for one partition of the data, where all weights
     may be zero.
     """
@@ -75,9 +78,14 @@ def with_row_metadata(frame, sample_weight, offset, *, whole_data=True):
         weights = None if weights is None else weights[frame.complete]
         offset = None if offset is None else offset[frame.complete]
     frame.weights, frame.offset = weights, offset
-    if weights is not None and not np.all(weights > 0):
-        frame = _select_rows(frame, weights > 0)
-    return frame
+    return frame if keep_zero_weights else positive_weight_rows(frame)
+
+
+def positive_weight_rows(frame):
+    """The rows of ``frame`` the statistics are computed from (weight > 0)."""
+    if frame.weights is None or np.all(frame.weights > 0):
+        return frame
+    return _select_rows(frame, frame.weights > 0)
 
 
 def _select_rows(frame, keep):

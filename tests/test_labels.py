@@ -24,7 +24,7 @@ def fitted():
 
 def test_same_labels_as_strings_warn_of_the_kind(fitted):
     model, X, g = fitted
-    with pytest.warns(UnseenLevelsWarning, match="are strings but .* numbers"):
+    with pytest.warns(UnseenLevelsWarning, match="are string but .* numeric labels"):
         as_strings = model.predict(X, groups=g.astype(str))
     np.testing.assert_allclose(as_strings, model.predict(X))  # population
 
@@ -78,7 +78,7 @@ def test_polars_labels_of_another_kind_warn(fitted):
     pl = pytest.importorskip("polars")
     model, X, g = fitted
     groups = pl.Series("group", [f"{k}" for k in g])
-    with pytest.warns(UnseenLevelsWarning, match="strings"):
+    with pytest.warns(UnseenLevelsWarning, match="are string"):
         model.predict(pl.from_pandas(X) if hasattr(pl, "from_pandas") else X, groups)
 
 
@@ -117,3 +117,27 @@ def test_unseen_groups_warn_and_grouped_cv_can_silence_it(fitted):
         warnings.filterwarnings("ignore", category=UnseenLevelsWarning)
         scores = cross_val_score(model, data, y, groups=g, cv=GroupKFold(5))
     assert np.isfinite(scores).all()
+
+
+def test_labels_of_mixed_kinds_warn(fitted):
+    model, X, g = fitted
+    labels = np.array([int(k) if i % 2 else str(k) for i, k in enumerate(g)], object)
+    with pytest.warns(UnseenLevelsWarning, match="are mixed-kind but"):
+        model.predict(X, groups=labels)
+
+
+def test_score_warns_only_of_labels_of_another_kind(fitted):
+    model, X, g = fitted
+    y = model.predict(X, groups=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnseenLevelsWarning)
+        model.score(X, y, groups=g + 100)  # new groups: a grouped CV fold
+    with pytest.warns(UnseenLevelsWarning, match="are string"):
+        model.score(X, y, groups=g.astype(str))
+
+
+def test_the_warning_points_at_the_callers_line(fitted):
+    model, X, g = fitted
+    with pytest.warns(UnseenLevelsWarning) as record:
+        model.predict(X, groups=g + 100)
+    assert record[0].filename == __file__

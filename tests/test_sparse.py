@@ -160,3 +160,66 @@ def test_a_wide_sparse_x_with_few_rows_equals_dense():
     wide = _fit(MixedLinearRegressor(), X, y, groups=g)
     np.testing.assert_array_equal(wide._design.fixed_kept, dense._design.fixed_kept)
     np.testing.assert_allclose(wide.predict(X, g), dense.predict(X.toarray(), g))
+
+
+def test_simulate_and_predict_interval_take_sparse_x():
+    X, y, groups, _ = _one_hot_design(6, n=200)
+    g = groups["a"]
+    dense = _fit(MixedLinearRegressor(), X, y, groups=g)
+    sparse_fit = _fit(MixedLinearRegressor(), sparse.csr_matrix(X), y, groups=g)
+    Xs = sparse.csr_matrix(X[:20])
+    np.testing.assert_allclose(
+        sparse_fit.simulate(Xs, g[:20], n=2, random_state=0),
+        dense.simulate(X[:20], g[:20], n=2, random_state=0),
+        rtol=1e-8,
+    )
+    np.testing.assert_allclose(
+        sparse_fit.predict_interval(Xs, g[:20], n_draws=50, random_state=0),
+        dense.predict_interval(X[:20], g[:20], n_draws=50, random_state=0),
+        rtol=1e-8,
+    )
+
+
+def test_compare_pooling_refuses_sparse_x_by_name():
+    from skmixed import compare_pooling
+
+    X, y, groups, _ = _one_hot_design(7, n=120)
+    with pytest.raises(TypeError, match="compare_pooling takes dense X"):
+        compare_pooling(sparse.csr_matrix(X), y, groups["a"])
+
+
+def test_displays_take_a_pipeline_with_sparse_one_hot_output():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from skmixed.plotting import EffectDisplay, ShrinkageDisplay
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {
+            "item": rng.choice([f"i{k}" for k in range(15)], 150),
+            "price": rng.normal(size=150),
+        }
+    )
+    store = rng.integers(0, 10, 150)
+    y = frame["price"] + rng.normal(size=10)[store] + rng.normal(size=150)
+    encode = ColumnTransformer(
+        [("item", OneHotEncoder(), ["item"]), ("price", "passthrough", ["price"])],
+        sparse_threshold=1.0,
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = MixedLinearRegressor(random_slopes=[15]).set_fit_request(groups=True)
+        pipe = _fit(make_pipeline(encode, model), frame, y, groups=store)
+        effect = EffectDisplay.from_estimator(pipe, frame, y, "price")
+        shrinkage = ShrinkageDisplay.from_estimator(pipe, frame, y, groups=store)
+    # the population line along raw price: slope = the fitted coefficient
+    prediction = np.asarray(effect.prediction, dtype=float).ravel()
+    grid = np.asarray(effect.grid["price"] if hasattr(effect.grid, "columns") else effect.grid, dtype=float).ravel()
+    slope = np.polyfit(grid, prediction, 1)[0]
+    assert slope == pytest.approx(pipe[-1].coef_[-1], rel=1e-8)
+    assert len(shrinkage.levels_ if hasattr(shrinkage, "levels_") else pipe[-1].groups_["group"]) == 10

@@ -120,6 +120,10 @@ def test_zero_weight_rows_are_left_out(sleepstudy):
     subset = _fit(MixedLinearRegressor(formula=formula), kept, sample_weight=w[w > 0])
     assert weighted.objective_ == pytest.approx(subset.objective_, rel=1e-10)
     np.testing.assert_allclose(weighted.coef_, subset.coef_, rtol=1e-9)
+    # every row given has a fitted value, predicted as predict would
+    assert weighted.fitted_values_.shape == (len(sleepstudy),)
+    np.testing.assert_allclose(weighted.fitted_values_, weighted.predict(sleepstudy))
+    np.testing.assert_allclose(weighted.fitted_values_[w > 0], subset.fitted_values_)
 
 
 def test_weights_are_precisions_not_frequencies():
@@ -279,7 +283,28 @@ def test_weights_and_offset_are_routed_through_a_pipeline_and_cv(sleepstudy):
         offset=off,
     )
     assert pipe[-1].objective_ == pytest.approx(direct.objective_, rel=1e-10)
-    assert np.all(np.isfinite(scores))
+    # each fold's score uses the routed weights and offsets, as by hand
+    by_hand = []
+    for train, test in GroupKFold(3).split(X, y, g):
+        scaler = StandardScaler().fit(X.iloc[train])
+        fold = _fit(
+            MixedLinearRegressor(random_slopes=[0]),
+            scaler.transform(X.iloc[train]),
+            y.iloc[train],
+            groups=g.iloc[train],
+            sample_weight=w.iloc[train],
+            offset=off.iloc[train],
+        )
+        by_hand.append(
+            fold.score(
+                scaler.transform(X.iloc[test]),
+                y.iloc[test],
+                g.iloc[test],
+                sample_weight=w.iloc[test],
+                offset=off.iloc[test],
+            )
+        )
+    np.testing.assert_allclose(scores, by_hand, rtol=1e-10)
 
 
 def test_simulate_and_predict_interval_add_the_offset():

@@ -45,8 +45,14 @@ from .._design import (
 from .._objective import (
     blas_threads_for,
 )
+from .._row_metadata import add_offset
 from ._simulate import ResponseSimulator, seed_sequence
-from ._wald import check_level, lme4_factor_order, parameter_names
+from ._wald import (
+    check_inference_defined,
+    check_level,
+    lme4_factor_order,
+    parameter_names,
+)
 
 MEMORY_PER_CHUNK = 4_000_000  # values of simulated y held at once per worker
 MAX_CHUNK = 32
@@ -141,6 +147,7 @@ def bootstrap(
     True
     """
     check_is_fitted(model)
+    check_inference_defined(model, "a parametric bootstrap")
     n_boot = _check_n_boot(n_boot)
     if getattr(model, "_train_X", None) is None:
         raise ValueError(
@@ -298,10 +305,11 @@ def refit(model, stats, y):
         )
     except FloatingPointError as exc:
         raise RefitError(str(exc)) from exc
-    new.fitted_values_ = new._predict_conditional(
-        model._train_X, model._train_Z, model._train_codes
-    )
-    new.residuals_ = y - new.fitted_values_
+    # y is the simulated response net of the fit's offset, which the fitted
+    # values (like the model's own) include.
+    fitted = new._predict_conditional(model._train_X, model._train_Z, model._train_codes)
+    new.fitted_values_ = add_offset(fitted, getattr(model, "_train_offset", None))
+    new.residuals_ = y - fitted
     return new
 
 

@@ -29,13 +29,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
+from scipy import linalg, sparse
 from sklearn.utils.validation import check_is_fitted
 
 from .._objective import _conditional_modes, blas_threads_for, estimates, factorize
 from .._row_metadata import check_offset
 from ._simulate import check_rows, relative_factors, seed_sequence, term_columns
-from ._wald import check_level
+from ._wald import check_inference_defined, check_level
 
 INCLUDE = ("fixed", "random", "residual")
 VALUES_PER_BLOCK = 2_000_000  # draws x rows held at once in predict_interval
@@ -156,6 +156,7 @@ def sample_posterior(model, n_draws=1000, random_state=None):
     ((200, 2), (200, 10, 1))
     """
     check_is_fitted(model)
+    check_inference_defined(model, "posterior simulation")
     n_draws = _check_n_draws(n_draws)
     rng = np.random.default_rng(seed_sequence(random_state))
     beta_s, effects_s, sigma_s = _posterior_draws(model, n_draws, rng)
@@ -286,11 +287,11 @@ class _PredictiveDraws:
 
     def __call__(self, rows):
         model, X, Z = self.model, self.X[rows], self.Z[rows]
-        intercept = [np.ones(len(rows))] * model._spec.fit_intercept
-        X1 = np.column_stack(intercept + [X])
-        y = np.broadcast_to(
-            self.beta @ X1[:, model._design.fixed_kept].T, (len(self.sigma), len(rows))
-        ).copy()
+        if model._spec.fit_intercept:  # stacked as X is: sparse stays sparse
+            ones = np.ones((len(rows), 1))
+            X = sparse.hstack([ones, X]).tocsr() if sparse.issparse(X) else np.hstack([ones, X])
+        fixed = X[:, model._design.fixed_kept] @ self.beta.T  # (rows, draws)
+        y = np.broadcast_to(fixed.T, (len(self.sigma), len(rows))).copy()
         for factor in model._factors:
             effects = self._effects(factor, self.codes[factor.name][rows])
             for t, column in enumerate(term_columns(Z, factor)):

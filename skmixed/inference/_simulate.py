@@ -85,7 +85,7 @@ def check_rows(model, X, groups):
 def _model_rows(model, X, groups):
     """The features, random-effect columns and group labels of some rows."""
     if model._spec.matrices is None:
-        X, groups = validate_predict_input(model, X, groups)
+        X, groups = validate_predict_input(model, X, groups, accept_sparse=True)
         frame = None
         if groups is not None and model._factors:
             frame = model._match_groups(check_groups(groups, X.shape[0]))

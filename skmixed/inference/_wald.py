@@ -62,6 +62,16 @@ def check_level(level):
     return float(level)
 
 
+def check_inference_defined(model, what):
+    """Refuse ``what`` on an exact fit (sigma_ = 0: no sampling variation)."""
+    if getattr(model, "_exact_fit", False):
+        raise ValueError(
+            f"{what} is not defined for this fit: the fixed effects fit the "
+            "response exactly (sigma_ = 0; see convergence_.messages), so there "
+            "is no residual variation to build it from."
+        )
+
+
 def wald_confint(model, level=0.95):
     """Wald confidence intervals of the fixed effects.
 

@@ -139,8 +139,10 @@ def pearson_residuals(estimator):
     ``w`` (``sample_weight``), whose residual variances are ``sigma^2 / w``.
     """
     model, _ = fitted_model(estimator, "residuals_")
+    if not model.sigma_ > 0:  # an exact fit: no residual variation
+        return np.full(np.shape(model.residuals_), np.nan)
     residuals = np.asarray(model.residuals_, dtype=float) / model.sigma_
-    weights = getattr(model, "_train_weights", None)
+    weights = getattr(model, "_residual_weights", None)
     if weights is None:
         return residuals
     return residuals * np.sqrt(np.asarray(weights, dtype=float))

@@ -10,6 +10,7 @@ splits off the group columns named at fit and takes the features seen in
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from .._sklearn import group_column_names, split_group_columns
 from .._spec import _formula_frame
@@ -56,6 +57,8 @@ def model_features(model, X, groups=None):
         if missing:
             raise ValueError(f"X lacks the fitted feature(s) {missing}.")
         X = frame[list(names)]
+    if sparse.issparse(X):
+        X = _dense_for_plotting(X)
     X = np.asarray(X, dtype=float)
     n_features = model.n_features_in_
     if X.ndim != 2 or X.shape[1] != n_features:
@@ -64,6 +67,24 @@ def model_features(model, X, groups=None):
             f"{X.shape}."
         )
     return X, groups
+
+
+MAX_DENSE_VALUES = 20_000_000  # 160 MB: a sparse X larger than this is refused
+
+
+def _dense_for_plotting(X):
+    """A sparse X as dense, for the displays' grids and no-pooling fits.
+
+    A plot reads a few columns of a moderate number of rows; beyond
+    ``MAX_DENSE_VALUES`` values a clear error asks for a sample of rows.
+    """
+    if X.shape[0] * X.shape[1] > MAX_DENSE_VALUES:
+        raise ValueError(
+            f"X is sparse with shape {X.shape}: too large to plot from "
+            f"(more than {MAX_DENSE_VALUES:,} values once dense); pass a sample "
+            "of its rows."
+        )
+    return X.toarray()
 
 
 def frame_of_array(X, names):

@@ -177,7 +177,7 @@ def _scaled_residuals(model):
     if not model.sigma_ > 0:  # an exact fit
         return np.full(len(QUANTILES), np.nan)
     residuals = np.asarray(model.residuals_) / model.sigma_
-    weights = getattr(model, "_train_weights", None)
+    weights = getattr(model, "_residual_weights", None)
     return residuals if weights is None else residuals * np.sqrt(weights)
 
 
