@@ -362,7 +362,7 @@
     const f = frame({ width: 560, height: 40 + 26 * F.names.length + 30, x: lo, y: [F.names.length - 0.5, -0.5], left: 110, noYTicks: true, title: "Estimates and " + pct + " intervals", xlabel: "estimate" });
     svg("line", { x1: f.X(0), x2: f.X(0), y1: f.m.t, y2: f.H - f.m.b, stroke: "#9aa5b1", "stroke-dasharray": "4 3" }, f.g);
     F.names.forEach(function (n, i) {
-      svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: n }, f.g);
+      svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: n }, f.root);
       if (F.lower[i] !== null) svg("line", { x1: f.X(F.lower[i]), x2: f.X(F.upper[i]), y1: f.Y(i), y2: f.Y(i), stroke: "#1f6fb2", "stroke-width": 2 }, f.g);
       const c = svg("circle", { cx: f.X(F.estimate[i]), cy: f.Y(i), r: 4, fill: "#1f6fb2" }, f.g);
       svg("title", { text: n + ": " + fmt(F.estimate[i]) + " [" + fmt(F.lower[i]) + ", " + fmt(F.upper[i]) + "]" }, c);
@@ -387,7 +387,7 @@
     sds.push(["Residual", V.sigma]);
     const f = frame({ width: 560, height: 40 + 26 * sds.length + 30, x: [0, extent(sds.map(function (d) { return d[1]; }))[1]], y: [sds.length - 0.5, -0.5], left: 150, noYTicks: true, title: "Standard deviations", xlabel: "SD" });
     sds.forEach(function (d, i) {
-      svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: d[0] }, f.g);
+      svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: d[0] }, f.root);
       svg("rect", { x: f.X(0), y: f.Y(i) - 8, width: Math.max(0, f.X(d[1]) - f.X(0)), height: 16, fill: "#1f6fb2", "fill-opacity": 0.7 }, f.g);
     });
     s.appendChild(f.root);
@@ -440,7 +440,7 @@
       svg("line", { x1: p.X(0), x2: p.X(0), y1: p.m.t, y2: p.H - p.m.b, stroke: "#9aa5b1", "stroke-dasharray": "4 3" }, p.g);
       order.forEach(function (j, i) {
         const y = p.Y(i);
-        if (n <= 60) svg("text", { x: p.m.l - 6, y: y + 3.5, "text-anchor": "end", text: f.levels[j] }, p.g);
+        if (n <= 60) svg("text", { x: p.m.l - 6, y: y + 3.5, "text-anchor": "end", text: f.levels[j] }, p.root);
         svg("line", { x1: p.X(lo[i]), x2: p.X(hi[i]), y1: y, y2: y, stroke: "#9aa5b1" }, p.g);
         const c = svg("circle", { cx: p.X(f.effects[j][t]), cy: y, r: 3.5, fill: "#1f6fb2", "data-level": f.levels[j] }, p.g);
         svg("title", { text: f.levels[j] + ": " + fmt(f.effects[j][t]) + " (SD " + fmt(f.cond_sd[j][t]) + ", " + f.n_rows[j] + " rows)" }, c);
@@ -500,11 +500,15 @@
       const n = order.length;
       const p = frame({ width: 520, height: Math.min(60 + 14 * n, 4000), x: extent(own.concat(mixed, [pop])), y: [-0.5, n - 0.5], left: 90, noYTicks: true, title: "Shrinkage of " + f.terms[t] + " | " + f.name, xlabel: f.terms[t] });
       svg("line", { x1: p.X(pop), x2: p.X(pop), y1: p.m.t, y2: p.H - p.m.b, stroke: "#616e7c", "stroke-dasharray": "4 3" }, p.g);
+      const arrow = "skmixed-arrow-" + (++clipCount);
+      const marker = svg("marker", { id: arrow, viewBox: "0 0 10 10", refX: 16, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svg("defs", {}, p.root));
+      svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#9aa5b1" }, marker);
       order.forEach(function (j, i) {
         const y = p.Y(i);
-        if (n <= 60) svg("text", { x: p.m.l - 6, y: y + 3.5, "text-anchor": "end", text: f.levels[j] }, p.g);
+        if (n <= 60) svg("text", { x: p.m.l - 6, y: y + 3.5, "text-anchor": "end", text: f.levels[j] }, p.root);
         if (own[j] !== null) {
-          svg("line", { x1: p.X(own[j]), x2: p.X(mixed[j]), y1: y, y2: y, stroke: "#9aa5b1" }, p.g);
+          svg("line", { x1: p.X(own[j]), x2: p.X(mixed[j]), y1: y, y2: y, stroke: "#9aa5b1",
+            "marker-end": Math.abs(p.X(own[j]) - p.X(mixed[j])) > 12 ? "url(#" + arrow + ")" : "none" }, p.g);
           svg("circle", { cx: p.X(own[j]), cy: y, r: 3.5, fill: "#fff", stroke: "#d9822b" }, p.g);
         }
         const c = svg("circle", { cx: p.X(mixed[j]), cy: y, r: 3.5, fill: "#1f6fb2" }, p.g);
