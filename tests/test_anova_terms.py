@@ -283,3 +283,18 @@ def test_type1_equals_type3_when_terms_are_orthogonal():
     one, three = anova(model, type=1), anova(model, type=3)
     np.testing.assert_allclose(one["F value"], three["F value"], rtol=1e-8)
     np.testing.assert_allclose(one["DenDF"], three["DenDF"], rtol=1e-6)
+
+
+def test_hypotheses_as_show_tests():
+    """lmerTest's show_tests(anova(m)): L per term, named by the fixed effects."""
+    model = fitted("oats")
+    table = anova(model)
+    assert list(table.hypotheses) == list(table.index)
+    nitro = table.hypotheses["nitro"]
+    assert list(nitro.columns) == list(model.fixed_effects_.index)
+    np.testing.assert_allclose(
+        nitro.loc[1, ["nitro", "nitro:VarietyMarvellous", "nitro:VarietyVictory"]],
+        [1.0, 1 / 3, 1 / 3],
+        atol=1e-6,
+    )
+    assert drop1(model).hypotheses["nitro:Variety"].shape == (2, 6)

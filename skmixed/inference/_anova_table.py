@@ -35,13 +35,18 @@ class AnovaTable(pd.DataFrame):
     heading : list of str
         The title lines (``"Type III Analysis of Variance Table with
         Satterthwaite's method"``, and for ``ranova``/``drop1`` the model).
+    hypotheses : dict of str to DataFrame
+        F tables: each term's hypothesis matrix ``L`` (the test is of
+        ``L beta = 0``), one row per contrast, one column per fixed effect
+        (lmerTest's ``show_tests``).  Empty for ``ranova``.
     """
 
-    _metadata = ["heading"]
+    _metadata = ["heading", "hypotheses"]
 
-    def __init__(self, data=None, *args, heading=(), **kwargs):
+    def __init__(self, data=None, *args, heading=(), hypotheses=None, **kwargs):
         super().__init__(data, *args, **kwargs)
         self.heading = list(heading)
+        self.hypotheses = dict(hypotheses or {})
 
     @property
     def _constructor(self):

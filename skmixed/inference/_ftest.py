@@ -62,7 +62,8 @@ def anova_table(model, type=3, ddf="satterthwaite"):
     table : AnovaTable
         A DataFrame indexed by term with lmerTest's columns ``Sum Sq``,
         ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``; it
-        prints as lmerTest prints it.
+        prints as lmerTest prints it; ``table.hypotheses`` holds each term's
+        hypothesis matrix.
     """
     check_is_fitted(model)
     ddf = _check_ddf(ddf)
@@ -74,7 +75,9 @@ def anova_table(model, type=3, ddf="satterthwaite"):
     heading = [
         f"Type {roman} Analysis of Variance Table with {DDF_METHODS[ddf]} method"
     ]
-    return AnovaTable(table, heading=heading)
+    return AnovaTable(
+        table, heading=heading, hypotheses=_hypotheses(model, contrasts)
+    )
 
 
 def drop1(model, ddf="satterthwaite"):
@@ -129,7 +132,20 @@ def drop1(model, ddf="satterthwaite"):
         "Model:",
         model_formula(model),
     ]
-    return AnovaTable(table, heading=heading)
+    return AnovaTable(
+        table, heading=heading, hypotheses=_hypotheses(model, contrasts)
+    )
+
+
+def _hypotheses(model, contrasts):
+    """Each term's ``L`` labelled by the fixed effects (lmerTest's show_tests)."""
+    import pandas as pd
+
+    names = list(model.fixed_effects_.index)
+    return {
+        label: pd.DataFrame(L, columns=names, index=range(1, len(L) + 1))
+        for label, L in contrasts.items()
+    }
 
 
 def _check_ddf(ddf):

@@ -63,7 +63,8 @@ def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
         ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value`` and
         ``Pr(>F)``.  A formula model's terms are R's (``nitro``,
         ``Variety``, ``nitro:Variety``, ``poly(Time, 2)``); an array
-        model's are its features.
+        model's are its features.  ``table.hypotheses`` holds each term's
+        hypothesis matrix ``L`` (lmerTest's ``show_tests``).
         Several models: one row per model (sorted by ``npar``) with lme4's
         columns ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance`` (ML, or
         REML with ``refit=False``), ``Chisq`` (twice the gain in
