@@ -382,10 +382,21 @@ def page_kind(page, name):
     ]
 
 
-def test_browser_formula_many_rows(browser, tmp_path):
+# More transforms, through the page's predict() only (no inputs set by hand).
+MORE_FORMULAS = [
+    "y ~ log(w, base = 2) + exp(x / 4) + center(x) + poly(w, 3, raw = TRUE) + (1 | g)",
+    "y ~ I(x * (f == 'hi')) + as.numeric(f == 'lo') + log10(w) * b + (1 | g)",
+    "y ~ poly(x, 3) : o + scale(w, center = FALSE) + (1 + poly(x, 2) | g)",
+    "y ~ C(f, helmert) * x + C(o, treatment) + (1 | g/h)",
+    "y ~ I(x > 2) + abs(x - 2) + sqrt(w) + ordered(k) + (1 | h)",
+]
+
+
+@pytest.mark.parametrize("formula", FORMULAS + MORE_FORMULAS)
+def test_browser_formula_many_rows(browser, formula, tmp_path):
     """Every training row of a formula model, through the page's predict()."""
     data = mixed_frame()
-    model = fit_quietly(FORMULAS[0], data)
+    model = fit_quietly(formula, data)
     page = Page(browser, explore(model, data, path=tmp_path / "page.html"))
     specs = page.data["predictor"]["inputs"]
     groups = model._spec.matrices.groups(data)
