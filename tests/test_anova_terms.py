@@ -117,10 +117,20 @@ def test_drop1(name):
 @pytest.mark.parametrize("name", [n for n in ANALYSES if n != "oats_ml"])
 @pytest.mark.parametrize("kind", ["anova3", "anova1"])
 def test_anova_kenward_roger(name, kind):
-    pytest.importorskip("skmixed.inference._kenward_roger")
     table = anova(fitted(name), type=3 if kind == "anova3" else 1, ddf="kenward-roger")
     assert table.heading[0].endswith("with Kenward-Roger's method")
     assert_f_table(table, reference_table(reference(name), kind + "_kr"))
+
+
+@pytest.mark.parametrize("name", [n for n in ANALYSES if n != "oats_ml"])
+def test_drop1_kenward_roger(name):
+    table = drop1(fitted(name), ddf="kenward-roger")
+    assert_f_table(table, reference_table(reference(name), "drop1_kr"))
+
+
+def test_kenward_roger_needs_reml():
+    with pytest.raises(ValueError, match="REML"):
+        anova(fitted("oats_ml"), ddf="kenward-roger")
 
 
 def test_type3_does_not_depend_on_the_coding():

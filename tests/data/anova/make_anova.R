@@ -42,6 +42,7 @@ model_json <- function(name, data, formula, reml = TRUE, kr = reml, data_name = 
   if (kr) {
     out$anova3_kr <- table_json(anova(m, type = 3, ddf = "Kenward-Roger"))
     out$anova1_kr <- table_json(anova(m, type = 1, ddf = "Kenward-Roger"))
+    out$drop1_kr <- table_json(drop1(m, ddf = "Kenward-Roger"))
   }
   writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, na = "null", pretty = TRUE),
              paste0(name, ".json"))
