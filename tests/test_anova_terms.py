@@ -3,7 +3,7 @@
 The references are made by ``tests/data/anova/make_anova.R``: lmerTest's
 ``anova(m, type = 3)``, ``anova(m, type = 1)`` and ``drop1(m)``
 (Satterthwaite), and pbkrtest's Kenward-Roger through ``anova(m, ddf =
-"Kenward-Roger")``, on Oats (REML and ML), Orthodont, cake (an ordered
+"Kenward-Roger")`` and ``drop1``, on Oats (REML and ML), Orthodont, cake (an ordered
 factor: contr.poly), ChickWeight (``poly(Time, 2) * Diet``) and the biomass
 data (fitted here from arrays: each feature its own term), each fitted by
 lme4 to its optimum (polished).  F values and denominator df must agree to
