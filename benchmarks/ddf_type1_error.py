@@ -117,13 +117,11 @@ def main(argv=None):
         p = run(design, args.datasets, args.seed)
         rate = (p < args.alpha).mean()
         table[design] = rate
-        print(
-            f"{design}: {args.datasets} data sets in {time.perf_counter() - start:.0f} s",
-            file=sys.stderr,
-        )
+        seconds = time.perf_counter() - start
+        print(f"{design}: {args.datasets} fits in {seconds:.0f} s", file=sys.stderr)
     result = pd.DataFrame(table).T
     mc_se = np.sqrt(args.alpha * (1 - args.alpha) / args.datasets)
-    print(f"Rejection rate at {args.alpha:.0%} under the null (Monte-Carlo SE {mc_se:.3f}):")
+    print(f"Rejection rate at {args.alpha:.0%} under the null (MC SE {mc_se:.3f}):")
     print(result.round(3).to_string())
 
 

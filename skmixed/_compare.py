@@ -13,7 +13,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._groups import check_groups
-from .exceptions import UnseenLevelsWarning
 from ._mixed import MixedLinearRegressor
 from ._pooling import (
     CompletePoolingRegressor,
@@ -22,6 +21,7 @@ from ._pooling import (
 )
 from ._sklearn import split_group_columns
 from ._spec import _formula_frame, formula_spec
+from .exceptions import UnseenLevelsWarning
 
 STRATEGIES = ("complete pooling", "partial pooling", "no pooling")
 

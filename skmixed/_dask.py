@@ -66,10 +66,10 @@ from ._spec import (
     ModelFrame,
     check_formula_spec,
     formula_response,
+    positive_weight_rows,
     scored_rows,
     spec_from_matrices,
     warn_incomplete_rows,
-    positive_weight_rows,
     warn_without_groups,
     with_row_metadata,
 )
@@ -581,7 +581,9 @@ def _fitted_partition(rows, slim, estimator_name):
         if groups is None
         else {f.name: lookup_levels(groups[f.name], f.levels) for f in slim._factors}
     )
-    fitted = add_offset(slim._predict_conditional(frame.X, frame.Z, codes), frame.offset)
+    fitted = add_offset(
+        slim._predict_conditional(frame.X, frame.Z, codes), frame.offset
+    )
     return fitted, frame.y - fitted
 
 

@@ -410,7 +410,9 @@ def build_design(
     Zs = [random_columns(Z, f, s) for f, s in zip(factors, scaling.z_scale)]
     codes = [codes[f.name] for f in factors]
     if sparse.issparse(X):
-        stats = sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights)
+        stats = sparse_statistics(
+            X, y, codes, Zs, factors, scaling, fit_intercept, weights
+        )
     else:
         W = fixed_columns(X, y, fit_intercept, scaling)
         stats = weighted_statistics(W, codes, Zs, factors, weights, n=X.shape[0])
@@ -588,13 +590,19 @@ def sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights)
     columns ``[1, X, y]`` (sparse products, the size of their results) and
     mapped to those of the centred and scaled columns by the linear map of
     :func:`_scaling_map`: ``W = [1, X, y] A`` gives ``W'W = A' (.) A``.
-    Centring the products loses digits where a column's mean is large
-    against its spread (machine precision times ``mean^2 / var``), which
-    can tip the rank decision of nearly dependent columns.
+    Centring products loses digits where a column's mean is large against
+    its spread (machine precision times ``mean^2 / var``), so y and the
+    columns that are mostly non-zero (stored as densely as they would be
+    dense: a passed-through numeric feature) are centred first, exactly.
     """
     n, p = X.shape
+    x_shift = np.zeros(p)
+    if fit_intercept:
+        filled = np.diff(X.tocsc().indptr) > n / 2
+        x_shift[filled] = scaling.x_center[filled]
+    X, y = _shift_columns(X, x_shift).tocsr(), y - scaling.y_center
     root = None if weights is None else np.sqrt(weights)
-    X = X.tocsr() if root is None else sparse.diags(root) @ X.tocsr()
+    X = X if root is None else sparse.diags(root) @ X
     ones = np.ones(n) if root is None else root
     y = y if root is None else y * root
     Zs = Zs if root is None else [weight_columns(Z, root) for Z in Zs]
@@ -607,7 +615,7 @@ def sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights)
     WtW[1 : p + 1, 1 : p + 1] = (Xt @ X).toarray()
     WtW[1 : p + 1, 0] = WtW[0, 1 : p + 1] = Xt1
     WtW[1 : p + 1, p + 1] = WtW[p + 1, 1 : p + 1] = Xty
-    A = _scaling_map(p, fit_intercept, scaling)
+    A = _scaling_map(p, fit_intercept, scaling, x_shift, scaling.y_center)
     stats = SufficientStatistics(n, A.T @ WtW @ A, None, None)
     if factors:
         ends = base.first.ZtW  # (q, 2, m): the products with 1 and y
@@ -637,17 +645,45 @@ def scaled_fixed_products(X, V, fit_intercept, scaling):
     return A.T @ raw
 
 
-def _scaling_map(p, fit_intercept, scaling):
-    """``A`` with ``[intercept, centred scaled X, scaled y] = [1, X, y] A``."""
+def _scaling_map(p, fit_intercept, scaling, x_shift=0.0, y_shift=0.0):
+    """``A`` with ``[intercept, centred scaled X, scaled y] = [1, X, y] A``.
+
+    ``X`` and ``y`` as given already shifted by ``x_shift`` and ``y_shift``
+    (part of their centring, done exactly).
+    """
     k = int(fit_intercept)
     A = np.zeros((p + 2, k + p + 1))
     if fit_intercept:
         A[0, 0] = 1.0
     A[1 : p + 1, k : k + p] = np.diag(1.0 / scaling.x_scale)
-    A[0, k : k + p] = -scaling.x_center / scaling.x_scale
+    A[0, k : k + p] = -(scaling.x_center - x_shift) / scaling.x_scale
     A[p + 1, k + p] = 1.0 / scaling.y_scale
-    A[0, k + p] = -scaling.y_center / scaling.y_scale
+    A[0, k + p] = -(scaling.y_center - y_shift) / scaling.y_scale
     return A
+
+
+def _shift_columns(X, shift):
+    """Sparse ``X`` with ``shift`` subtracted from its columns where non-zero.
+
+    Only mostly non-zero columns are shifted: they are stored as densely as
+    they would be as dense columns, so nothing grows much.
+    """
+    shifted = np.flatnonzero(shift)
+    if not shifted.size:
+        return X
+    X = X.tocsc()
+    n = X.shape[0]
+    keep = np.ones(X.shape[1])
+    keep[shifted] = 0.0
+    block = X[:, shifted].toarray() - shift[shifted]
+    filled = sparse.csc_matrix(
+        (
+            block.ravel(order="F"),
+            (np.tile(np.arange(n), shifted.size), np.repeat(shifted, n)),
+        ),
+        shape=X.shape,
+    )
+    return X @ sparse.diags(keep) + filled
 
 
 def _level_products(X, codes, Z, n_levels):

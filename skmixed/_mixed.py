@@ -46,8 +46,8 @@ from ._spec import (
     array_spec,
     check_formula_spec,
     formula_spec,
-    scored_rows,
     positive_weight_rows,
+    scored_rows,
     training_frame,
     warn_without_groups,
     with_row_metadata,
@@ -684,9 +684,7 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         X, groups = validate_predict_input(self, X, groups, accept_sparse=True)
         if groups is None or not factors:
             return self._predict_population(X)
-        frame = self._match_groups(
-            check_groups(groups, X.shape[0], allow_missing=True)
-        )
+        frame = self._match_groups(check_groups(groups, X.shape[0], allow_missing=True))
         return self._predict_conditional(
             X, X, self._prediction_codes(frame, factors, unseen)
         )
@@ -701,7 +699,11 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         codes = {}
         for f in factors:
             codes[f.name] = predict_codes(
-                groups[f.name], f.levels, f.name, kind_only=unseen == "kind", stacklevel=5
+                groups[f.name],
+                f.levels,
+                f.name,
+                kind_only=unseen == "kind",
+                stacklevel=5,
             )
         return codes
 

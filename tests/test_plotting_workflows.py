@@ -141,9 +141,7 @@ def test_every_display_reads_a_group_column_model(biomass, kind):
 def test_group_column_model_refuses_groups_twice_and_needs_its_column(biomass):
     model = MixedLinearRegressor(group_column="Site").fit(biomass.frame, biomass.y)
     with pytest.raises(ValueError, match="groups were passed although"):
-        ShrinkageDisplay.from_estimator(
-            model, biomass.frame, biomass.y, biomass.groups
-        )
+        ShrinkageDisplay.from_estimator(model, biomass.frame, biomass.y, biomass.groups)
     with pytest.raises(ValueError, match=r"lacks the fitted column\(s\) \['Site'\]"):
         EffectDisplay.from_estimator(model, biomass.X, biomass.y, "Temp")
     with pytest.raises(ValueError, match="feature='Site' is a group column"):
@@ -232,9 +230,7 @@ def test_effect_of_a_pipeline_across_an_encoded_categorical_input(biomass):
     ).set_output(transform="pandas")
     pipe = make_pipeline(encode, MixedLinearRegressor(group_column="Site"))
     pipe.fit(frame, biomass.y)
-    display = EffectDisplay.from_estimator(
-        pipe, frame, biomass.y, "Soil", band="wald"
-    )
+    display = EffectDisplay.from_estimator(pipe, frame, biomass.y, "Soil", band="wald")
     assert display.categorical and list(display.grid) == ["clay", "loam"]
     rows = pd.DataFrame(
         {

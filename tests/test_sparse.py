@@ -62,10 +62,14 @@ def test_sparse_fit_equals_dense_fit(case, weighted, container):
     g = groups[spec["groups"]]
     kwargs = {"sample_weight": w} if weighted else {}
     dense = _fit(MixedLinearRegressor(**params), X, y, groups=g, **kwargs)
-    sparse_fit = _fit(MixedLinearRegressor(**params), container(X), y, groups=g, **kwargs)
+    sparse_fit = _fit(
+        MixedLinearRegressor(**params), container(X), y, groups=g, **kwargs
+    )
     assert sparse_fit.objective_ == pytest.approx(dense.objective_, rel=1e-10)
     np.testing.assert_allclose(sparse_fit.coef_, dense.coef_, rtol=1e-10, atol=1e-10)
-    assert sparse_fit.intercept_ == pytest.approx(dense.intercept_, rel=1e-10, abs=1e-10)
+    assert sparse_fit.intercept_ == pytest.approx(
+        dense.intercept_, rel=1e-10, abs=1e-10
+    )
     assert sparse_fit.sigma_ == pytest.approx(dense.sigma_, rel=1e-10)
     np.testing.assert_allclose(
         sparse_fit.fixed_effects_cov_, dense.fixed_effects_cov_, rtol=1e-8, atol=1e-12
@@ -219,7 +223,36 @@ def test_displays_take_a_pipeline_with_sparse_one_hot_output():
         shrinkage = ShrinkageDisplay.from_estimator(pipe, frame, y, groups=store)
     # the population line along raw price: slope = the fitted coefficient
     prediction = np.asarray(effect.prediction, dtype=float).ravel()
-    grid = np.asarray(effect.grid["price"] if hasattr(effect.grid, "columns") else effect.grid, dtype=float).ravel()
+    grid = np.asarray(
+        effect.grid["price"] if hasattr(effect.grid, "columns") else effect.grid,
+        dtype=float,
+    ).ravel()
     slope = np.polyfit(grid, prediction, 1)[0]
     assert slope == pytest.approx(pipe[-1].coef_[-1], rel=1e-8)
-    assert len(shrinkage.levels_ if hasattr(shrinkage, "levels_") else pipe[-1].groups_["group"]) == 10
+    assert (
+        len(
+            shrinkage.levels_
+            if hasattr(shrinkage, "levels_")
+            else pipe[-1].groups_["group"]
+        )
+        == 10
+    )
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_a_dense_column_with_a_large_mean_loses_no_digits(weighted):
+    # A passed-through numeric column (1e6 + noise, a timestamp say) next to
+    # a one-hot block: centred exactly, not by products of raw values.
+    rng = np.random.default_rng(9)
+    n = 500
+    X, _, groups, w = _one_hot_design(9, n=n)
+    big = 1e6 + rng.normal(size=n)
+    X = np.column_stack([X, big])
+    y = X[:, :-1].sum(axis=1) + 0.5 * (big - 1e6) + 3e4 + rng.normal(size=n)
+    kwargs = {"sample_weight": w} if weighted else {}
+    dense = _fit(MixedLinearRegressor(), X, y, groups=groups["a"], **kwargs)
+    wide = _fit(
+        MixedLinearRegressor(), sparse.csr_matrix(X), y, groups=groups["a"], **kwargs
+    )
+    assert wide.objective_ == pytest.approx(dense.objective_, rel=1e-12)
+    np.testing.assert_allclose(wide.coef_, dense.coef_, rtol=1e-10)

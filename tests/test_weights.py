@@ -183,9 +183,7 @@ def test_weighted_bootstrap_simulates_with_the_weights(sleepstudy):
         sleepstudy,
         sample_weight=sleepstudy["w"],
     )
-    result = model.bootstrap(
-        lambda m: np.array([m.sigma_]), n_boot=40, random_state=0
-    )
+    result = model.bootstrap(lambda m: np.array([m.sigma_]), n_boot=40, random_state=0)
     assert np.nanmean(result.replicates) == pytest.approx(model.sigma_, rel=0.05)
 
 
@@ -263,7 +261,9 @@ def test_weights_and_offset_are_routed_through_a_pipeline_and_cv(sleepstudy):
             .set_fit_request(groups=True, sample_weight=True, offset=True)
             .set_score_request(groups=True, sample_weight=True, offset=True)
         )
-        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False), model)
+        pipe = make_pipeline(
+            StandardScaler().set_fit_request(sample_weight=False), model
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             _fit(pipe, X, y, groups=g, sample_weight=w, offset=off)

@@ -307,7 +307,9 @@ def refit(model, stats, y):
         raise RefitError(str(exc)) from exc
     # y is the simulated response net of the fit's offset, which the fitted
     # values (like the model's own) include.
-    fitted = new._predict_conditional(model._train_X, model._train_Z, model._train_codes)
+    fitted = new._predict_conditional(
+        model._train_X, model._train_Z, model._train_codes
+    )
     new.fitted_values_ = add_offset(fitted, getattr(model, "_train_offset", None))
     new.residuals_ = y - fitted
     return new

@@ -264,7 +264,9 @@ def predict_interval(
         rows = np.arange(start, min(start + rows_per_block, len(fit)))
         lower[rows], upper[rows] = np.quantile(draws(rows), probabilities, axis=0)
     shift = 0.0 if offset is None else offset
-    return pd.DataFrame({"fit": fit + shift, "lower": lower + shift, "upper": upper + shift})
+    return pd.DataFrame(
+        {"fit": fit + shift, "lower": lower + shift, "upper": upper + shift}
+    )
 
 
 class _PredictiveDraws:
@@ -289,7 +291,11 @@ class _PredictiveDraws:
         model, X, Z = self.model, self.X[rows], self.Z[rows]
         if model._spec.fit_intercept:  # stacked as X is: sparse stays sparse
             ones = np.ones((len(rows), 1))
-            X = sparse.hstack([ones, X]).tocsr() if sparse.issparse(X) else np.hstack([ones, X])
+            X = (
+                sparse.hstack([ones, X]).tocsr()
+                if sparse.issparse(X)
+                else np.hstack([ones, X])
+            )
         fixed = X[:, model._design.fixed_kept] @ self.beta.T  # (rows, draws)
         y = np.broadcast_to(fixed.T, (len(self.sigma), len(rows))).copy()
         for factor in model._factors:

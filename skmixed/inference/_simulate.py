@@ -20,8 +20,8 @@ import pandas as pd
 
 from .._covariance import n_theta, theta_to_factor
 from .._design import dense_column
-from .._row_metadata import check_offset
 from .._groups import check_groups, encode_levels, lookup_levels
+from .._row_metadata import check_offset
 from .._sklearn import validate_predict_input
 
 USE_RE = ("new", "fitted")
@@ -119,7 +119,9 @@ def relative_factors(model):
 
 def term_columns(Z, factor):
     """The random-effect columns of one factor (None: the intercept)."""
-    return [None] * factor.intercept + [dense_column(Z, j) for j in factor.slope_columns]
+    return [None] * factor.intercept + [
+        dense_column(Z, j) for j in factor.slope_columns
+    ]
 
 
 class ResponseSimulator:
@@ -133,7 +135,9 @@ class ResponseSimulator:
         self.mean = model._predict_population(X)
         self.sigma = model.sigma_
         # Prior weights: the residual SD of row i is sigma / sqrt(w_i).
-        self.residual_sd = self.sigma if weights is None else self.sigma / np.sqrt(weights)
+        self.residual_sd = (
+            self.sigma if weights is None else self.sigma / np.sqrt(weights)
+        )
         Ts = relative_factors(model)
         self.terms = []
         for f in model._factors:

@@ -92,8 +92,7 @@ def fitted_model(estimator, attributes):
     model = estimator.steps[-1][1]
     if model is None or isinstance(model, str):
         raise TypeError(
-            "the Pipeline's last step must be a fitted skmixed model; got "
-            f"{model!r}."
+            f"the Pipeline's last step must be a fitted skmixed model; got {model!r}."
         )
     check_is_fitted(model, attributes)
     return model, estimator[:-1] if len(estimator.steps) > 1 else None

@@ -547,9 +547,7 @@ def _as_frame(X, model):
         frame = frame[names + labels]
         return frame.astype(dict.fromkeys(names, float)), _same
     # Fitted without names: the user's names if any, else x0, x1, ...
-    names = (
-        [str(c) for c in X.columns] if is_frame(X) else _model_feature_names(model)
-    )
+    names = [str(c) for c in X.columns] if is_frame(X) else _model_feature_names(model)
     array = np.asarray(X, dtype=float)
     if array.ndim != 2 or array.shape[1] != len(names):
         raise ValueError(

@@ -63,8 +63,7 @@ def model_features(model, X, groups=None):
     n_features = model.n_features_in_
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(
-            f"X must be 2-D with {n_features} column(s) as in fit; got shape "
-            f"{X.shape}."
+            f"X must be 2-D with {n_features} column(s) as in fit; got shape {X.shape}."
         )
     return X, groups
 

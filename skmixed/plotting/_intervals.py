@@ -277,9 +277,7 @@ def _method_params(confint_params, methods):
                 f"confint_params gives arguments for method(s) {known}, which "
                 f"are not among methods={methods}."
             )
-        hint = "; pass level= for the level of every method" * (
-            "level" in not_methods
-        )
+        hint = "; pass level= for the level of every method" * ("level" in not_methods)
         raise ValueError(
             f"confint_params takes the arguments of each method apart, keyed by "
             f"method: got {not_methods}, which are not methods among {methods} "
