@@ -410,7 +410,7 @@
   }
 
   function randomSection() {
-    const s = section("random-effects", "Random effects", "Each level's predicted random effects (BLUPs, lme4's ranef), their conditional SDs and the rows per level. Click a column to sort; type to search; click a level to use it in the what-if predictions. The caterpillar plot shows the chosen term with 95% conditional intervals; matches of the search are highlighted.");
+    const s = section("random-effects", "Random effects", "Each level's predicted random effects (BLUPs, lme4's ranef), their conditional SDs and the rows per level. Click a column to sort; type to search; click a level to use it in the what-if predictions. The caterpillar plot shows the chosen term with 95% conditional intervals; matches of the search are highlighted, and a point clicked is the what-if's level too.");
     if (!D.factors.length) { s.appendChild(el("p", { text: "The model has no random effects." })); return; }
     const holder = el("div");
     const search = el("input", { type: "search", placeholder: "search levels", "data-role": "level-search" });
@@ -443,6 +443,8 @@
         if (n <= 60) svg("text", { x: p.m.l - 6, y: y + 3.5, "text-anchor": "end", text: f.levels[j] }, p.root);
         svg("line", { x1: p.X(lo[i]), x2: p.X(hi[i]), y1: y, y2: y, stroke: "#9aa5b1" }, p.g);
         const c = svg("circle", { cx: p.X(f.effects[j][t]), cy: y, r: 3.5, fill: "#1f6fb2", "data-level": f.levels[j] }, p.g);
+        c.style.cursor = "pointer";
+        c.addEventListener("click", function () { useLevel(f.name, j); });
         svg("title", { text: f.levels[j] + ": " + fmt(f.effects[j][t]) + " (SD " + fmt(f.cond_sd[j][t]) + ", " + f.n_rows[j] + " rows)" }, c);
       });
       if (f.n_levels > f.levels.length) holder.appendChild(el("p", { class: "note", text: "The first " + f.levels.length + " of " + f.n_levels + " levels are shown." }));
