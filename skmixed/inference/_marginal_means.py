@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
-from .._formula import r_label
+from .._formula import INTERCEPT, r_label
 from ..reporting._rformat import format_real, r_round, zapsmall
 from ._wald import check_level
 
@@ -292,8 +292,7 @@ def marginal_means(
     ddf = _check_choice(ddf, DDF_METHODS, "ddf")
     level = check_level(level)
     means, L, info = _means_linfct(model, specs + by, at, data)
-    estimate = L @ model.fixed_effects_.to_numpy()
-    std_error, df = _se_df(model, L, ddf)
+    L, estimate, std_error, df = _estimates(model, L, ddf)
     half = stats.t.ppf(0.5 + level / 2, df) * std_error
     table = pd.DataFrame(
         {
@@ -393,9 +392,7 @@ def contrasts(
     C = np.zeros((len(groups) * len(names), len(means)))
     for g, (_, rows) in enumerate(groups):
         C[g * len(names) : (g + 1) * len(names), rows] = C0
-    Lc = C @ L
-    estimate = Lc @ model.fixed_effects_.to_numpy()
-    std_error, df = _se_df(model, Lc, ddf)
+    Lc, estimate, std_error, df = _estimates(model, C @ L, ddf)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_value = estimate / std_error
     p_value = np.empty_like(t_value)
@@ -525,7 +522,7 @@ def adjust_p_values(t_value, df, adjust, *, n_means=None, pairwise=True):
     if adjust == "tukey":
         k = n_means if n_means is not None else int(round((1 + np.sqrt(1 + 8 * n)) / 2))
         q = np.sqrt(2.0) * np.abs(t_value)
-        p = stats.studentized_range.sf(q, k, np.asarray(zapsmall(df, 7)))
+        p = stats.studentized_range.sf(q, k, _tukey_df(df))
         return np.clip(p, 0.0, 1.0), adjust, k, note
     if adjust == "sidak":
         return 1.0 - (1.0 - raw) ** n, adjust, n, note
@@ -534,12 +531,23 @@ def adjust_p_values(t_value, df, adjust, *, n_means=None, pairwise=True):
     return _holm(raw), adjust, n, note
 
 
+def _tukey_df(df):
+    """The df emmeans gives ``ptukey``: ``zapsmall(df)`` (R 4.2), after
+    setting missing df (non-estimable contrasts) to Inf, so that their
+    presence rounds every df to an integer, as emmeans 1.8.4 does."""
+    df = np.asarray(df, dtype=float)
+    if np.isinf(df).any():
+        return np.round(df)
+    return np.asarray(zapsmall(df, 7))
+
+
 def _holm(p):
-    """R's ``p.adjust(p, "holm")``."""
-    n = p.size
-    order = np.argsort(p, kind="stable")
-    adjusted = np.maximum.accumulate((n - np.arange(n)) * p[order])
-    out = np.empty(n)
+    """R's ``p.adjust(p, "holm", n = length(p))``: NaN (a non-estimable
+    contrast) stays NaN and counts in the family."""
+    n, out = p.size, np.full(p.size, np.nan)
+    finite = np.flatnonzero(~np.isnan(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    adjusted = np.maximum.accumulate((n - np.arange(order.size)) * p[order])
     out[order] = np.minimum(1.0, adjusted)
     return out
 
@@ -704,11 +712,9 @@ def _expand_grid(values):
 
 
 def _grid_linfct(model, frame):
-    """The fixed-effects model-matrix rows of the grid (kept columns)."""
-    matrices = model._spec.matrices
-    X = matrices._fixed.transform(frame)
-    names = list(matrices.fixed_names)
-    return X[:, [names.index(n) for n in model.fixed_effects_.index]]
+    """The fixed-effects model-matrix rows of the grid (every column R's
+    ``model.matrix`` has, the ones a rank-deficient fit dropped included)."""
+    return model._spec.matrices._fixed.transform(frame)
 
 
 def _means_linfct(model, specs, at, data):
@@ -843,6 +849,39 @@ def _poly_contrasts(k):
 # --------------------------------------------------------------------------- #
 
 
+def _estimates(model, L_full, ddf):
+    """``(L, estimate, SE, df)`` of linear functions over all the model
+    matrix's columns; ``L`` over the fitted ones.  Functions that are not
+    estimable (a rank-deficient fit: emmeans' ``nonEst``) are NaN."""
+    names = list(model._spec.matrices.fixed_names)
+    L = L_full[:, [names.index(n) for n in model.fixed_effects_.index]]
+    ok = _estimable(model, L_full)
+    estimate = np.full(L.shape[0], np.nan)
+    std_error, df = estimate.copy(), estimate.copy()
+    if ok.any():
+        estimate[ok] = L[ok] @ model.fixed_effects_.to_numpy()
+        std_error[ok], df[ok] = _se_df(model, L[ok], ddf)
+    return L, estimate, std_error, df
+
+
+def _estimable(model, L_full, tol=1e-8):
+    """emmeans' ``is.estble``: no component in the null space of the
+    training rows' model matrix (all estimable when no column was dropped)."""
+    names = list(model._spec.matrices.fixed_names)
+    if len(names) == len(model.fixed_effects_):
+        return np.ones(L_full.shape[0], dtype=bool)
+    train_X = model._train_X
+    train_X = train_X.toarray() if hasattr(train_X, "toarray") else train_X
+    columns = dict(zip(model._spec.features, np.asarray(train_X, dtype=float).T))
+    columns[INTERCEPT] = np.ones(train_X.shape[0])
+    X = np.column_stack([columns[n] for n in names])
+    _, singular, Vt = np.linalg.svd(X, full_matrices=True)
+    rank = int(np.sum(singular > 1e-7 * singular[0]))
+    null = Vt[rank:].T  # orthonormal basis of the null space
+    check = np.sum((L_full @ null) ** 2, axis=1)
+    return check < tol * np.sum(L_full**2, axis=1)
+
+
 def _se_df(model, L, ddf):
     """SEs and df of the linear functions ``L beta`` (rows of L)."""
     if ddf == "kenward-roger":
@@ -877,7 +916,7 @@ def emmeans_cells(labels, blocks, numbers):
     least 3), as emmeans 1.8.4 prints them.
     """
     numbers = {k: [float(v) for v in vals] for k, vals in numbers.items()}
-    numbers = {k: zapsmall(vals, 7) for k, vals in numbers.items()}
+    numbers = {k: _zapsmall_na(vals) for k, vals in numbers.items()}
     estimate = np.asarray(next(iter(numbers.values())))
     cells = {}
     if "SE" in numbers:
@@ -888,27 +927,45 @@ def emmeans_cells(labels, blocks, numbers):
         digits = 4
     for name, vals in numbers.items():
         if name == "df":
-            cells[name] = format_real([r_round(v, 2) for v in vals], digits)
+            cells[name] = format_real(
+                [None if np.isnan(v) else r_round(v, 2) for v in vals], digits
+            )
         elif name == "t.ratio":  # format(round(t, 3), nsmall = 3, sci = FALSE)
             cells[name] = _fixed([r_round(v, 3) for v in vals], 3)
         elif name == "p.value":
             text = _fixed([r_round(v, 4) for v in vals], 4)
             cells[name] = ["<.0001" if t.strip() == "0.0000" else t for t in text]
         else:
-            cells[name] = format_real(vals, digits)
+            cells[name] = format_real(
+                [None if np.isnan(v) else v for v in vals], digits
+            )
+    first = next(iter(numbers))
+    cells[first] = [
+        "nonEst" if np.isnan(v) else t for v, t in zip(numbers[first], cells[first])
+    ]
     columns = {**{k: [str(v) for v in vals] for k, vals in labels.items()}, **cells}
     return columns, set(labels), blocks
 
 
 def _fixed(values, decimals):
     """R's ``format(x, nsmall = decimals, sci = FALSE)`` of rounded values."""
-    texts = [f"{v:.{decimals}f}" if np.isfinite(v) else str(v) for v in values]
+    texts = [f"{v:.{decimals}f}" if not np.isnan(v) else "NA" for v in values]
     width = max(len(t) for t in texts)
     return [t.rjust(width) for t in texts]
 
 
+def _zapsmall_na(values):
+    """R's ``zapsmall`` over the values that are not NA."""
+    values = np.asarray(values, dtype=float)
+    ok = ~np.isnan(values)
+    if ok.any():
+        values[ok] = zapsmall(values[ok], 7)
+    return list(values)
+
+
 def _opt_digits(x):
-    """emmeans' ``.opt.dig``: digits to show an interval's ends apart."""
+    """emmeans' ``.opt.dig``: digits to show an interval's ends apart (3 for
+    a non-estimable row: R's ``max(NA, 3, na.rm = TRUE)``)."""
     x = np.asarray(x, dtype=float)
     top = np.max(np.abs(x))
     if not np.isfinite(top) or top == 0:

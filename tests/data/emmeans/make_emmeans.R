@@ -67,7 +67,7 @@ emm_call <- function(m, specs, at = NULL, by = NULL, contrasts = list()) {
   emm <- by_df[[1]]$emm
   list(
     specs = I(specs), at = at, by = if (is.null(by)) NULL else I(by),
-    linfct = unname(emm@linfct),
+    linfct = unname(emm@linfct), linfct_names = I(colnames(emm@linfct)),
     grid = lapply(emm@grid[c(specs, by)], function(v) I(as.character(v))),
     means = lapply(by_df, function(x) x$table),
     contrasts = lapply(contrasts, function(k) {
@@ -141,6 +141,17 @@ analysis("oats_factor", "analyses/oats.csv", oats_f, "yield ~ nitro * Variety + 
   list(specs = "Variety", by = "nitro",
        contrasts = list(list(method = "pairwise", adjust = "tukey"),
                         list(method = "pairwise", adjust = "bonferroni")))))
+
+# 2b. Oats (nitro a factor) without the cell Victory x 0.6: the model matrix is
+# rank deficient (nitro0.6:VarietyVictory dropped); the means and contrasts
+# that involve the empty cell are not estimable (emmeans' nonEst)
+oats_cell <- oats_f[!(oats_f$Variety == "Victory" & oats_f$nitro == "0.6"), ]
+write.csv(oats_cell, "oats_missing_cell.csv", row.names = FALSE)
+analysis("oats_missing_cell", "emmeans/oats_missing_cell.csv", oats_cell,
+         "yield ~ nitro * Variety + (1 | Block/Variety)", list(
+  list(specs = "Variety", contrasts = list(list(method = "pairwise", adjust = "tukey"),
+                                           list(method = "pairwise", adjust = "holm"))),
+  list(specs = c("nitro", "Variety"))))
 
 # 3. nlme's Orthodont: random slopes; age at its mean (11) or fixed
 orthodont <- as.data.frame(nlme::Orthodont)[, c("distance", "age", "Subject", "Sex")]
