@@ -308,3 +308,18 @@ def test_hypotheses_as_show_tests():
         atol=1e-6,
     )
     assert drop1(model).hypotheses["nitro:Variety"].shape == (2, 6)
+
+
+def test_type1_from_the_statistics_when_rows_are_not_kept():
+    """A fit without its rows (dask) gets X'X from the sufficient statistics."""
+    import copy
+
+    for name in ["oats", "chickweight", "biomass"]:
+        model = fitted(name)
+        without_rows = copy.copy(model)
+        without_rows._train_X = None
+        np.testing.assert_allclose(
+            anova(without_rows, type=1).to_frame(),
+            anova(model, type=1).to_frame(),
+            rtol=1e-10,
+        )
