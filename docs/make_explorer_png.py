@@ -4,7 +4,7 @@ Usage (needs playwright and Debian's chromium, as the browser tests)::
 
     .venv/bin/python docs/make_explorer_png.py
 
-The tutorial's model, its what-if tab with Site4 chosen, at 1280 x 900.
+The tutorial's model, its what-if tab with Site4 chosen, 1280 pixels wide.
 """
 
 import os
@@ -34,7 +34,8 @@ def main():
             page.fill('[data-feature="Temp"]', "1.0")
             page.fill('[data-feature="N"]', "0.5")
             page.select_option('[data-factor="Site"]', label="Site4")
-            page.screenshot(path=str(OUT))
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(OUT), full_page=True)
             browser.close()
     print(f"wrote {OUT}")
 

@@ -681,7 +681,24 @@
       }
       node.appendChild(el("p", { class: "note", text: f.name + ": levels binned by their random-effect contribution at these inputs (" + f.levels.length + " levels); a new level's contribution is N(0, " + fmt(part.sd, 4) + "\u00b2), whose 10% and 90% quantiles give " + fmt(inverseLink(base - 1.2815515655446004 * part.sd), 5) + " and " + fmt(inverseLink(base + 1.2815515655446004 * part.sd), 5) + "." }));
       node.appendChild(table(["quantile bin of " + f.name, "levels", "mean prediction", "lowest", "highest"], rows));
+      node.appendChild(impactStrip(f, contrib, base, part.sd));
     });
+  }
+
+  // Every level's prediction at these inputs, over a new level's 10-90% band.
+  function impactStrip(f, contrib, base, sd) {
+    const preds = contrib.map(function (c) { return inverseLink(base + c); });
+    const band = [inverseLink(base - 1.2815515655446004 * sd), inverseLink(base + 1.2815515655446004 * sd)];
+    const p = frame({ width: 560, height: 110, x: extent(preds.concat(band)), y: [0, 1], noYTicks: true,
+      title: "Prediction with each level of " + f.name + " (band: a new level's 10-90%)", xlabel: P.response });
+    svg("rect", { x: p.X(band[0]), y: p.Y(0.85), width: Math.max(1, p.X(band[1]) - p.X(band[0])), height: p.Y(0.15) - p.Y(0.85),
+      fill: "#d9822b", "fill-opacity": 0.15 }, p.g);
+    const chosen = state.levels[f.name];
+    preds.forEach(function (v, j) {
+      const c = svg("circle", { cx: p.X(v), cy: p.Y(0.5), r: j === chosen ? 6 : 3.5, class: j === chosen ? "hit" : "pt" }, p.g);
+      svg("title", { text: f.levels[j] + ": " + fmt(v, 5) }, c);
+    });
+    return p.root;
   }
 
   // ---------------------------------------------------------------- layout
