@@ -4,7 +4,15 @@ from ._compare import compare_pooling
 from ._explore import explore
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
-from .inference import anova, drop1, ranova
+from .inference import (
+    anova,
+    contrasts,
+    drop1,
+    icc,
+    marginal_means,
+    r_squared,
+    ranova,
+)
 
 __version__ = "0.1.0"
 
@@ -15,7 +23,11 @@ __all__ = [
     "__version__",
     "anova",
     "compare_pooling",
+    "contrasts",
     "drop1",
     "explore",
+    "icc",
+    "marginal_means",
+    "r_squared",
     "ranova",
 ]

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from skmixed import MixedLinearRegressor
-from skmixed.inference._marginal_means import contrasts, marginal_means
+from skmixed.inference import contrasts, marginal_means
 
 DATA = Path(__file__).parent / "data"
 ANALYSES = [

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from skmixed import MixedLinearRegressor
-from skmixed.inference._r_squared import icc, r_squared, variance_components
+from skmixed.inference import icc, r_squared
+from skmixed.inference._r_squared import variance_components
 
 from .test_marginal_means import ANALYSES, DATA, fit, load_frame, reference
 

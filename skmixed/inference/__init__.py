@@ -20,6 +20,10 @@
   and sigma (``arm::sim``); :func:`predict_interval`: prediction intervals
   (``merTools::predictInterval``).
 - :func:`simulate`: new responses from a fitted model (lme4's ``simulate``).
+- :func:`marginal_means`, :func:`contrasts`: estimated marginal means of a
+  formula model and their contrasts (emmeans).
+- :func:`r_squared`, :func:`icc`: Nakagawa's marginal and conditional R² and
+  the intraclass correlation (``performance::r2_nakagawa``, ``icc``).
 """
 
 from ._anova_table import AnovaTable
@@ -32,8 +36,10 @@ from ._kenward_roger import (
     kenward_roger_t,
 )
 from ._lrt import anova
+from ._marginal_means import Contrasts, MarginalMeans, contrasts, marginal_means
 from ._posterior import PosteriorSample, predict_interval, sample_posterior
 from ._profile import profile_confint
+from ._r_squared import ICC, RSquared, icc, r_squared
 from ._ranova import ranova
 from ._satterthwaite import satterthwaite
 from ._simulate import simulate
@@ -42,17 +48,25 @@ from ._wald import wald_confint
 __all__ = [
     "AnovaTable",
     "BootstrapResult",
+    "Contrasts",
+    "ICC",
+    "MarginalMeans",
     "PosteriorSample",
+    "RSquared",
     "anova",
     "bootstrap",
     "bootstrap_confint",
+    "contrasts",
     "drop1",
+    "icc",
     "kenward_roger",
     "kenward_roger_covariance",
     "kenward_roger_f_test",
     "kenward_roger_t",
+    "marginal_means",
     "predict_interval",
     "profile_confint",
+    "r_squared",
     "ranova",
     "sample_posterior",
     "satterthwaite",
