@@ -1699,3 +1699,30 @@ def term_grid_matrices(matrices, seed=0):
         "rdX": rdX,
         "rd_names": rd_names,
     }
+
+
+@dataclass(frozen=True)
+class FixedVariable:
+    """One variable of the fixed part as fitted: its expression, its levels
+    (factors; None for a numeric variable) and the parameters of its
+    stateful calls (``poly``, ``scale``, ``center``) by slot."""
+
+    text: str
+    levels: list | None
+    state: dict
+
+
+def fixed_variables(matrices):
+    """The :class:`FixedVariable` of each variable of the fixed part, in
+    formula order (what a reference grid of marginal means is built on)."""
+    return [
+        FixedVariable(text, None if var.levels is None else list(var.levels), var.state)
+        for text, var in matrices._fixed.variables.items()
+    ]
+
+
+def fixed_matrix(matrices, frame):
+    """The fixed-effects model matrix of ``frame``'s rows, every column R's
+    ``model.matrix`` gives, reading only the fixed part's variables (the
+    rows of a reference grid need no response nor group labels)."""
+    return matrices._fixed.transform(_as_pandas(frame).reset_index(drop=True))

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
-from .._formula import INTERCEPT, r_label
+from .._formula import INTERCEPT, fixed_matrix, fixed_variables, r_label
 from ..reporting._rformat import format_real, r_round, zapsmall
 from ._wald import check_level
 
@@ -591,8 +591,9 @@ def _grid_variables(matrices):
     covariates (names), in the order the formula first uses them."""
     factors, covariates = {}, []
     columns = set(matrices.variables)
-    for text, var in matrices._fixed.variables.items():
-        if var.is_factor:
+    for var in fixed_variables(matrices):
+        text = var.text
+        if var.levels is not None:
             name = _factor_name(text, columns)
             if name in factors and factors[name] != list(var.levels):
                 raise ValueError(
@@ -645,8 +646,8 @@ def _covariate_mean(model, matrices, name, data):
     train_X = getattr(model, "_train_X", None)
     if name in features and train_X is not None:
         return float(np.mean(np.asarray(train_X[:, features.index(name)])))
-    for text, var in matrices._fixed.variables.items():
-        if var.is_factor or _argument_names(text, {name}) != [name]:
+    for var in fixed_variables(matrices):
+        if var.levels is not None or _argument_names(var.text, {name}) != [name]:
             continue
         for params in var.state.values():
             if not params.get("raw", True) and "alpha" in params:
@@ -714,7 +715,7 @@ def _expand_grid(values):
 def _grid_linfct(model, frame):
     """The fixed-effects model-matrix rows of the grid (every column R's
     ``model.matrix`` has, the ones a rank-deficient fit dropped included)."""
-    return model._spec.matrices._fixed.transform(frame)
+    return fixed_matrix(model._spec.matrices, frame)
 
 
 def _means_linfct(model, specs, at, data):
