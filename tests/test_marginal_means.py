@@ -32,6 +32,7 @@ ANALYSES = [
     "oats",
     "oats_factor",
     "oats_missing_cell",
+    "oats_coerced",
     "orthodont",
     "cake",
     "chickweight",
@@ -111,6 +112,11 @@ def call_args(call):
     )
 
 
+def contrast_args(con):
+    """method, adjust and the control level (R's ref is 1-based)."""
+    return dict(method=con["method"], adjust=con["adjust"], ref=con.get("ref", 1) - 1)
+
+
 def close(actual, expected, rtol=RTOL, atol=0.0):
     actual = np.asarray(actual, dtype=float)
     expected = np.asarray(as_list(expected), dtype=float)
@@ -166,8 +172,7 @@ def test_contrasts(name, i, j, ddf):
         warnings.filterwarnings("ignore", message=".*changed to .sidak.")
         result = contrasts(
             fit(name),
-            method=con["method"],
-            adjust=con["adjust"],
+            **contrast_args(con),
             ddf=ddf,
             **call_args(call),
         )
@@ -207,8 +212,7 @@ def test_printed_as_emmeans(name, i, ddf):
             warnings.filterwarnings("ignore", message=".*changed to .sidak.")
             result = contrasts(
                 fit(name),
-                method=con["method"],
-                adjust=con["adjust"],
+                **contrast_args(con),
                 ddf=ddf,
                 **call_args(call),
             )

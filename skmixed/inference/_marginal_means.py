@@ -37,7 +37,14 @@ from ..reporting._rformat import format_real, r_round, zapsmall
 from ._wald import check_level
 
 DDF_METHODS = ("kenward-roger", "satterthwaite")
-ADJUST_METHODS = ("tukey", "sidak", "bonferroni", "holm", "none")
+ADJUST_METHODS = ("tukey", "dunnettx", "sidak", "bonferroni", "holm", "none")
+# emmeans' default adjustment of each contrast method
+DEFAULT_ADJUST = {
+    "pairwise": "tukey",
+    "revpairwise": "tukey",
+    "trt.vs.ctrl": "dunnettx",
+    "poly": "none",
+}
 CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "poly")
 POLY_NAMES = ["linear", "quadratic", "cubic", "quartic"]
 _FACTOR_CALL = re.compile(
@@ -85,6 +92,7 @@ class MarginalMeans:
     averaged_over: list = field(default_factory=list)
     covariates: dict = field(default_factory=dict)
     by: list = field(default_factory=list)
+    numeric_columns: list = field(default_factory=list, repr=False)
 
     def __getitem__(self, key):
         return self.table[key]
@@ -98,6 +106,7 @@ class MarginalMeans:
 
     def _cells(self):
         frame = self.to_frame()
+        numeric = [s for s in [*self.specs, *self.by] if s in self.numeric_columns]
         return emmeans_cells(
             {s: frame[s].astype(str).tolist() for s in self.specs},
             _by_blocks(frame, self.by),
@@ -108,6 +117,7 @@ class MarginalMeans:
                 "lower.CL": frame["lower"],
                 "upper.CL": frame["upper"],
             },
+            numeric,
         )
 
     def _footer(self):
@@ -169,6 +179,7 @@ class Contrasts:
     averaged_over: list = field(default_factory=list)
     note: str | None = None
     by: list = field(default_factory=list)
+    numeric_columns: list = field(default_factory=list, repr=False)
 
     def __getitem__(self, key):
         return self.table[key]
@@ -188,6 +199,7 @@ class Contrasts:
                 "t.ratio": t["t_value"],
                 "p.value": t["p_value"],
             },
+            [b for b in self.by if b in self.numeric_columns],
         )
 
     def _footer(self):
@@ -314,6 +326,7 @@ def marginal_means(
         averaged_over=info["averaged_over"],
         covariates=info["covariates"],
         by=by,
+        numeric_columns=info["numeric_grid"],
     )
 
 
@@ -321,7 +334,7 @@ def contrasts(
     model,
     specs,
     method="pairwise",
-    adjust="tukey",
+    adjust=None,
     ddf="kenward-roger",
     at=None,
     ref=0,
@@ -342,10 +355,15 @@ def contrasts(
         other way round), each level against the control ``ref``
         (``"b - a"``), or orthogonal polynomial contrasts over the levels in
         their order (integer coefficients, ``"linear"``, ``"quadratic"``, ...).
-    adjust : {"tukey", "sidak", "bonferroni", "holm", "none"}, default="tukey"
+    adjust : {"tukey", "dunnettx", "sidak", "bonferroni", "holm", "none"}, \
+default=None
         P-value adjustment over the contrasts, as emmeans: Tukey's
         studentized range for pairwise comparisons (Sidak for the other
-        methods, as emmeans changes it).
+        methods, as emmeans changes it), emmeans' ``dunnettx`` approximation
+        of Dunnett's adjustment, Sidak, Bonferroni, Holm or none.  None
+        takes emmeans' default for the method: ``"tukey"`` for pairwise
+        comparisons, ``"dunnettx"`` for ``"trt.vs.ctrl"``, ``"none"`` for
+        ``"poly"``.
     ddf : {"kenward-roger", "satterthwaite"}, default="kenward-roger"
     at, data :
         As in :func:`marginal_means`.
@@ -380,6 +398,8 @@ def contrasts(
     check_is_fitted(model)
     specs, by = _check_specs(specs), _check_by(by, specs)
     method = _check_choice(method, CONTRAST_METHODS, "method")
+    if adjust is None:
+        adjust = DEFAULT_ADJUST[method]
     adjust = _check_choice(adjust, ADJUST_METHODS, "adjust")
     ddf = _check_choice(ddf, DDF_METHODS, "ddf")
     means, L, info = _means_linfct(model, specs + by, at, data)
@@ -430,6 +450,7 @@ def contrasts(
         info["averaged_over"],
         note,
         by,
+        info["numeric_grid"],
     )
 
 
@@ -458,14 +479,8 @@ def _contrast_index(names, by_keys, by):
 
 
 def _by_blocks(frame, by):
-    """``[(header, row positions)]`` of emmeans' ``by`` listing, or None."""
-    if not by:
-        return None
-    blocks = {}
-    for i, values in enumerate(frame[by].astype(str).itertuples(index=False)):
-        header = ", ".join(f"{b} = {v}" for b, v in zip(by, values))
-        blocks.setdefault(header, []).append(i)
-    return list(blocks.items())
+    """The ``by`` columns' labels (emmeans lists the rows by them), or None."""
+    return {b: frame[b].astype(str).tolist() for b in by} or None
 
 
 # --------------------------------------------------------------------------- #
@@ -480,7 +495,7 @@ def adjust_p_values(t_value, df, adjust, *, n_means=None, pairwise=True):
     ----------
     t_value, df : array-like
         The contrasts' t statistics and degrees of freedom.
-    adjust : {"tukey", "sidak", "bonferroni", "holm", "none"}
+    adjust : {"tukey", "dunnettx", "sidak", "bonferroni", "holm", "none"}
     n_means : int, default=None
         The number of means the pairwise comparisons compare (Tukey's family).
     pairwise : bool, default=True
@@ -524,11 +539,24 @@ def adjust_p_values(t_value, df, adjust, *, n_means=None, pairwise=True):
         q = np.sqrt(2.0) * np.abs(t_value)
         p = stats.studentized_range.sf(q, k, _tukey_df(df))
         return np.clip(p, 0.0, 1.0), adjust, k, note
+    if adjust == "dunnettx":
+        return _dunnettx(np.abs(t_value), n, df), adjust, n, note
     if adjust == "sidak":
         return 1.0 - (1.0 - raw) ** n, adjust, n, note
     if adjust == "bonferroni":
         return np.minimum(1.0, n * raw), adjust, n, note
     return _holm(raw), adjust, n, note
+
+
+def _dunnettx(x, k, df):
+    """emmeans' ``dunnettx``: ``1 - .pdunnx(|t|, k, df)``, a weighted mean
+    of Tukey's and Sidak's distribution functions approximating Dunnett's."""
+    weight = (k - 1) / k
+    tukey = stats.studentized_range.cdf(
+        np.sqrt(2.0) * x, (1 + np.sqrt(1 + 8 * k)) / 2, df
+    )
+    sidak = stats.f.cdf(x**2, 1, df) ** k
+    return 1.0 - (weight * tukey + (1.0 - weight) * sidak)
 
 
 def _tukey_df(df):
@@ -589,7 +617,7 @@ def _formula_matrices(model):
 def _grid_variables(matrices):
     """The data variables of the fixed part: factors (name -> levels) and
     covariates (names), in the order the formula first uses them."""
-    factors, covariates = {}, []
+    factors, covariates, coerced = {}, [], set()
     columns = set(matrices.variables)
     for var in fixed_variables(matrices):
         text = var.text
@@ -601,11 +629,13 @@ def _grid_variables(matrices):
                     f"({text}); marginal means need one set of levels."
                 )
             factors[name] = list(var.levels)
+            if name != text:  # factor(x) of a column: numbers in emmeans' grid
+                coerced.add(name)
         else:
             names = [text] if text in columns else _argument_names(text, columns)
             covariates += [n for n in names if n not in covariates]
     covariates = [c for c in covariates if c not in factors]
-    return factors, covariates
+    return factors, covariates, coerced
 
 
 def _factor_name(text, columns):
@@ -663,7 +693,7 @@ def _covariate_mean(model, matrices, name, data):
 def _reference_grid(model, at, data):
     """(grid frame, grid variables in emmeans' order, factor levels, covariates)."""
     matrices = _formula_matrices(model)
-    factors, covariates = _grid_variables(matrices)
+    factors, covariates, coerced = _grid_variables(matrices)
     at = dict(at or {})
     unknown = set(at) - set(factors) - set(covariates)
     if unknown:
@@ -696,7 +726,7 @@ def _reference_grid(model, at, data):
             for n in order
         }
     )
-    return frame, values, factors
+    return frame, values, factors, coerced
 
 
 def _expand_grid(values):
@@ -720,7 +750,7 @@ def _grid_linfct(model, frame):
 
 def _means_linfct(model, specs, at, data):
     """The marginal means' labels (Index) and linear functions ``L``."""
-    frame, values, factors = _reference_grid(model, at, data)
+    frame, values, factors, coerced = _reference_grid(model, at, data)
     unknown = [s for s in specs if s not in values]
     if unknown:
         raise ValueError(
@@ -749,7 +779,13 @@ def _means_linfct(model, specs, at, data):
         if n not in factors
     }
     numeric = [s for s in specs if s not in factors or _numeric_labels(factors[s])]
-    info = dict(averaged_over=averaged, covariates=covariates, numeric=numeric)
+    numeric_grid = [s for s in specs if s not in factors or s in coerced]
+    info = dict(
+        averaged_over=averaged,
+        covariates=covariates,
+        numeric=numeric,
+        numeric_grid=numeric_grid,
+    )
     return index, L, info
 
 
@@ -906,10 +942,12 @@ def _r_number(x):
     return f"{x:g}"
 
 
-def emmeans_cells(labels, blocks, numbers):
+def emmeans_cells(labels, blocks, numbers, numeric_labels=()):
     """The cells of emmeans' ``print.summary_emm``, as strings by column.
 
-    ``labels``: the level or contrast columns (left-justified); ``numbers``:
+    ``labels``: the level or contrast columns (left-justified, except the
+    ``numeric_labels``, numbers in emmeans' grid, formatted as the
+    estimates); ``numbers``:
     the estimate (first), ``SE``, ``df``, bounds, ``t.ratio``, ``p.value``.
     Each numeric column is zapsmall-ed, df rounded to 2 decimals, t to 3, p
     to 4 (``<.0001`` where that is 0); the other columns printed to the
@@ -944,8 +982,25 @@ def emmeans_cells(labels, blocks, numbers):
     cells[first] = [
         "nonEst" if np.isnan(v) else t for v, t in zip(numbers[first], cells[first])
     ]
-    columns = {**{k: [str(v) for v in vals] for k, vals in labels.items()}, **cells}
-    return columns, set(labels), blocks
+    labels = {
+        k: format_real([float(v) for v in vals], digits)
+        if k in numeric_labels
+        else [str(v) for v in vals]
+        for k, vals in labels.items()
+    }
+    if blocks is not None:  # the by columns: listed as "b = level:" blocks
+        shown = {
+            b: format_real([float(v) for v in vals], digits)
+            if b in numeric_labels
+            else vals
+            for b, vals in blocks.items()
+        }
+        rows = {}
+        for i in range(len(estimate)):
+            header = ", ".join(f"{b} = {shown[b][i]}" for b in shown)
+            rows.setdefault(header, []).append(i)
+        blocks = list(rows.items())
+    return {**labels, **cells}, set(labels) - set(numeric_labels), blocks
 
 
 def _fixed(values, decimals):

@@ -71,11 +71,12 @@ emm_call <- function(m, specs, at = NULL, by = NULL, contrasts = list()) {
     grid = lapply(emm@grid[c(specs, by)], function(v) I(as.character(v))),
     means = lapply(by_df, function(x) x$table),
     contrasts = lapply(contrasts, function(k) {
+      ref <- if (is.null(k$ref)) 1 else k$ref  # trt.vs.ctrl's control (1-based)
       tables <- lapply(by_df, function(x)
-        contrast_table(contrast(x$emm, method = k$method, adjust = k$adjust)))
-      con <- contrast(emm, method = k$method, adjust = k$adjust)
-      list(method = k$method, adjust = k$adjust, coefficients = unname(con@linfct),
-           results = tables)
+        contrast_table(contrast(x$emm, method = k$method, adjust = k$adjust, ref = ref)))
+      con <- contrast(emm, method = k$method, adjust = k$adjust, ref = ref)
+      list(method = k$method, adjust = k$adjust, ref = ref,
+           coefficients = unname(con@linfct), results = tables)
     })
   )
 }
@@ -152,6 +153,17 @@ analysis("oats_missing_cell", "emmeans/oats_missing_cell.csv", oats_cell,
   list(specs = "Variety", contrasts = list(list(method = "pairwise", adjust = "tukey"),
                                            list(method = "pairwise", adjust = "holm"))),
   list(specs = c("nitro", "Variety"))))
+
+# 2c. Oats with factor(nitro) in the formula (nitro numeric in the data): emmeans
+# keeps nitro's numbers in the grid; revpairwise, and each level against 0.4
+# with emmeans' default for trt.vs.ctrl (dunnettx)
+analysis("oats_coerced", "analyses/oats.csv", oats,
+         "yield ~ factor(nitro) * Variety + (1 | Block/Variety)", list(
+  list(specs = "nitro",
+       contrasts = list(list(method = "revpairwise", adjust = "tukey"),
+                        list(method = "trt.vs.ctrl", adjust = "dunnettx", ref = 3))),
+  list(specs = "Variety", by = "nitro",
+       contrasts = list(list(method = "trt.vs.ctrl", adjust = "dunnettx")))))
 
 # 3. nlme's Orthodont: random slopes; age at its mean (11) or fixed
 orthodont <- as.data.frame(nlme::Orthodont)[, c("distance", "age", "Subject", "Sex")]
