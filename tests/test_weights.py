@@ -197,6 +197,28 @@ def test_constant_response_is_a_defined_fit_with_a_warning():
     assert model.coef_ == pytest.approx([0.0], abs=1e-12)
     np.testing.assert_allclose(model.predict(X, g), 3.0)
     assert "fit the response exactly" in str(model.summary())
+    # what needs residual variation is refused by name, with no RuntimeWarning
+    from skmixed import anova
+
+    for method in (
+        lambda: model.confint(method="profile"),
+        lambda: model.bootstrap(lambda m: m.coef_, n_boot=2),
+        lambda: model.sample_posterior(5),
+        lambda: model.predict_interval(X[:2], g[:2]),
+        lambda: anova(model),
+        lambda: anova(model, model),
+    ):
+        with pytest.raises(ValueError, match="not defined for this fit"):
+            method()
+
+
+def test_y_linear_in_x_is_an_exact_fit():
+    g = np.repeat(np.arange(6), 4)
+    X = np.random.default_rng(5).normal(size=(24, 2))
+    with pytest.warns(ConvergenceWarning, match="fit the response exactly"):
+        model = _fit_warning_free(MixedLinearRegressor(), X, 1 + X @ [2.0, -1.0], g)
+    assert model.sigma_ == 0.0
+    np.testing.assert_allclose(model.coef_, [2.0, -1.0])
 
 
 def _fit_warning_free(model, X, y, groups):

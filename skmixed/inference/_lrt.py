@@ -20,6 +20,7 @@ from .._objective import (
     blas_threads_for,
 )
 from .._optimize import optimize_design
+from ._wald import check_inference_defined
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 
@@ -114,8 +115,11 @@ def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
         from ._ftest import anova_table
 
         _check_model_types(models)
+        check_inference_defined(models[0], "an F test")
         return anova_table(models[0], type=type, ddf=ddf)
     models, names = _check_models(models, names)
+    for model in models:
+        check_inference_defined(model, "a likelihood-ratio test")
     if not refit:
         _check_comparable_criteria(models)
     deviance = [ml_deviance(m) if refit else m.objective_ for m in models]
