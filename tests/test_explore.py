@@ -484,3 +484,16 @@ def test_browser_crossed_factors(browser, biomass, tmp_path):
         assert page.prediction() == pytest.approx(expected, abs=1e-8, rel=0)
     assert page.errors == []
     page.close()
+
+
+def test_a_model_with_an_offset_warns_that_the_page_has_none(tmp_path):
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(6), 8)
+    X = rng.normal(size=(48, 1))
+    offset = rng.normal(size=48)
+    y = X[:, 0] + offset + rng.normal(size=6)[g] + rng.normal(size=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = MixedLinearRegressor().fit(X, y, groups=g, offset=offset)
+    with pytest.warns(UserWarning, match="fitted with an offset"):
+        explore(model, X, y, g, path=tmp_path / "page.html")

@@ -14,6 +14,7 @@ has no dependency and opens offline.
 
 import html
 import json
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -129,6 +130,14 @@ def explore(model, X=None, y=None, groups=None, path=None, *, title=None):
     True
     """
     check_model(model)
+    if getattr(model, "_train_offset", None) is not None:
+        warnings.warn(
+            "the model was fitted with an offset: the page's predictions and "
+            "intervals are those of an offset of 0 (add the rows' offset to "
+            "compare with model.predict(X, offset=...)).",
+            UserWarning,
+            stacklevel=2,
+        )
     data = page_data(model, X, y, groups, title=title)
     page = ExplorerPage(_render(data), data)
     return page if path is None else page.save(path)
