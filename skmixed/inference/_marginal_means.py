@@ -22,7 +22,6 @@ Sidak, Bonferroni or Holm over the contrasts of the family.  As in emmeans,
 Sidak, and one contrast is never adjusted.
 """
 
-import ast
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -32,8 +31,10 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
-from .._formula import INTERCEPT, fixed_matrix, fixed_variables, r_label
-from ..reporting._rformat import format_real, r_round, zapsmall
+from .._formula import INTERCEPT
+from ._emmeans_format import emmeans_cells, render_html, render_text
+from ._p_adjust import adjust_p_values
+from ._reference_grid import means_linfct
 from ._wald import check_level
 
 DDF_METHODS = ("kenward-roger", "satterthwaite")
@@ -47,10 +48,6 @@ DEFAULT_ADJUST = {
 }
 CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "poly")
 POLY_NAMES = ["linear", "quadratic", "cubic", "quartic"]
-_FACTOR_CALL = re.compile(
-    r"^\s*(?:factor|as\.factor|ordered|as\.ordered|C)\s*\(\s*"
-    r"(`[^`]+`|[A-Za-z.][A-Za-z0-9._]*)\s*[,)]"
-)
 _PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such labels get ( )
 
 
@@ -128,17 +125,17 @@ class MarginalMeans:
                 + ", ".join(self.averaged_over)
             )
         lines.append(f"Degrees-of-freedom method: {self.ddf}")
-        lines.append(f"Confidence level used: {_r_number(self.level)}")
+        lines.append(f"Confidence level used: {self.level:g}")
         return lines
 
     def __str__(self):
-        return _render_text(self._cells(), self._footer())
+        return render_text(self._cells(), self._footer())
 
     def __repr__(self):
         return str(self)
 
     def _repr_html_(self):
-        return _render_html(self._cells(), self._footer())
+        return render_html(self._cells(), self._footer())
 
 
 @dataclass
@@ -220,13 +217,13 @@ class Contrasts:
         return lines
 
     def __str__(self):
-        return _render_text(self._cells(), self._footer())
+        return render_text(self._cells(), self._footer())
 
     def __repr__(self):
         return str(self)
 
     def _repr_html_(self):
-        return _render_html(self._cells(), self._footer())
+        return render_html(self._cells(), self._footer())
 
 
 # --------------------------------------------------------------------------- #
@@ -303,7 +300,7 @@ def marginal_means(
     specs, by = _check_specs(specs), _check_by(by, specs)
     ddf = _check_choice(ddf, DDF_METHODS, "ddf")
     level = check_level(level)
-    means, L, info = _means_linfct(model, specs + by, at, data)
+    means, L, info = means_linfct(model, specs + by, at, data)
     L, estimate, std_error, df = _estimates(model, L, ddf)
     half = stats.t.ppf(0.5 + level / 2, df) * std_error
     table = pd.DataFrame(
@@ -402,7 +399,7 @@ default=None
         adjust = DEFAULT_ADJUST[method]
     adjust = _check_choice(adjust, ADJUST_METHODS, "adjust")
     ddf = _check_choice(ddf, DDF_METHODS, "ddf")
-    means, L, info = _means_linfct(model, specs + by, at, data)
+    means, L, info = means_linfct(model, specs + by, at, data)
     groups = _group_rows(means, len(specs))
     keys = [k[: len(specs)] if by else k for k in means]
     first = groups[0][1]
@@ -484,104 +481,7 @@ def _by_blocks(frame, by):
 
 
 # --------------------------------------------------------------------------- #
-# Adjusted p-values                                                            #
-# --------------------------------------------------------------------------- #
-
-
-def adjust_p_values(t_value, df, adjust, *, n_means=None, pairwise=True):
-    """Two-sided p-values of t statistics, adjusted as emmeans adjusts them.
-
-    Parameters
-    ----------
-    t_value, df : array-like
-        The contrasts' t statistics and degrees of freedom.
-    adjust : {"tukey", "dunnettx", "sidak", "bonferroni", "holm", "none"}
-    n_means : int, default=None
-        The number of means the pairwise comparisons compare (Tukey's family).
-    pairwise : bool, default=True
-        Whether the contrasts are one family of pairwise comparisons; Tukey's
-        adjustment becomes Sidak's otherwise, as in emmeans.
-
-    Returns
-    -------
-    p_value : ndarray
-    adjust : str
-        The adjustment used.
-    family_size : int
-        The means compared (Tukey) or the tests (the others).
-    note : str or None
-        emmeans' note when it changed the adjustment.
-
-    Examples
-    --------
-    >>> p, used, size, _ = adjust_p_values([2.0, -3.0, 0.5], [20, 20, 20], "holm")
-    >>> p.round(4), used, size
-    (array([0.1185, 0.0212, 0.6225]), 'holm', 3)
-    """
-    t_value = np.asarray(t_value, dtype=float)
-    df = np.asarray(df, dtype=float)
-    df = np.where(np.isnan(df), np.inf, df)
-    n = t_value.size
-    raw = 2.0 * stats.t.sf(np.abs(t_value), df)
-    note = None
-    if n == 1:
-        adjust = "none"
-    if adjust == "tukey" and not pairwise:
-        adjust = "sidak"
-        note = (
-            'Note: adjust = "tukey" was changed to "sidak" because "tukey" '
-            "is only appropriate for one set of pairwise comparisons"
-        )
-    if adjust == "none":
-        return raw, adjust, n, note
-    if adjust == "tukey":
-        k = n_means if n_means is not None else int(round((1 + np.sqrt(1 + 8 * n)) / 2))
-        q = np.sqrt(2.0) * np.abs(t_value)
-        p = stats.studentized_range.sf(q, k, _tukey_df(df))
-        return np.clip(p, 0.0, 1.0), adjust, k, note
-    if adjust == "dunnettx":
-        return _dunnettx(np.abs(t_value), n, df), adjust, n, note
-    if adjust == "sidak":
-        return 1.0 - (1.0 - raw) ** n, adjust, n, note
-    if adjust == "bonferroni":
-        return np.minimum(1.0, n * raw), adjust, n, note
-    return _holm(raw), adjust, n, note
-
-
-def _dunnettx(x, k, df):
-    """emmeans' ``dunnettx``: ``1 - .pdunnx(|t|, k, df)``, a weighted mean
-    of Tukey's and Sidak's distribution functions approximating Dunnett's."""
-    weight = (k - 1) / k
-    tukey = stats.studentized_range.cdf(
-        np.sqrt(2.0) * x, (1 + np.sqrt(1 + 8 * k)) / 2, df
-    )
-    sidak = stats.f.cdf(x**2, 1, df) ** k
-    return 1.0 - (weight * tukey + (1.0 - weight) * sidak)
-
-
-def _tukey_df(df):
-    """The df emmeans gives ``ptukey``: ``zapsmall(df)`` (R 4.2), after
-    setting missing df (non-estimable contrasts) to Inf, so that their
-    presence rounds every df to an integer, as emmeans 1.8.4 does."""
-    df = np.asarray(df, dtype=float)
-    if np.isinf(df).any():
-        return np.round(df)
-    return np.asarray(zapsmall(df, 7))
-
-
-def _holm(p):
-    """R's ``p.adjust(p, "holm", n = length(p))``: NaN (a non-estimable
-    contrast) stays NaN and counts in the family."""
-    n, out = p.size, np.full(p.size, np.nan)
-    finite = np.flatnonzero(~np.isnan(p))
-    order = finite[np.argsort(p[finite], kind="stable")]
-    adjusted = np.maximum.accumulate((n - np.arange(order.size)) * p[order])
-    out[order] = np.minimum(1.0, adjusted)
-    return out
-
-
-# --------------------------------------------------------------------------- #
-# The reference grid                                                           #
+# Arguments                                                                    #
 # --------------------------------------------------------------------------- #
 
 
@@ -600,205 +500,6 @@ def _check_choice(value, choices, name):
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
     return value
-
-
-def _formula_matrices(model):
-    spec = getattr(model, "_spec", None)
-    if spec is None or spec.matrices is None:
-        raise ValueError(
-            "marginal means need the factors of a formula model: fit the model "
-            "with formula=... (categorical columns as its factors). A model "
-            "fitted on numeric X has no factors to average over; use "
-            "skmixed.inference.satterthwaite for its coefficients."
-        )
-    return spec.matrices
-
-
-def _grid_variables(matrices):
-    """The data variables of the fixed part: factors (name -> levels) and
-    covariates (names), in the order the formula first uses them."""
-    factors, covariates, coerced = {}, [], set()
-    columns = set(matrices.variables)
-    for var in fixed_variables(matrices):
-        text = var.text
-        if var.levels is not None:
-            name = _factor_name(text, columns)
-            if name in factors and factors[name] != list(var.levels):
-                raise ValueError(
-                    f"{name} has different levels in different terms "
-                    f"({text}); marginal means need one set of levels."
-                )
-            factors[name] = list(var.levels)
-            if name != text:  # factor(x) of a column: numbers in emmeans' grid
-                coerced.add(name)
-        else:
-            names = [text] if text in columns else _argument_names(text, columns)
-            covariates += [n for n in names if n not in covariates]
-    covariates = [c for c in covariates if c not in factors]
-    return factors, covariates, coerced
-
-
-def _factor_name(text, columns):
-    if text in columns:
-        return text
-    match = _FACTOR_CALL.match(text)
-    if match and match.group(1).strip("`") in columns:
-        return match.group(1).strip("`")
-    raise ValueError(
-        f"marginal means cannot put {text} in the reference grid: make it a "
-        "categorical column of the data and use the column in the formula."
-    )
-
-
-def _argument_names(text, columns):
-    source = re.sub(r"\bas\.(factor|numeric)\s*\(", r"as_\1(", text)
-    try:
-        node = ast.parse(source.replace("^", "**").strip(), mode="eval")
-    except SyntaxError:
-        return [c for c in columns if c in text]
-    found = []
-    for sub in ast.walk(node):
-        name = sub.id if isinstance(sub, ast.Name) else None
-        if isinstance(sub, ast.Attribute):  # R's dotted names
-            name = ast.unparse(sub)
-        if name in columns and name not in found:
-            found.append(name)
-    return found
-
-
-def _covariate_mean(model, matrices, name, data):
-    """A covariate's mean on the training rows (emmeans' ``cov.reduce``)."""
-    if data is not None:
-        frame = pd.DataFrame(data).reset_index(drop=True)
-        keep = matrices.complete_rows(frame)
-        return float(np.mean(np.asarray(frame[name], dtype=float)[keep]))
-    features = list(model._spec.features)
-    train_X = getattr(model, "_train_X", None)
-    if name in features and train_X is not None:
-        return float(np.mean(np.asarray(train_X[:, features.index(name)])))
-    for var in fixed_variables(matrices):
-        if var.levels is not None or _argument_names(var.text, {name}) != [name]:
-            continue
-        for params in var.state.values():
-            if not params.get("raw", True) and "alpha" in params:
-                return float(params["alpha"][0])  # poly(): the mean of x
-            if "center" in params and params["center"] != 0:
-                return float(params["center"])  # scale(), center()
-    raise ValueError(
-        f"the mean of the covariate {name!r} is not known from the fit: pass "
-        f"the training data (data=...) or fix it with at={{{name!r}: value}}."
-    )
-
-
-def _reference_grid(model, at, data):
-    """(grid frame, grid variables in emmeans' order, factor levels, covariates)."""
-    matrices = _formula_matrices(model)
-    factors, covariates, coerced = _grid_variables(matrices)
-    at = dict(at or {})
-    unknown = set(at) - set(factors) - set(covariates)
-    if unknown:
-        raise ValueError(
-            f"at names {sorted(unknown)}, not variables of the fixed part "
-            f"(factors {list(factors)}, covariates {covariates})."
-        )
-    values = {}
-    for name, levels in factors.items():
-        chosen = levels
-        if name in at:
-            wanted = list(np.atleast_1d(np.asarray(at[name], dtype=object)))
-            labels = {r_label(lev): lev for lev in levels}
-            chosen = [labels.get(r_label(w), labels.get(str(w))) for w in wanted]
-            if any(c is None for c in chosen):
-                raise ValueError(f"at gives levels of {name} it does not have.")
-        values[name] = chosen
-    for name in covariates:
-        if name in at:
-            values[name] = [float(v) for v in np.atleast_1d(at[name])]
-        else:
-            values[name] = [_covariate_mean(model, matrices, name, data)]
-    order = [n for n in [*factors, *covariates]]
-    grid = _expand_grid({n: values[n] for n in order})
-    frame = pd.DataFrame(
-        {
-            n: pd.Categorical(grid[n], categories=factors[n])
-            if n in factors
-            else np.asarray(grid[n], dtype=float)
-            for n in order
-        }
-    )
-    return frame, values, factors, coerced
-
-
-def _expand_grid(values):
-    """R's ``expand.grid``: the first variable varying fastest."""
-    names = list(values)
-    sizes = [len(values[n]) for n in names]
-    total = int(np.prod(sizes)) if sizes else 1
-    out, repeat = {}, 1
-    for name, size in zip(names, sizes):
-        index = (np.arange(total) // repeat) % size
-        out[name] = [values[name][i] for i in index]
-        repeat *= size
-    return out
-
-
-def _grid_linfct(model, frame):
-    """The fixed-effects model-matrix rows of the grid (every column R's
-    ``model.matrix`` has, the ones a rank-deficient fit dropped included)."""
-    return fixed_matrix(model._spec.matrices, frame)
-
-
-def _means_linfct(model, specs, at, data):
-    """The marginal means' labels (Index) and linear functions ``L``."""
-    frame, values, factors, coerced = _reference_grid(model, at, data)
-    unknown = [s for s in specs if s not in values]
-    if unknown:
-        raise ValueError(
-            f"specs names {unknown}, not factors of the fixed part "
-            f"({list(factors)}) nor covariates given several values in at."
-        )
-    X = _grid_linfct(model, frame)
-    keys = [tuple(_label(frame[s].iloc[i]) for s in specs) for i in range(len(frame))]
-    combos = _expand_grid({s: [_label(v) for v in values[s]] for s in specs})
-    wanted = list(zip(*[combos[s] for s in specs]))
-    rows = {key: [] for key in wanted}
-    for i, key in enumerate(keys):
-        rows[key].append(i)
-    L = np.vstack([X[rows[key]].mean(axis=0) for key in wanted])
-    if len(specs) == 1:
-        index = pd.Index([k[0] for k in wanted], name=specs[0])
-    else:
-        index = pd.MultiIndex.from_tuples(wanted, names=specs)
-    averaged = [n for n in factors if n not in specs]
-    averaged += [
-        n for n in values if n not in factors and n not in specs and len(values[n]) > 1
-    ]
-    covariates = {
-        n: (v[0] if len(v) == 1 else list(v))
-        for n, v in values.items()
-        if n not in factors
-    }
-    numeric = [s for s in specs if s not in factors or _numeric_labels(factors[s])]
-    numeric_grid = [s for s in specs if s not in factors or s in coerced]
-    info = dict(
-        averaged_over=averaged,
-        covariates=covariates,
-        numeric=numeric,
-        numeric_grid=numeric_grid,
-    )
-    return index, L, info
-
-
-def _label(value):
-    return r_label(value)
-
-
-def _numeric_labels(levels):
-    try:
-        [float(r_label(lev)) for lev in levels]
-    except ValueError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- #
@@ -931,133 +632,3 @@ def _se_df(model, L, ddf):
     V = model.fixed_effects_cov_.to_numpy()
     variance = np.einsum("ci,ij,cj->c", L, V, L)
     return np.sqrt(np.clip(variance, 0.0, None)), contrast_df(model, L)
-
-
-# --------------------------------------------------------------------------- #
-# Printing (formatting only)                                                   #
-# --------------------------------------------------------------------------- #
-
-
-def _r_number(x):
-    return f"{x:g}"
-
-
-def emmeans_cells(labels, blocks, numbers, numeric_labels=()):
-    """The cells of emmeans' ``print.summary_emm``, as strings by column.
-
-    ``labels``: the level or contrast columns (left-justified, except the
-    ``numeric_labels``, numbers in emmeans' grid, formatted as the
-    estimates); ``numbers``:
-    the estimate (first), ``SE``, ``df``, bounds, ``t.ratio``, ``p.value``.
-    Each numeric column is zapsmall-ed, df rounded to 2 decimals, t to 3, p
-    to 4 (``<.0001`` where that is 0); the other columns printed to the
-    digits that emmeans' ``.opt.dig`` finds from ``estimate +- 2 SE`` (at
-    least 3), as emmeans 1.8.4 prints them.
-    """
-    numbers = {k: [float(v) for v in vals] for k, vals in numbers.items()}
-    numbers = {k: _zapsmall_na(vals) for k, vals in numbers.items()}
-    estimate = np.asarray(next(iter(numbers.values())))
-    cells = {}
-    if "SE" in numbers:
-        se = np.asarray(numbers["SE"])
-        spread = estimate[:, None] + se[:, None] * np.array([-2.0, 0.0, 2.0])
-        digits = max(_opt_digits(row) for row in spread)
-    else:
-        digits = 4
-    for name, vals in numbers.items():
-        if name == "df":
-            cells[name] = format_real(
-                [None if np.isnan(v) else r_round(v, 2) for v in vals], digits
-            )
-        elif name == "t.ratio":  # format(round(t, 3), nsmall = 3, sci = FALSE)
-            cells[name] = _fixed([r_round(v, 3) for v in vals], 3)
-        elif name == "p.value":
-            text = _fixed([r_round(v, 4) for v in vals], 4)
-            cells[name] = ["<.0001" if t.strip() == "0.0000" else t for t in text]
-        else:
-            cells[name] = format_real(
-                [None if np.isnan(v) else v for v in vals], digits
-            )
-    first = next(iter(numbers))
-    cells[first] = [
-        "nonEst" if np.isnan(v) else t for v, t in zip(numbers[first], cells[first])
-    ]
-    labels = {
-        k: format_real([float(v) for v in vals], digits)
-        if k in numeric_labels
-        else [str(v) for v in vals]
-        for k, vals in labels.items()
-    }
-    if blocks is not None:  # the by columns: listed as "b = level:" blocks
-        shown = {
-            b: format_real([float(v) for v in vals], digits)
-            if b in numeric_labels
-            else vals
-            for b, vals in blocks.items()
-        }
-        rows = {}
-        for i in range(len(estimate)):
-            header = ", ".join(f"{b} = {shown[b][i]}" for b in shown)
-            rows.setdefault(header, []).append(i)
-        blocks = list(rows.items())
-    return {**labels, **cells}, set(labels) - set(numeric_labels), blocks
-
-
-def _fixed(values, decimals):
-    """R's ``format(x, nsmall = decimals, sci = FALSE)`` of rounded values."""
-    texts = [f"{v:.{decimals}f}" if not np.isnan(v) else "NA" for v in values]
-    width = max(len(t) for t in texts)
-    return [t.rjust(width) for t in texts]
-
-
-def _zapsmall_na(values):
-    """R's ``zapsmall`` over the values that are not NA."""
-    values = np.asarray(values, dtype=float)
-    ok = ~np.isnan(values)
-    if ok.any():
-        values[ok] = zapsmall(values[ok], 7)
-    return list(values)
-
-
-def _opt_digits(x):
-    """emmeans' ``.opt.dig``: digits to show an interval's ends apart (3 for
-    a non-estimable row: R's ``max(NA, 3, na.rm = TRUE)``)."""
-    x = np.asarray(x, dtype=float)
-    top = np.max(np.abs(x))
-    if not np.isfinite(top) or top == 0:
-        return 3
-    z = np.array([x.min(), x.max()]) / top
-    dz = zapsmall([z[1] - z[0], *z], 8)[0]
-    if dz <= 0:
-        return 3
-    return max(int(r_round(1.51 - np.log10(dz), 0)), 3)
-
-
-def _render_text(cells, footer):
-    columns, left, blocks = cells
-    n = len(next(iter(columns.values())))
-    parts = []
-    for header, rows in blocks or [(None, range(n))]:
-        lines = [[] for _ in range(len(rows) + 1)]
-        for name, vals in columns.items():
-            shown = [vals[i] for i in rows]
-            width = max(len(name), *(len(v) for v in shown))
-            pad = str.ljust if name in left else str.rjust
-            lines[0].append(pad(name, width))
-            for row, v in enumerate(shown, start=1):
-                lines[row].append(pad(v, width))
-        table = "\n".join(" " + " ".join(line) for line in lines)
-        parts.append(table if header is None else f"{header}:\n{table}")
-    return "\n\n".join(parts) + "\n\n" + "\n".join(footer)
-
-
-def _render_html(cells, footer):
-    columns, _, blocks = cells
-    table = pd.DataFrame({k: [v.strip() for v in vals] for k, vals in columns.items()})
-    html = ""
-    for header, rows in blocks or [(None, range(len(table)))]:
-        if header is not None:
-            html += f"<p>{header}:</p>"
-        html += table.iloc[list(rows)].to_html(index=False, border=0)
-    notes = "".join(f"<p>{line}</p>" for line in footer)
-    return f"<div>{html}{notes}</div>"
