@@ -354,3 +354,27 @@ def test_errors():
     array_model = MixedLinearRegressor().fit(X, y, groups=groups)
     with pytest.raises(ValueError, match="formula model"):
         marginal_means(array_model, "x0", ddf="satterthwaite")
+
+
+def test_covariate_seen_through_a_function_needs_data_or_at():
+    """log(x): its mean is not the fit's; data= (or at=) gives it."""
+    frame = load_frame("orthodont")
+    model = MixedLinearRegressor(
+        formula="distance ~ log(age) * Sex + (1 | Subject)"
+    ).fit(frame)
+    with pytest.raises(ValueError, match="pass the training data"):
+        marginal_means(model, "Sex", ddf="satterthwaite")
+    a = marginal_means(model, "Sex", ddf="satterthwaite", data=frame)
+    b = marginal_means(model, "Sex", ddf="satterthwaite", at={"age": 11.0})
+    np.testing.assert_allclose(a.table["estimate"], b.table["estimate"], rtol=1e-12)
+    grid = pd.DataFrame(
+        {
+            "age": [11.0, 11.0],
+            "Sex": pd.Categorical(["Male", "Female"]),
+            "Subject": "new",
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = model.predict(grid, random_effects="none")
+    np.testing.assert_allclose(a.table["estimate"], expected, rtol=1e-12)
