@@ -12,7 +12,9 @@ p-values within 1e-4 relative (estimates near zero: 1e-6 of their SE).
 R's ``ptukey`` loses relative accuracy on very small p-values (it integrates
 to a fixed absolute accuracy: 4.4e-10 where the studentized range's upper tail
 is 1.5e-12), so Tukey-adjusted p-values are compared within 1e-4 relative or
-1e-8 absolute.
+1e-8 absolute (also dunnettx, which uses ptukey).  On the p-values above
+1e-5 the agreement is 3e-6; the studentized range's upper tail that scipy
+computes stays below the Bonferroni bound where R's exceeds it.
 """
 
 import functools
@@ -185,7 +187,7 @@ def test_contrasts(name, i, j, ddf):
     close(table["df"], expected["df"])
     t_atol = 1e-6 * np.nanmax(np.abs(np.asarray(as_list(expected["t_value"]), float)))
     close(table["t_value"], expected["t_value"], atol=t_atol)
-    p_atol = 1e-8 if result.adjust == "tukey" else 0.0
+    p_atol = 1e-8 if result.adjust in ("tukey", "dunnettx") else 0.0  # ptukey
     close(table["p_value"], expected["p_value"], atol=p_atol)
     messages = " ".join(as_list(expected.get("messages", [])))
     if result.adjust != "none":
