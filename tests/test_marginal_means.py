@@ -1,20 +1,22 @@
 """Marginal means and contrasts against emmeans 1.8.4-1 (lme4, lmerTest, pbkrtest).
 
-The references are made by ``tests/data/emmeans/make_emmeans.R`` on five
-analyses (nlme's Oats with nitro numeric and as a factor, Orthodont, lme4's
-cake, ChickWeight with ``poly(Time, 2)``), each fitted by REML and polished
-to the optimum: per ``emmeans`` call the reference grid's linear functions
-and the means with ``lmer.df = "satterthwaite"`` and ``"kenward-roger"``,
-and per contrast method and adjustment emmeans' table.
+The references are made by ``tests/data/emmeans/make_emmeans.R`` on seven
+fits (nlme's Oats with nitro numeric, a factor column, ``factor(nitro)`` in
+the formula and a rank-deficient fit without one cell; Orthodont; lme4's
+cake; ChickWeight with ``poly(Time, 2)``), each fitted by REML and polished
+to the optimum: per ``emmeans`` call (``specs``, ``at``, ``by``) the
+reference grid's linear functions and the means with ``lmer.df =
+"satterthwaite"`` and ``"kenward-roger"``, per contrast method and
+adjustment emmeans' table, and what emmeans prints.
 
 Tolerances: the linear functions to 1e-10; estimates, SEs, df, bounds, t and
 p-values within 1e-4 relative (estimates near zero: 1e-6 of their SE).
 R's ``ptukey`` loses relative accuracy on very small p-values (it integrates
-to a fixed absolute accuracy: 4.4e-10 where the studentized range's upper tail
-is 1.5e-12), so Tukey-adjusted p-values are compared within 1e-4 relative or
-1e-8 absolute (also dunnettx, which uses ptukey).  On the p-values above
-1e-5 the agreement is 3e-6; the studentized range's upper tail that scipy
-computes stays below the Bonferroni bound where R's exceeds it.
+to a fixed absolute accuracy), so Tukey-adjusted p-values are compared within
+1e-4 relative or 1e-8 absolute (also dunnettx, which uses ptukey).  On the
+p-values above 1e-5 the agreement is 3e-6.  (ChickWeight, Diet 1 - 3 at Time
+21: R's ptukey gives 4.4e-10, above the Bonferroni bound 1.49e-12 that the
+Tukey p-value cannot exceed; scipy's studentized range gives 1.49e-12.)
 """
 
 import functools
