@@ -35,6 +35,25 @@ def fitted(name):
     )
 
 
+def test_slopes_not_in_the_fixed_part_are_left_out():
+    """sleepstudy's (Days | Subject) without Days as a fixed effect: as
+    performance, only the intercept's variance counts (with a warning).
+
+    The criterion is flat at this optimum: our fit's is 1e-13 (relative) from
+    lme4's polished one with theta 3e-6 away, and the R² moves by as much;
+    1e-5 here."""
+    ref = reference("sleepstudy_slope_only")
+    rtol = 1e-5
+    with pytest.warns(UserWarning, match="Random slopes not present"):
+        r2 = r_squared(fit("sleepstudy_slope_only"))
+    assert r2.marginal == pytest.approx(0.0, abs=1e-12)
+    assert r2.conditional == pytest.approx(ref["r2_nakagawa"]["conditional"], rel=rtol)
+    with pytest.warns(UserWarning, match="Random slopes not present"):
+        result = icc(fit("sleepstudy_slope_only"))
+    assert result.adjusted == pytest.approx(ref["icc"]["adjusted"], rel=rtol)
+    assert result.unadjusted == pytest.approx(ref["icc"]["unadjusted"], rel=rtol)
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_r_squared_is_performance(name):
     ref = reference(name)

@@ -270,6 +270,21 @@ def _random_variance(model, X):
     """Sum over grouping factors of the mean of ``z_i' Sigma z_i``."""
     n = X.shape[0]
     total = 0.0
+    missing = [
+        t
+        for cov in model.random_effects_cov_.values()
+        for t in cov.index
+        if t not in X.columns
+    ]
+    if missing:
+        warnings.warn(
+            f"Random slopes not present as fixed effects ({', '.join(missing)}): "
+            "they are left out of the random-effect variance, as "
+            "performance::r2_nakagawa and icc leave them out. Respecify the fixed "
+            "part.",
+            UserWarning,
+            stacklevel=4,
+        )
     for name, cov in model.random_effects_cov_.items():
         if model.n_groups_[name] == n:  # an observation-level effect
             continue

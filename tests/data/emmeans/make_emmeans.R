@@ -200,3 +200,9 @@ analysis("chickweight", "analyses/chickweight.csv", chick, "weight ~ poly(Time, 
 biomass <- read.csv("../biomass.csv", colClasses = c(Site = "character"))
 biomass$Site <- factor(biomass$Site, levels = unique(biomass$Site))
 analysis("biomass", "biomass.csv", biomass, "Biomass ~ Temp + N + (1 + Temp | Site)")
+
+# 7. sleepstudy with a random slope that is not a fixed effect: insight leaves
+# it out of the random-effect variance (and warns)
+sleep <- read.csv("../sleepstudy.csv", colClasses = c(Subject = "character"))
+sleep$Subject <- factor(sleep$Subject)
+analysis("sleepstudy_slope_only", "sleepstudy.csv", sleep, "Reaction ~ 1 + (Days | Subject)")
