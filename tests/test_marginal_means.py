@@ -342,6 +342,15 @@ def test_printing():
     assert "<table" in con._repr_html_()
 
 
+def test_kenward_roger_needs_reml():
+    frame = load_frame("oats")
+    model = MixedLinearRegressor(formula=reference("oats")["formula"], method="ml")
+    model.fit(frame)
+    with pytest.raises(ValueError, match="ddf='satterthwaite'"):
+        marginal_means(model, "Variety")
+    assert marginal_means(model, "Variety", ddf="satterthwaite").table.shape == (3, 5)
+
+
 def test_errors():
     model = fit("oats")
     with pytest.raises(ValueError, match="not factors of the fixed part"):

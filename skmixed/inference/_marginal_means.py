@@ -625,6 +625,13 @@ def _se_df(model, L, ddf):
     if ddf == "kenward-roger":
         from ._kenward_roger import kenward_roger_t
 
+        if getattr(model, "_method", "reml") != "reml":
+            raise ValueError(
+                "Kenward-Roger's SEs and df need a REML fit (as pbkrtest); this "
+                "model was fitted by ML: refit it with method='reml' or pass "
+                "ddf='satterthwaite'."
+            )
+
         std_error, df = kenward_roger_t(model, L)
         return np.asarray(std_error, dtype=float), np.asarray(df, dtype=float)
     from ._satterthwaite import contrast_df
