@@ -18,7 +18,8 @@ Usage::
     python examples/tutorial.py [FIGURE_FOLDER]
 
 Figures (and the explorer page, explorer.html) go to FIGURE_FOLDER, else to
-$SKMIXED_FIGURES, else to examples/figures/.  Matplotlib's Agg backend is used, so no screen is needed.
+$SKMIXED_FIGURES, else to examples/figures/.  Matplotlib's Agg backend is used,
+so no screen is needed.
 """
 
 import argparse

@@ -1682,9 +1682,7 @@ def term_grid_matrices(matrices, seed=0):
                     suffixes = [s[len(var.name) :] for s in suffixes]
                 block = (cols[:, :, None] * block[:, None, :]).reshape(n, -1)
                 names_here = [var.name + s for s in suffixes]
-                labels = [
-                    (f"{a}:{b}" if a else b) for b in names_here for a in labels
-                ]
+                labels = [(f"{a}:{b}" if a else b) for b in names_here for a in labels]
             blocks.append(block)
             names += labels
         return np.hstack(blocks) if blocks else np.empty((n, 0)), names

@@ -27,7 +27,6 @@ from skmixed import MixedLinearRegressor
 from skmixed.datasets import load_biomass
 from skmixed.inference._anova_table import AnovaTable
 from skmixed.inference._ftest import (
-    anova_table,
     doolittle,
     drop1,
     f_statistic_ddf,
@@ -282,9 +281,7 @@ def test_type1_equals_type3_when_terms_are_orthogonal():
     the marginal sums of squares coincide."""
     rng = np.random.default_rng(1)
     levels_a, levels_b, groups = ["a1", "a2", "a3"], ["b1", "b2"], 8
-    rows = [
-        (a, b, f"g{g}") for g in range(groups) for a in levels_a for b in levels_b
-    ]
+    rows = [(a, b, f"g{g}") for g in range(groups) for a in levels_a for b in levels_b]
     frame = pd.DataFrame(rows, columns=["A", "B", "g"])
     effect = frame["A"].map({"a1": 0, "a2": 1, "a3": 2}) + (frame["B"] == "b2")
     g_effect = frame["g"].map({f"g{g}": rng.standard_normal() for g in range(groups)})

@@ -22,8 +22,10 @@ from skmixed import MixedLinearRegressor
 from skmixed._explore import ExplorerPage, explore
 from skmixed.datasets import load_biomass
 
-CHROMIUM = os.environ.get("SKMIXED_CHROMIUM") or shutil.which("chromium") or (
-    "/usr/bin/chromium"
+CHROMIUM = (
+    os.environ.get("SKMIXED_CHROMIUM")
+    or shutil.which("chromium")
+    or ("/usr/bin/chromium")
 )
 ENABLE = (
     "install playwright (pip install -e '.[test]') and Debian's chromium "
@@ -473,9 +475,7 @@ def test_browser_crossed_factors(browser, biomass, tmp_path):
         model.fit(X, y + effects, groups=groups)
     page = Page(browser, explore(model, X, None, groups, path=tmp_path / "page.html"))
     for i, new in [(0, (False, False)), (5, (True, False)), (9, (False, True))]:
-        labels = {
-            f: None if n else groups[f].iloc[i] for f, n in zip(["a", "b"], new)
-        }
+        labels = {f: None if n else groups[f].iloc[i] for f, n in zip(["a", "b"], new)}
         page.set_row(X.iloc[i].to_dict(), labels)
         rows = pd.DataFrame({f: ["new" if v is None else v] for f, v in labels.items()})
         with warnings.catch_warnings():

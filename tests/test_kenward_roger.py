@@ -229,9 +229,11 @@ def dense_vcov_adj(Xf, Zs, covs, sigma2, diagonal, weights=None):
     G, gamma = [], []
     for name, (Z, m, q) in Zs.items():
         cov = covs[name]
-        pairs = [(a, a) for a in range(q)] if diagonal[name] else [
-            (a, b) for b in range(q) for a in range(b, q)
-        ]
+        pairs = (
+            [(a, a) for a in range(q)]
+            if diagonal[name]
+            else [(a, b) for b in range(q) for a in range(b, q)]
+        )
         for a, b in pairs:
             E = np.zeros((q, q))
             E[a, b] = E[b, a] = 1.0
@@ -246,12 +248,10 @@ def dense_vcov_adj(Xf, Zs, covs, sigma2, diagonal, weights=None):
     TT = SigmaInv @ Xf
     HH = [Gi @ SigmaInv for Gi in G]
     OO = [H @ Xf for H in HH]
-    PP = [-(O.T @ TT) for O in OO]
+    PP = [-(Ok.T @ TT) for Ok in OO]
     PP = [(P + P.T) / 2 for P in PP]
     QQ = [[OO[r].T @ SigmaInv @ OO[s] for s in range(k)] for r in range(k)]
-    Ktrace = np.array(
-        [[np.sum(HH[r].T * HH[s]) for s in range(k)] for r in range(k)]
-    )
+    Ktrace = np.array([[np.sum(HH[r].T * HH[s]) for s in range(k)] for r in range(k)])
     IE2 = np.empty((k, k))
     for i in range(k):
         for j in range(k):

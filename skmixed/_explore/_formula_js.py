@@ -70,9 +70,7 @@ def formula_inputs(matrices, frame):
             if var.is_factor:
                 factor_columns |= set(names)
     used = list(dict.fromkeys(used))
-    categorical = [
-        c for c in used if c in factor_columns or not _is_numeric(frame[c])
-    ]
+    categorical = [c for c in used if c in factor_columns or not _is_numeric(frame[c])]
     numeric = [c for c in used if c not in categorical]
     return numeric, categorical
 
@@ -122,8 +120,7 @@ def formula_recipe(matrices, frame, categorical):
 def _part_recipe(part, frame, categorical):
     variables = list(part.variables)
     recipes = [
-        _variable_recipe(part, part.variables[t], frame, categorical)
-        for t in variables
+        _variable_recipe(part, part.variables[t], frame, categorical) for t in variables
     ]
     terms = [
         [[variables.index(text), int(code)] for text, code in zip(term, codes)]

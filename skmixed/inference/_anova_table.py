@@ -92,7 +92,7 @@ class AnovaTable(pd.DataFrame):
         title = "<br>".join(escape(h) for h in self.heading if h.strip())
         return (
             f'<div class="skmixed-anova"><p><b>{title}</b></p>'
-            f"<table style=\"font-family:monospace\"><tr>{head}</tr>"
+            f'<table style="font-family:monospace"><tr>{head}</tr>'
             f"{''.join(body)}</table></div>"
         )
 

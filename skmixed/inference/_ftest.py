@@ -75,9 +75,7 @@ def anova_table(model, type=3, ddf="satterthwaite"):
     heading = [
         f"Type {roman} Analysis of Variance Table with {DDF_METHODS[ddf]} method"
     ]
-    return AnovaTable(
-        table, heading=heading, hypotheses=_hypotheses(model, contrasts)
-    )
+    return AnovaTable(table, heading=heading, hypotheses=_hypotheses(model, contrasts))
 
 
 def drop1(model, ddf="satterthwaite"):
@@ -122,9 +120,7 @@ def drop1(model, ddf="satterthwaite"):
     ddf = _check_ddf(ddf)
     terms, columns = model_terms(model)
     identity = np.eye(model._design.n_fixed)
-    contrasts = {
-        label: identity[columns[label]] for label in marginal_terms(terms)
-    }
+    contrasts = {label: identity[columns[label]] for label in marginal_terms(terms)}
     table = _test_terms(model, contrasts, ddf)
     heading = [
         f"Single term deletions using {DDF_METHODS[ddf]} method:",
@@ -132,9 +128,7 @@ def drop1(model, ddf="satterthwaite"):
         "Model:",
         model_formula(model),
     ]
-    return AnovaTable(
-        table, heading=heading, hypotheses=_hypotheses(model, contrasts)
-    )
+    return AnovaTable(table, heading=heading, hypotheses=_hypotheses(model, contrasts))
 
 
 def _hypotheses(model, contrasts):

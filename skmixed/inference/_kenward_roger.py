@@ -365,8 +365,10 @@ def _blocked_traces(blocks, first, later):
     H, R, G, Psi0 = blocks.H, blocks.R, blocks.G, blocks.Psi0
     m1 = Psi0.shape[0]
     g1, g = len(first), len(first) + len(later)
-    N = [(H @ _block_diagonal(np.repeat(E[None], m1, axis=0)) @ H.T).toarray()
-         for E in first]
+    N = [
+        (H @ _block_diagonal(np.repeat(E[None], m1, axis=0)) @ H.T).toarray()
+        for E in first
+    ]
     RN = [R @ N_i for N_i in N]
     PsiE = np.einsum("mab,gbc->gmac", Psi0, first)  # Psi0_r E_i
     K, k = np.empty((g, g)), np.empty(g)

@@ -149,9 +149,7 @@ def summarize(model, ddf="satterthwaite"):
     check_is_fitted(model)
     method = str(ddf).lower()
     if method not in DDF_METHODS:
-        raise ValueError(
-            f"ddf must be one of {sorted(DDF_METHODS)}, got {ddf!r}."
-        )
+        raise ValueError(f"ddf must be one of {sorted(DDF_METHODS)}, got {ddf!r}.")
     fixed_effects = DDF_METHODS[method](model)
     factors = lme4_factor_order(model._factors)
     return Summary(
