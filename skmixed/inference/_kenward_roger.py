@@ -55,6 +55,7 @@ from .._objective import (
     factorize,
     lambda_rows,
 )
+from ._satterthwaite import t_test_table
 
 CONDITION_TOLERANCE = 1e-10  # pbkrtest: below this eigenvalue of I, ginv(I)
 ZERO_TOLERANCE = 1e-10  # pbkrtest: V0 = 1 + c1 B set to 0 below this
@@ -670,16 +671,5 @@ def kenward_roger(model):
     Temp          0.167      0.192    0.873  17.824    0.394
     N             2.210      0.097   22.878  77.143    0.000
     """
-    estimate = model.fixed_effects_.to_numpy()
-    se, df = kenward_roger_t(model, np.eye(estimate.size))
-    t_value = estimate / se
-    return pd.DataFrame(
-        {
-            "estimate": estimate,
-            "std_error": se,
-            "t_value": t_value,
-            "df": df,
-            "p_value": 2.0 * stats.t.sf(np.abs(t_value), df),
-        },
-        index=model.fixed_effects_.index.copy(),
-    )
+    se, df = kenward_roger_t(model, np.eye(model.fixed_effects_.size))
+    return t_test_table(model, se, df)

@@ -61,19 +61,23 @@ def satterthwaite(model):
     N             2.210      0.094   23.407  77.931    0.000
     """
     check_is_fitted(model)
-    estimate = model.fixed_effects_.to_numpy()
+    n_fixed = model.fixed_effects_.size
     std_error = np.sqrt(np.diag(model.fixed_effects_cov_.to_numpy()))
-    df = contrast_df(model, np.eye(estimate.size))
+    return t_test_table(model, std_error, contrast_df(model, np.eye(n_fixed)))
+
+
+def t_test_table(model, std_error, df):
+    """The t-tests of the fixed effects with given SEs and df (any method)."""
+    estimate = model.fixed_effects_.to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):  # an exact fit: SE 0
         t_value = estimate / std_error
-    p_value = 2.0 * stats.t.sf(np.abs(t_value), df)
     return pd.DataFrame(
         {
             "estimate": estimate,
             "std_error": std_error,
             "t_value": t_value,
             "df": df,
-            "p_value": p_value,
+            "p_value": 2.0 * stats.t.sf(np.abs(t_value), df),
         },
         index=model.fixed_effects_.index.copy(),
     )
