@@ -391,3 +391,12 @@ def test_covariate_seen_through_a_function_needs_data_or_at():
         warnings.simplefilter("ignore")
         expected = model.predict(grid, random_effects="none")
     np.testing.assert_allclose(a.table["estimate"], expected, rtol=1e-12)
+
+
+
+def test_repr_is_the_printed_table():
+    model = fit("oats")
+    means = marginal_means(model, "Variety", ddf="satterthwaite")
+    pairs = contrasts(model, "Variety", ddf="satterthwaite")
+    assert repr(means) == str(means) and "Variety" in repr(means)
+    assert repr(pairs) == str(pairs) and " - " in repr(pairs)

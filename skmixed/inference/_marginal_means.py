@@ -56,8 +56,21 @@ _PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such labels get ( 
 # --------------------------------------------------------------------------- #
 
 
-@dataclass
-class MarginalMeans:
+class _PrintedAsEmmeans:
+    """Text and notebook output from ``_cells()`` and ``_footer()``."""
+
+    def __str__(self):
+        return render_text(self._cells(), self._footer())
+
+    def __repr__(self):
+        return str(self)
+
+    def _repr_html_(self):
+        return render_html(self._cells(), self._footer())
+
+
+@dataclass(repr=False)  # printed as emmeans prints, not as a dataclass
+class MarginalMeans(_PrintedAsEmmeans):
     """Estimated marginal means (emmeans' ``summary(emmeans(...))``).
 
     Attributes
@@ -128,18 +141,9 @@ class MarginalMeans:
         lines.append(f"Confidence level used: {self.level:g}")
         return lines
 
-    def __str__(self):
-        return render_text(self._cells(), self._footer())
 
-    def __repr__(self):
-        return str(self)
-
-    def _repr_html_(self):
-        return render_html(self._cells(), self._footer())
-
-
-@dataclass
-class Contrasts:
+@dataclass(repr=False)
+class Contrasts(_PrintedAsEmmeans):
     """Contrasts of marginal means (emmeans' ``summary(contrast(...))``).
 
     Attributes
@@ -215,15 +219,6 @@ class Contrasts:
             )
             lines.append(f"P value adjustment: {self.adjust} method {what}")
         return lines
-
-    def __str__(self):
-        return render_text(self._cells(), self._footer())
-
-    def __repr__(self):
-        return str(self)
-
-    def _repr_html_(self):
-        return render_html(self._cells(), self._footer())
 
 
 # --------------------------------------------------------------------------- #
