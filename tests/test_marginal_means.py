@@ -393,7 +393,6 @@ def test_covariate_seen_through_a_function_needs_data_or_at():
     np.testing.assert_allclose(a.table["estimate"], expected, rtol=1e-12)
 
 
-
 def test_repr_is_the_printed_table():
     model = fit("oats")
     means = marginal_means(model, "Variety", ddf="satterthwaite")
