@@ -56,8 +56,14 @@ _PARENS = re.compile(r"-|\+|/|\*")  # emmeans' option parens: such labels get ( 
 # --------------------------------------------------------------------------- #
 
 
-class _PrintedAsEmmeans:
-    """Text and notebook output from ``_cells()`` and ``_footer()``."""
+class _EmmeansResult:
+    """A ``table`` read as a frame, printed from ``_cells()`` and ``_footer()``."""
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def __len__(self):
+        return len(self.table)
 
     def __str__(self):
         return render_text(self._cells(), self._footer())
@@ -70,7 +76,7 @@ class _PrintedAsEmmeans:
 
 
 @dataclass(repr=False)  # printed as emmeans prints, not as a dataclass
-class MarginalMeans(_PrintedAsEmmeans):
+class MarginalMeans(_EmmeansResult):
     """Estimated marginal means (emmeans' ``summary(emmeans(...))``).
 
     Attributes
@@ -103,12 +109,6 @@ class MarginalMeans(_PrintedAsEmmeans):
     covariates: dict = field(default_factory=dict)
     by: list = field(default_factory=list)
     numeric_columns: list = field(default_factory=list, repr=False)
-
-    def __getitem__(self, key):
-        return self.table[key]
-
-    def __len__(self):
-        return len(self.table)
 
     def to_frame(self):
         """The table with the levels as columns first, as emmeans prints it."""
@@ -143,7 +143,7 @@ class MarginalMeans(_PrintedAsEmmeans):
 
 
 @dataclass(repr=False)
-class Contrasts(_PrintedAsEmmeans):
+class Contrasts(_EmmeansResult):
     """Contrasts of marginal means (emmeans' ``summary(contrast(...))``).
 
     Attributes
@@ -181,12 +181,6 @@ class Contrasts(_PrintedAsEmmeans):
     note: str | None = None
     by: list = field(default_factory=list)
     numeric_columns: list = field(default_factory=list, repr=False)
-
-    def __getitem__(self, key):
-        return self.table[key]
-
-    def __len__(self):
-        return len(self.table)
 
     def _cells(self):
         t = self.table.reset_index()
