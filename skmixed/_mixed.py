@@ -1,7 +1,7 @@
 """MixedLinearRegressor: lme4's ``lmer`` as a scikit-learn estimator."""
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -1055,21 +1055,15 @@ def _optimize_and_estimate(design, reml, max_iter, start=None):
     """
     if design.stats.n <= design.n_fixed or fits_exactly(design.stats):
         # As many fixed effects as rows, or y a linear function of X.
-        lower = ThetaLayout.from_factors(design.factors).lower
-        outcome = OptimizeOutcome(
-            lower, lower, -np.inf, True, 0, "no optimisation (an exact fit)", FitLog()
-        )
-        return _exact_fit(design, outcome, reml)
+        return _exact_fit(design)
     outcome = optimize_design(design, reml, max_iter, start)
     fact = factorize(design.stats, design.factors, outcome.theta)
-    if fact is not None and np.isfinite(outcome.value):
-        return outcome, fact, estimates(fact, design.factors, design.stats.n, reml)
-    if fits_exactly(design.stats):
-        return _exact_fit(design, outcome, reml)
-    raise FloatingPointError("the deviance is not finite at the optimum")
+    if fact is None or not np.isfinite(outcome.value):
+        raise FloatingPointError("the deviance is not finite at the optimum")
+    return outcome, fact, estimates(fact, design.factors, design.stats.n, reml)
 
 
-def _exact_fit(design, outcome, reml):
+def _exact_fit(design):
     """The fit of a response the fixed effects fit exactly (a constant y).
 
     The likelihood is unbounded (sigma -> 0), so there is no optimum.  As
@@ -1087,8 +1081,10 @@ def _exact_fit(design, outcome, reml):
         [np.zeros((m, q)) for m, q in shapes],
         [np.zeros((m, q, q)) for m, q in shapes],
     )
-    theta = np.where(np.isfinite(outcome.lower), outcome.lower, 0.0)
-    outcome = replace(outcome, theta=theta, value=-np.inf, exact_fit=True)
+    lower = ThetaLayout.from_factors(design.factors).lower
+    theta = np.where(np.isfinite(lower), lower, 0.0)
+    message = "no optimisation (an exact fit)"
+    outcome = OptimizeOutcome(theta, lower, -np.inf, True, 0, message, FitLog(), True)
     return outcome, _ZeroVariances([np.zeros((q, q)) for _, q in shapes]), est
 
 

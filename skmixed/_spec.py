@@ -55,7 +55,7 @@ class ModelFrame:
     groups: pd.DataFrame | None  # one column of labels per grouping factor
     y: np.ndarray | None = None
     complete: np.ndarray | None = None  # rows kept, of the rows given (formula)
-    weights: np.ndarray | None = None  # prior weights, all positive (None: 1)
+    weights: np.ndarray | None = None  # prior weights, >= 0 (None: all 1)
     offset: np.ndarray | None = None  # known part of the linear predictor
 
 
