@@ -2,6 +2,7 @@
 
 from ._compare import compare_pooling
 from ._explore import explore
+from ._glmm import MixedLogisticRegression, MixedPoissonRegressor
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
 from .inference import (
@@ -19,6 +20,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CompletePoolingRegressor",
     "MixedLinearRegressor",
+    "MixedLogisticRegression",
+    "MixedPoissonRegressor",
     "NoPoolingRegressor",
     "__version__",
     "anova",

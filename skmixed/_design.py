@@ -54,18 +54,23 @@ def random_terms(factor):
     return [f"({' + '.join(lead + names)} | {factor.name})"]
 
 
-def check_identifiable(factor, n_samples):
+def check_identifiable(factor, n_samples, scale_parameter=True):
     """lme4's checks of a grouping factor against the number of samples.
 
     ``check.nlev.gtr.1``, ``check.nobs.vs.nlev`` and ``check.nobs.vs.nRE``
     (all errors by default in lme4), the last one per term: a ``||`` model
-    has one term per column, each with one random effect per level.
+    has one term per column, each with one random effect per level.  The
+    last two only with a ``scale_parameter`` (a residual variance): a
+    binomial or Poisson model may have one level per row (glmer's
+    observation-level random effect, for overdispersion).
     """
     if factor.n_levels < 2:
         raise ValueError(
             f"grouping factor {factor.name!r} has {factor.n_levels} level: grouping "
             "factors must have > 1 sampled level."
         )
+    if not scale_parameter:
+        return
     if factor.n_levels >= n_samples:
         raise ValueError(
             "number of levels of each grouping factor must be < number of "

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from ._base import MixedModelFrontEnd
 from ._convergence import diagnose, exact_fit_convergence
 from ._covariance import (
     ThetaLayout,
@@ -18,14 +19,11 @@ from ._covariance import (
 )
 from ._design import (
     INTERCEPT,
-    Factor,
     build_design,
-    check_identifiable,
-    dense_column,
     fits_exactly,
     order_factors,
 )
-from ._groups import check_groups, encode_levels, lookup_levels, predict_codes
+from ._groups import check_groups, lookup_levels
 from ._objective import (
     Estimates,
     blas_threads_for,
@@ -37,19 +35,11 @@ from ._objective import (
 from ._optimize import FitLog, OptimizeOutcome, is_singular, optimize_design
 from ._row_metadata import add_offset, check_offset, subtract_offset
 from ._sklearn import (
-    no_column_frame_as_array,
-    split_group_columns,
     validate_predict_input,
 )
 from ._spec import (
-    ModelFrame,
-    array_spec,
-    check_formula_spec,
-    formula_spec,
     positive_weight_rows,
     scored_rows,
-    training_frame,
-    warn_without_groups,
     with_row_metadata,
 )
 from ._validation import (
@@ -59,10 +49,8 @@ from ._validation import (
     validate_params,
 )
 
-MIN_LEVELS = 5  # fewer levels than this: variance estimates are imprecise
 
-
-class MixedLinearRegressor(RegressorMixin, BaseEstimator):
+class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
     """Linear mixed-effects model fitted by REML or ML, as lme4's ``lmer``.
 
     The model is ``y = X beta + Z b + e`` with random effects
@@ -343,133 +331,6 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         # Pearson residuals scale by sqrt(w): the weights of these rows.
         self._residual_weights = rows.weights
 
-    def _array_model_frame(self, X, y, groups):
-        """The specification and model frame of numeric ``X`` and ``groups``."""
-        X, groups = split_group_columns(X, groups, self.group_column)
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None (only a formula model reads y from X)."
-            )
-        X, y = validate_data(
-            self,
-            no_column_frame_as_array(X),
-            y,
-            y_numeric=True,
-            dtype=np.float64,
-            accept_sparse=("csr", "csc"),  # reduced without densifying
-            ensure_min_features=0 if groups is not None else 1,
-        )
-        self._check_n_samples(*X.shape)
-        if groups is None:
-            warn_without_groups(stacklevel=4)
-        else:
-            groups = check_groups(groups, X.shape[0])
-        spec = self._array_spec([] if groups is None else list(groups), X.shape[1])
-        return spec, ModelFrame(X, X, groups, y)
-
-    def _array_spec(self, factor_names, n_features):
-        return array_spec(
-            self.get_params(),
-            n_features,
-            factor_names,
-            getattr(self, "feature_names_in_", None),
-        )
-
-    def _formula_model_frame(self, X, y, groups):
-        """The specification and model frame of a formula on a data frame."""
-        self._check_formula_params(groups)
-        validate_data(self, X, skip_check_array=True)
-        spec = formula_spec(self.formula, X)
-        check_formula_spec(spec, y)
-        frame = training_frame(spec, X, y, stacklevel=4)
-        self._response_name = spec.response or self._response_name
-        self._check_n_samples(len(frame.y), frame.X.shape[1])
-        return spec, frame
-
-    def _check_formula_params(self, groups):
-        """With a formula, the array front end's parameters stay at defaults."""
-        defaults = {
-            "random_slopes": None,
-            "random_intercept": True,
-            "covariance": "unstructured",
-            "fit_intercept": True,
-            "group_column": None,
-        }
-        changed = [k for k, v in defaults.items() if getattr(self, k) != v]
-        if changed:
-            raise ValueError(
-                f"with a formula, {changed} must be left at their defaults: the "
-                "formula gives the fixed part, the random-effect terms and the "
-                "grouping factors."
-            )
-        if groups is not None:
-            raise ValueError(
-                "with a formula, groups must be None: the grouping factors are "
-                "columns of X named in the formula's (... | g) terms."
-            )
-
-    @staticmethod
-    def _check_n_samples(n_samples, n_features):
-        """At least 2 samples; against the fixed effects, see _fit_statistics.
-
-        The comparison with the number of fixed effects waits for the rank
-        check: redundant columns are dropped first, as lme4 does.
-        """
-        if n_samples < 2:
-            raise ValueError(
-                f"n_samples={n_samples} is too few: a residual variance needs at "
-                "least 2 samples."
-            )
-
-    def _make_factors(self, spec, groups, n_samples):
-        """Encode each grouping factor and attach its random-effect terms."""
-        codes, levels = {}, {}
-        for term in spec.terms:
-            labels = groups[term.factor]
-            if term.factor in spec.group_levels:  # a formula's: lme4's order
-                levels[term.factor] = pd.Index(spec.group_levels[term.factor])
-                codes[term.factor] = lookup_levels(labels, levels[term.factor])
-            else:
-                codes[term.factor], levels[term.factor] = encode_levels(labels)
-        return self._factors_from_spec(spec, levels, n_samples), codes
-
-    def _factors_from_spec(self, spec, levels, n_samples):
-        factors = []
-        for term in spec.terms:
-            factor = Factor(
-                term.factor,
-                levels[term.factor],
-                list(term.columns),
-                list(term.names),
-                term.intercept,
-                term.diagonal,
-            )
-            self._check_factor_size(factor, n_samples)
-            factors.append(factor)
-        return factors
-
-    @staticmethod
-    def _check_factor_size(factor, n_samples):
-        check_identifiable(factor, n_samples)
-        if factor.n_levels < MIN_LEVELS:
-            warnings.warn(
-                f"grouping factor {factor.name!r} has only {factor.n_levels} "
-                f"level(s); with fewer than {MIN_LEVELS} its variance estimates "
-                "will be imprecise.",
-                UserWarning,
-                stacklevel=5,
-            )
-
-    def _feature_names(self, n_features=None):
-        """The fixed-effect features' names (a formula's columns, R's names)."""
-        spec = getattr(self, "_spec", None)
-        if spec is not None:
-            return list(spec.features)
-        if hasattr(self, "feature_names_in_"):
-            return [str(c) for c in self.feature_names_in_]
-        return [f"x{j}" for j in range(n_features)]
-
     def _fit_design(self, frame, factors, codes, reml):
         """Run the stages: design, optimisation, estimates; set attributes."""
         spec = self._spec
@@ -689,44 +550,6 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
             X, X, self._prediction_codes(frame, factors, unseen)
         )
 
-    @staticmethod
-    def _prediction_codes(groups, factors, unseen):
-        """Level codes of the rows, warning as ``predict_codes`` does.
-
-        The warning points at the caller of ``predict`` or ``score``: five
-        frames up (predict_codes, this, _predict_*, _predict, the method).
-        """
-        codes = {}
-        for f in factors:
-            codes[f.name] = predict_codes(
-                groups[f.name],
-                f.levels,
-                f.name,
-                kind_only=unseen == "kind",
-                stacklevel=5,
-            )
-        return codes
-
-    def _included_factors(self, random_effects):
-        """The fitted factors whose random effects a prediction adds."""
-        if isinstance(random_effects, str) and random_effects in ("all", "none"):
-            return list(self._factors) if random_effects == "all" else []
-        names = [f.name for f in self._factors]
-        if isinstance(random_effects, str) or not isinstance(
-            random_effects, list | tuple
-        ):
-            raise ValueError(
-                "random_effects must be 'all', 'none' or a list of grouping "
-                f"factors among {names}; got {random_effects!r}."
-            )
-        unknown = [r for r in random_effects if r not in names]
-        if unknown:
-            raise ValueError(
-                f"random_effects names unknown grouping factor(s) {unknown}; the "
-                f"model's factors are {names}."
-            )
-        return [f for f in self._factors if f.name in random_effects]
-
     def _predict_formula(self, X, groups, factors, unseen):
         """A formula model's predictions; NaN where a used value is missing."""
         if groups is not None:
@@ -739,45 +562,6 @@ class MixedLinearRegressor(RegressorMixin, BaseEstimator):
         y = np.full(frame.complete.shape[0], np.nan)
         y[frame.complete] = self._predict_conditional(frame.X, frame.Z, codes)
         return y
-
-    def _predict_population(self, X):
-        return self.intercept_ + X @ self.coef_
-
-    def _predict_conditional(self, X, Z, codes):
-        """Fixed part plus the random effects of the factors in ``codes``.
-
-        ``Z`` holds the random-effect slope columns (``X`` itself for array
-        models); code -1 (a level not seen in ``fit``) adds nothing.
-        """
-        y = self._predict_population(X)
-        for f in self._factors:
-            if f.name not in codes:
-                continue
-            # Row -1 of the padded table is zero: unseen levels (code -1) get it.
-            table = np.zeros((f.n_terms, f.n_levels + 1))
-            table[:, :-1] = self.random_effects_[f.name].to_numpy().T
-            columns = [None] * f.intercept + list(f.slope_columns)
-            for t, j in enumerate(columns):
-                effect = table[t].take(codes[f.name])
-                y += effect if j is None else effect * dense_column(Z, j)
-        return y
-
-    def _match_groups(self, frame):
-        """Line up the columns of ``groups`` with the fitted factors."""
-        names = [f.name for f in self._factors]
-        if frame.shape[1] != len(names):
-            raise ValueError(
-                f"groups has {frame.shape[1]} column(s) but the model was fitted "
-                f"with {len(names)} grouping factor(s): {names}."
-            )
-        if set(frame.columns) == set(names):
-            return frame
-        if len(names) == 1 or all(c.startswith("group") for c in frame.columns):
-            return frame.set_axis(names, axis=1)  # unnamed labels: by position
-        raise ValueError(
-            f"groups has factors {list(frame.columns)} but the model was fitted "
-            f"with {names}."
-        )
 
     def score(self, X, y=None, groups=None, sample_weight=None, offset=None):
         """R^2 of ``predict(X, groups)``.

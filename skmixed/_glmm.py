@@ -1,0 +1,770 @@
+"""Generalised linear mixed models: lme4's ``glmer`` as scikit-learn estimators.
+
+:class:`MixedLogisticRegression` (binary targets, a classifier) and
+:class:`MixedPoissonRegressor` (counts) share the front end of every mixed
+model (:mod:`._base`: the specification, the grouping factors, the linear
+predictor of new rows) and one fit: penalised IRLS for the conditional modes
+(:mod:`._pirls`), the Laplace or adaptive Gauss-Hermite deviance, glmer's two
+optimisation stages (:mod:`._glmm_fit`).
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, d2_tweedie_score
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import MixedModelFrontEnd
+from ._covariance import ThetaLayout, factor_to_theta, lower_indices, n_theta
+from ._design import (
+    INTERCEPT,
+    dense_column,
+    independent_columns,
+    order_factors,
+    random_columns,
+)
+from ._family import make_family
+from ._glmm_fit import fit_glmm, glmm_convergence
+from ._groups import check_groups
+from ._objective import _conditional_variance_blocks
+from ._optimize import is_singular
+from ._pirls import Rows, fixed_effect_precision
+from ._row_metadata import check_offset
+from ._sklearn import validate_predict_input
+from ._spec import positive_weight_rows, with_row_metadata
+from ._validation import InstanceOf, Interval, Options, validate_params
+
+# Nodes of the Gauss-Hermite rule that averages a prediction over random
+# effects it does not know (an unseen level): exact to 1e-10 for the
+# logistic and cloglog curves at the variances met in practice.
+MARGINAL_NODES = 40
+MAX_QUADRATURE_POINTS = 50  # more nodes than this change nothing but cost
+
+
+class _MixedGLM(MixedModelFrontEnd):
+    """The generalised model, for a family set by the subclass."""
+
+    _family_name = ""
+    _scale_parameter = False  # binomial and Poisson: no residual variance
+    _parameter_constraints = {
+        "formula": [InstanceOf(str, description="a str"), Options(None)],
+        "random_slopes": [
+            InstanceOf(list, tuple, dict, description="a list or a dict"),
+            Options(None),
+        ],
+        "random_intercept": [InstanceOf(bool, np.bool_, description="a bool")],
+        "covariance": [
+            Options("unstructured", "diagonal"),
+            InstanceOf(dict, description="a dict"),
+        ],
+        "fit_intercept": [InstanceOf(bool, np.bool_, description="a bool")],
+        "n_quadrature_points": [Interval(int, 1, MAX_QUADRATURE_POINTS)],
+        "max_iter": [Interval(int, 1, None)],
+        "group_column": [
+            InstanceOf(str, list, tuple, description="a str or a list of str"),
+            Options(None),
+        ],
+    }
+
+    def fit(self, X, y=None, groups=None, sample_weight=None, offset=None):
+        """Fit the model by maximum likelihood (Laplace or quadrature).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Numeric features (a DataFrame keeps its column names); with
+            ``formula``, a data frame of the columns it names.
+        y : array-like of shape (n_samples,)
+            The target (see the class).  With ``formula``, None reads it
+            from the formula's left-hand side.
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            Group labels, one column per grouping factor.  None fits a model
+            without random effects (with a warning).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Prior weights (see the class); rows of weight 0 are left out.
+        offset : array-like of shape (n_samples,), default=None
+            A known term of the linear predictor (lme4's ``offset()``).
+
+        Returns
+        -------
+        self
+        """
+        validate_params(self)
+        self._group_column = self.group_column
+        name = getattr(y, "name", None)
+        self._response_name = str(name) if name is not None else "y"
+        if self.formula is not None:
+            spec, frame = self._formula_model_frame(X, y, groups)
+        else:
+            spec, frame = self._array_model_frame(X, y, groups)
+        frame.y = self._check_target(frame.y)
+        frame = positive_weight_rows(with_row_metadata(frame, sample_weight, offset))
+        self._spec = spec
+        factors, codes = self._make_factors(spec, frame.groups, len(frame.y))
+        self._check_quadrature(factors)
+        self._fit_rows(frame, factors, codes)
+        return self
+
+    def _check_quadrature(self, factors):
+        if self.n_quadrature_points > 1 and not (
+            len(factors) == 1 and factors[0].n_terms == 1
+        ):
+            raise ValueError(
+                f"n_quadrature_points={self.n_quadrature_points} (adaptive "
+                "Gauss-Hermite quadrature) needs a single grouping factor with a "
+                "single random-effect term, as glmer's nAGQ > 1; use 1 (the "
+                "Laplace approximation) for this model."
+            )
+
+    def _fit_rows(self, frame, factors, codes):
+        n = frame.y.shape[0]
+        X = frame.X.toarray() if hasattr(frame.X, "toarray") else frame.X
+        X = np.asarray(X, dtype=float)
+        fit_intercept = self._spec.fit_intercept
+        names = [INTERCEPT] * fit_intercept + list(self._spec.features)
+        columns, center, scale = _standardized(X, fit_intercept)
+        kept = independent_columns(columns.T @ columns)
+        if len(kept) < columns.shape[1]:
+            dropped = [nm for j, nm in enumerate(names) if j not in set(kept)]
+            warnings.warn(
+                f"fixed-effect model matrix is rank deficient so dropping "
+                f"{len(dropped)} column(s): {dropped}. Their coefficients are set "
+                "to 0.",
+                UserWarning,
+                stacklevel=4,
+            )
+        ordered = order_factors(factors)
+        family = make_family(self._family_name, self._link())
+        weights = np.ones(n) if frame.weights is None else frame.weights
+        offset = np.zeros(n) if frame.offset is None else frame.offset
+        rows = Rows(
+            np.ascontiguousarray(columns[:, kept]),
+            frame.y,
+            weights,
+            offset,
+            [codes[f.name] for f in ordered],
+            [random_columns(frame.Z, f, np.ones(f.n_terms)) for f in ordered],
+            ordered,
+            family,
+            family.log_constant(frame.y, weights),
+        )
+        self._max_iter = self.max_iter
+        outcome = fit_glmm(
+            rows, np.zeros(len(kept)), self.n_quadrature_points, self.max_iter
+        )
+        self._family = family
+        self._rows = rows
+        self._n_quadrature_points = self.n_quadrature_points
+        J = _unscaling(center, scale, fit_intercept)
+        self._set_fixed_effects(outcome, J, kept, names, len(ordered))
+        self._set_random_effects(outcome, ordered, [f.name for f in factors])
+        self._set_criteria(outcome, n, len(kept))
+        self._set_convergence(outcome, ordered, J, kept)
+        self._set_fitted(rows, outcome)
+        self._warn_about_outcome()
+
+    def _set_fixed_effects(self, outcome, J, kept, names, n_factors):
+        p_all = J.shape[0]
+        beta_s = np.zeros(p_all)
+        beta_s[kept] = outcome.beta
+        beta = J @ beta_s
+        cov_s = np.zeros((p_all, p_all))
+        cov_s[np.ix_(kept, kept)] = self._scaled_beta_cov(outcome)
+        cov = (J @ cov_s @ J.T)[np.ix_(kept, kept)]
+        fit_intercept = self._spec.fit_intercept
+        self.intercept_ = float(beta[0]) if fit_intercept else 0.0
+        self.coef_ = beta[1:] if fit_intercept else beta
+        kept_names = [names[j] for j in kept]
+        self.fixed_effects_ = pd.Series(beta[kept], index=kept_names)
+        self.fixed_effects_cov_ = pd.DataFrame(
+            cov, index=kept_names, columns=kept_names
+        )
+
+    def _scaled_beta_cov(self, outcome):
+        """lme4's ``vcov``: from the Hessian in (theta, beta) when it is PD.
+
+        ``2 H^{-1}`` restricted to beta (the deviance is -2 log L); else, and
+        for a model without random effects, from the fixed-effect block of
+        the PIRLS factor (``use.hessian = FALSE``).
+        """
+        k = outcome.theta.size
+        H = outcome.hessian
+        if H is not None and k:
+            try:
+                C = linalg.cho_factor(H)
+                inverse = linalg.cho_solve(C, np.eye(H.shape[0]))
+                self._vcov_source = "hessian"
+                return 2.0 * inverse[k:, k:]
+            except linalg.LinAlgError:
+                warnings.warn(
+                    "the Hessian of the deviance is not positive definite: the "
+                    "covariance of the fixed effects is taken from the PIRLS "
+                    "factor instead (lme4's use.hessian = FALSE).",
+                    UserWarning,
+                    stacklevel=5,
+                )
+        self._vcov_source = "pirls"
+        precision = fixed_effect_precision(self._rows, outcome.theta, outcome.modes)
+        return linalg.pinvh(precision)
+
+    def _set_random_effects(self, outcome, ordered, user_order):
+        fact = outcome.modes.fact
+        by_name = {}
+        if ordered:
+            cond = _conditional_variance_blocks(fact, ordered)
+        for k, f in enumerate(ordered):
+            T = fact.T[k]
+            b = outcome.modes.u[k] @ T.T
+            cond_cov = np.einsum("ij,mjk,lk->mil", T, cond[k], T)
+            by_name[f.name] = (f, T, b, cond_cov)
+        self._factors = [by_name[nm][0] for nm in user_order]
+        self.random_effects_ = {}
+        self.random_effects_cov_ = {}
+        self.random_effects_cond_cov_ = {}
+        self.random_effects_cond_sd_ = {}
+        for nm in user_order:
+            f, T, b, cond_cov = by_name[nm]
+            self.random_effects_[nm] = pd.DataFrame(
+                b, index=f.levels, columns=f.term_names
+            )
+            self.random_effects_cov_[nm] = pd.DataFrame(
+                T @ T.T, index=f.term_names, columns=f.term_names
+            )
+            self.random_effects_cond_cov_[nm] = cond_cov
+            self.random_effects_cond_sd_[nm] = pd.DataFrame(
+                np.sqrt(np.clip(np.diagonal(cond_cov, axis1=1, axis2=2), 0, None)),
+                index=f.levels,
+                columns=f.term_names,
+            )
+        self.theta_ = np.concatenate(
+            [
+                factor_to_theta(by_name[nm][1], by_name[nm][0].diagonal)
+                for nm in user_order
+            ]
+            or [np.zeros(0)]
+        )
+        self._theta_scaled = outcome.theta  # optimisation order
+        self.groups_ = {f.name: f.levels for f in self._factors}
+        self.n_groups_ = {f.name: f.n_levels for f in self._factors}
+        lower = ThetaLayout.from_factors(self._factors).lower
+        self.is_singular_ = is_singular(self.theta_, lower)
+
+    def _set_criteria(self, outcome, n, p):
+        n_params = p + sum(n_theta(f.n_terms, f.diagonal) for f in self._factors)
+        self.deviance_ = float(outcome.value)  # -2 log-likelihood
+        self.loglik_ = -0.5 * self.deviance_
+        self.aic_ = self.deviance_ + 2.0 * n_params
+        self.bic_ = self.deviance_ + np.log(n) * n_params
+        self.df_resid_ = n - n_params
+        self.n_iter_ = outcome.n_iter
+        self.objective_ = self.deviance_
+
+    def _set_convergence(self, outcome, ordered, J, kept):
+        if outcome.hessian is None:  # no random effects: IRLS is exact
+            self.convergence_ = None
+            self.converged_ = bool(outcome.converged)
+        else:
+            names = _theta_names(ordered) + list(self.fixed_effects_.index)
+            k = outcome.theta.size
+            interior = np.ones(k + outcome.beta.size, dtype=bool)
+            lower = ThetaLayout.from_factors(ordered).lower
+            interior[:k] = ~(np.isfinite(lower) & (np.abs(outcome.theta) < 1e-4))
+            # beta's scale to the data's: the diagonal of the unscaling map.
+            d = np.concatenate([np.ones(k), 1.0 / np.abs(np.diag(J)[kept])])
+            self.convergence_ = glmm_convergence(outcome, names, interior, d)
+            self.converged_ = bool(self.convergence_.converged)
+        self._optimizer_message = outcome.message
+        layout = [
+            f"theta_{f.name}_{j}"
+            for f in ordered
+            for j in range(n_theta(f.n_terms, f.diagonal))
+        ]
+        thetas = np.array(outcome.log.thetas).reshape(len(outcome.log.values), -1)
+        log = pd.DataFrame(thetas[:, : len(layout)], columns=layout)
+        log["deviance"] = outcome.log.values
+        self.fit_log_ = log
+
+    def _set_fitted(self, rows, outcome):
+        eta = outcome.modes.eta
+        self.fitted_linear_predictor_ = eta
+        self.fitted_values_ = rows.family.link.inverse(eta)
+        self._train_rows = rows
+
+    def _warn_about_outcome(self):
+        if not self.converged_:
+            messages = [] if self.convergence_ is None else self.convergence_.messages
+            detail = "; ".join(messages) or self._optimizer_message
+            warnings.warn(
+                f"the fit may not have converged ({detail}); the estimates may be "
+                "unreliable. See convergence_.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        if self.is_singular_:
+            warnings.warn(
+                "boundary (singular) fit: a random-effect variance is estimated as "
+                "zero or the covariance matrix is singular (lme4's isSingular); see "
+                "is_singular_ and random_effects_cov_.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    # ----------------------------------------------------------- prediction
+
+    def _linear_predictor(self, X, groups, random_effects, offset, unseen="warn"):
+        """The linear predictor and the variance of its unknown random part.
+
+        ``eta`` adds the random effects of the levels the rows name, for the
+        factors in ``random_effects``; ``variance`` is, per row, that of the
+        random effects left out (factors not included, unseen levels), which
+        a marginal prediction integrates over.  NaN for a formula's
+        incomplete rows.
+        """
+        check_is_fitted(self)
+        included = self._included_factors(random_effects)
+        if self._spec.matrices is not None:
+            if groups is not None:
+                raise ValueError(
+                    "a formula model reads its grouping factors from X: groups "
+                    "must be None."
+                )
+            frame = self._spec.model_frame(X, new_levels=True)
+            Xf, Z, labels, complete = frame.X, frame.Z, frame.groups, frame.complete
+        else:
+            Xf, groups = validate_predict_input(self, X, groups, accept_sparse=True)
+            Z, complete = Xf, None
+            labels = None
+            if groups is not None:
+                labels = self._match_groups(
+                    check_groups(groups, Xf.shape[0], allow_missing=True)
+                )
+        codes = {}
+        if labels is not None and included:
+            codes = self._prediction_codes(labels, included, unseen)
+        eta = self._predict_conditional(Xf, Z, codes)
+        variance = self._unknown_variance(Z, codes, Xf.shape[0])
+        if complete is not None:
+            full_eta = np.full(complete.shape[0], np.nan)
+            full_var = np.full(complete.shape[0], np.nan)
+            full_eta[complete], full_var[complete] = eta, variance
+            eta, variance = full_eta, full_var
+        offset = check_offset(offset, eta.shape[0])
+        return (eta if offset is None else eta + offset), variance
+
+    def _unknown_variance(self, Z, codes, n):
+        """Per row, the variance of the random effects a prediction lacks."""
+        variance = np.zeros(n)
+        for f in self._factors:
+            unknown = (
+                np.ones(n, dtype=bool) if f.name not in codes else codes[f.name] < 0
+            )
+            if not unknown.any():
+                continue
+            Sigma = self.random_effects_cov_[f.name].to_numpy()
+            columns = [np.ones(n)] * f.intercept + [
+                dense_column(Z, j) for j in f.slope_columns
+            ]
+            Zf = np.column_stack(columns)
+            variance += np.where(unknown, np.einsum("ni,ij,nj->n", Zf, Sigma, Zf), 0.0)
+        return variance
+
+    def _mean(self, eta, variance, marginal):
+        """The response-scale prediction, averaged over unknown random effects."""
+        link = self._family.link
+        if not marginal or not np.any(variance > 0):
+            return link.inverse(eta)
+        variance = np.where(np.isnan(variance), 0.0, variance)
+        if link.name == "log":  # lognormal mean
+            return np.exp(np.clip(eta + variance / 2.0, -700.0, 700.0))
+        if link.name == "probit":
+            return link.inverse(eta / np.sqrt(1.0 + variance))
+        nodes, weights = np.polynomial.hermite_e.hermegauss(MARGINAL_NODES)
+        weights = weights / weights.sum()
+        sd = np.sqrt(variance)
+        return sum(w * link.inverse(eta + sd * t) for t, w in zip(nodes, weights))
+
+    def _mean_prediction(self, X, groups, random_effects, offset, marginal):
+        eta, variance = self._linear_predictor(X, groups, random_effects, offset)
+        return self._mean(eta, variance, marginal)
+
+    def decision_function(self, X, groups=None, random_effects="all", offset=None):
+        """The linear predictor ``eta`` (log-odds, log-mean), offset included.
+
+        Random effects of unseen levels (and of factors not in
+        ``random_effects``) are zero here: glmer's ``predict(type = "link")``.
+        """
+        eta, _ = self._linear_predictor(X, groups, random_effects, offset)
+        return eta
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        raw = self.formula is not None
+        tags.input_tags.allow_nan = raw
+        tags.input_tags.string = raw
+        tags.input_tags.categorical = raw
+        tags.input_tags.sparse = not raw
+        return tags
+
+    def summary(self):
+        """glmer's ``summary``: criteria, random effects, z-tests."""
+        check_is_fitted(self)
+        from .reporting._glmm_summary import summarize_glmm
+
+        return summarize_glmm(self)
+
+    def confint(self, level=0.95):
+        """Wald intervals of the fixed effects (glmer's ``confint(method="Wald")``)."""
+        from scipy import stats
+
+        check_is_fitted(self)
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        se = np.sqrt(np.diag(self.fixed_effects_cov_.to_numpy()))
+        est = self.fixed_effects_.to_numpy()
+        return pd.DataFrame(
+            {"lower": est - z * se, "upper": est + z * se},
+            index=self.fixed_effects_.index,
+        )
+
+
+_SHARED_DOC = """
+    Parameters
+    ----------
+    formula : str, default=None
+        The model in lme4's syntax (``"y ~ x + (1 + x | g)"``), as for
+        :class:`MixedLinearRegressor`.
+    random_slopes : list, dict or None, default=None
+        Columns of ``X`` with a random slope (per factor with a dict).
+    random_intercept : bool, default=True
+    covariance : {"unstructured", "diagonal"} or dict, default="unstructured"
+    {link}
+    fit_intercept : bool, default=True
+    n_quadrature_points : int, default=1
+        1: the Laplace approximation (glmer's default); more: adaptive
+        Gauss-Hermite quadrature with that many points (glmer's ``nAGQ``),
+        for one grouping factor with one random-effect term only.
+    max_iter : int, default=1000
+        Maximum iterations of each optimisation stage.
+    group_column : str or list of str, default=None
+        Column(s) of a DataFrame ``X`` holding the group labels.
+"""
+
+
+class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
+    """Mixed-effects logistic (probit, cloglog) regression, as glmer's binomial.
+
+    ``P(y = classes_[1]) = g^{-1}(X beta + Z b)`` with ``b ~ N(0, Sigma)``
+    per level of each grouping factor, fitted by maximum likelihood with the
+    Laplace approximation (or adaptive quadrature) as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula, random_slopes, random_intercept, covariance, fit_intercept,
+    group_column :
+        As for :class:`MixedLinearRegressor`.
+    link : {"logit", "probit", "cloglog"}, default="logit"
+    n_quadrature_points : int, default=1
+        1: the Laplace approximation (glmer's default); more: adaptive
+        Gauss-Hermite quadrature (glmer's ``nAGQ``), only for a single
+        grouping factor with a single random-effect term.
+    max_iter : int, default=1000
+        Maximum iterations of each optimisation stage.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two labels; the model gives the probability of ``classes_[1]``.
+    fixed_effects_, coef_, intercept_, fixed_effects_cov_ :
+        The fixed effects (log-odds scale) and their covariance.
+    random_effects_ : dict of str to DataFrame
+        Conditional modes of the random effects per factor and level.
+    random_effects_cond_sd_, random_effects_cov_, theta_, loglik_, aic_,
+    bic_, deviance_, is_singular_, converged_, convergence_, fit_log_ :
+        As for :class:`MixedLinearRegressor` (``deviance_`` is -2 log L).
+
+    Notes
+    -----
+    ``sample_weight`` is glmer's ``weights``: with 0/1 targets a weight of 2
+    is the row twice; with a proportion target ``y = successes / trials``
+    and ``sample_weight = trials`` it is glmer's ``cbind(successes,
+    failures)``.
+
+    Prediction for a level not seen in ``fit`` (or without ``groups``):
+    ``predict_proba`` averages the probability over the distribution of the
+    unknown random effects (``marginal=True``, the default), which is the
+    calibrated probability for a new group; ``marginal=False`` gives
+    glmer's ``re.form = NA`` (random effects at zero), which is the
+    probability of a typical (median) group and is overconfident for a
+    random new one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmixed import MixedLogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> groups = np.repeat(np.arange(30), 20)
+    >>> x = rng.normal(size=(600, 1))
+    >>> eta = 0.5 * x[:, 0] + rng.normal(size=30)[groups]
+    >>> y = rng.random(600) < 1 / (1 + np.exp(-eta))
+    >>> model = MixedLogisticRegression().fit(x, y, groups=groups)
+    >>> model.classes_
+    array([False,  True])
+    >>> model.predict_proba(x[:2], groups=groups[:2]).shape
+    (2, 2)
+    """
+
+    _family_name = "binomial"
+    _numeric_target = False
+    _parameter_constraints = {
+        **_MixedGLM._parameter_constraints,
+        "link": [Options("logit", "probit", "cloglog")],
+    }
+
+    def __init__(
+        self,
+        *,
+        formula=None,
+        random_slopes=None,
+        random_intercept=True,
+        covariance="unstructured",
+        link="logit",
+        fit_intercept=True,
+        n_quadrature_points=1,
+        max_iter=1000,
+        group_column=None,
+    ):
+        self.formula = formula
+        self.random_slopes = random_slopes
+        self.random_intercept = random_intercept
+        self.covariance = covariance
+        self.link = link
+        self.fit_intercept = fit_intercept
+        self.n_quadrature_points = n_quadrature_points
+        self.max_iter = max_iter
+        self.group_column = group_column
+
+    def _link(self):
+        return self.link
+
+    def _check_target(self, y):
+        """0/1 from two labels, or a proportion in [0, 1] (with trials)."""
+        y = np.asarray(y)
+        kind = type_of_target(y, input_name="y")
+        if kind == "continuous" and y.dtype.kind == "f":
+            if np.any(~np.isfinite(y)) or np.any((y < 0) | (y > 1)):
+                raise ValueError(
+                    "MixedLogisticRegression needs binary labels or proportions in "
+                    "[0, 1] (successes / trials, with sample_weight=trials); y has "
+                    "values outside [0, 1]."
+                )
+            self.classes_ = np.array([0, 1])
+            self._proportions = True
+            return y.astype(float)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if encoder.classes_.size != 2:
+            raise ValueError(
+                "MixedLogisticRegression is a binary classifier: y must have "
+                f"exactly 2 classes; got {encoder.classes_.size} class(es) "
+                f"{list(encoder.classes_)[:5]}."
+            )
+        self.classes_ = encoder.classes_
+        self._proportions = False
+        return encoder.transform(y).astype(float)
+
+    def predict_proba(
+        self, X, groups=None, random_effects="all", offset=None, marginal=True
+    ):
+        """Probabilities of ``classes_[0]`` and ``classes_[1]``.
+
+        Parameters
+        ----------
+        X, groups, random_effects, offset :
+            As for :meth:`MixedLinearRegressor.predict`.
+        marginal : bool, default=True
+            Average over the random effects a row's prediction does not
+            know (unseen levels, factors left out): the calibrated
+            probability for a new group.  False: those random effects at
+            zero (glmer's ``re.form = NA``).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+        """
+        p = self._mean_prediction(X, groups, random_effects, offset, marginal)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_log_proba(
+        self, X, groups=None, random_effects="all", offset=None, marginal=True
+    ):
+        """Logarithm of :meth:`predict_proba`."""
+        proba = self.predict_proba(X, groups, random_effects, offset, marginal)
+        with np.errstate(divide="ignore"):
+            return np.log(proba)
+
+    def predict(self, X, groups=None, random_effects="all", offset=None):
+        """The more probable class (:meth:`predict_proba` at least 0.5)."""
+        p = self._mean_prediction(X, groups, random_effects, offset, True)
+        labels = self.classes_[(p >= 0.5).astype(int)]
+        if np.any(np.isnan(p)):  # a formula's incomplete rows
+            labels = np.where(np.isnan(p), None, labels.astype(object))
+        return labels
+
+    def score(self, X, y=None, groups=None, sample_weight=None, offset=None):
+        """Accuracy of :meth:`predict` (with ``groups``: seen levels' effects)."""
+        if y is None:
+            raise ValueError("score needs y.")
+        return accuracy_score(
+            y, self.predict(X, groups, offset=offset), sample_weight=sample_weight
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+
+class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
+    """Mixed-effects Poisson regression (log link), as glmer's poisson.
+
+    ``E[y] = exp(X beta + Z b + offset)`` with ``b ~ N(0, Sigma)`` per level
+    of each grouping factor, fitted by maximum likelihood with the Laplace
+    approximation (or adaptive quadrature) as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula, random_slopes, random_intercept, covariance, fit_intercept,
+    group_column :
+        As for :class:`MixedLinearRegressor`.
+    link : {"log"}, default="log"
+    n_quadrature_points : int, default=1
+        As for :class:`MixedLogisticRegression`.
+    max_iter : int, default=1000
+
+    Attributes
+    ----------
+    As for :class:`MixedLogisticRegression` (on the log-mean scale), without
+    ``classes_``.
+
+    Notes
+    -----
+    ``sample_weight`` is an exposure when ``y`` is a rate (scikit-learn's
+    ``PoissonRegressor`` convention): ``y = counts / exposure`` with
+    ``sample_weight = exposure`` is the same fit, log-likelihood included,
+    as counts with ``offset = log(exposure)`` (glmer's).
+
+    ``predict`` for unseen levels (or without ``groups``) is the marginal
+    mean ``exp(eta + v / 2)`` over the unknown random effects (``v`` their
+    variance), the mean a new group has; ``marginal=False`` gives
+    ``exp(eta)``, glmer's ``re.form = NA``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmixed import MixedPoissonRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> groups = np.repeat(np.arange(30), 20)
+    >>> x = rng.normal(size=(600, 1))
+    >>> y = rng.poisson(np.exp(1 + 0.3 * x[:, 0] + rng.normal(0, .5, 30)[groups]))
+    >>> model = MixedPoissonRegressor().fit(x, y, groups=groups)
+    >>> round(float(model.coef_[0]), 1)
+    0.3
+    """
+
+    _family_name = "poisson"
+    _parameter_constraints = {
+        **_MixedGLM._parameter_constraints,
+        "link": [Options("log")],
+    }
+
+    def __init__(
+        self,
+        *,
+        formula=None,
+        random_slopes=None,
+        random_intercept=True,
+        covariance="unstructured",
+        link="log",
+        fit_intercept=True,
+        n_quadrature_points=1,
+        max_iter=1000,
+        group_column=None,
+    ):
+        self.formula = formula
+        self.random_slopes = random_slopes
+        self.random_intercept = random_intercept
+        self.covariance = covariance
+        self.link = link
+        self.fit_intercept = fit_intercept
+        self.n_quadrature_points = n_quadrature_points
+        self.max_iter = max_iter
+        self.group_column = group_column
+
+    def _link(self):
+        return self.link
+
+    @staticmethod
+    def _check_target(y):
+        y = np.asarray(y, dtype=float)
+        if np.any(~np.isfinite(y)):
+            raise ValueError("MixedPoissonRegressor: y contains NaN or infinity.")
+        if np.any(y < 0):
+            raise ValueError(
+                "MixedPoissonRegressor needs non-negative counts (or rates); y has "
+                f"{int((y < 0).sum())} negative value(s)."
+            )
+        return y
+
+    def predict(self, X, groups=None, random_effects="all", offset=None, marginal=True):
+        """The expected count (rate), marginal over unknown random effects."""
+        return self._mean_prediction(X, groups, random_effects, offset, marginal)
+
+    def score(self, X, y=None, groups=None, sample_weight=None, offset=None):
+        """D^2, the share of Poisson deviance explained (as ``PoissonRegressor``)."""
+        if y is None:
+            raise ValueError("score needs y.")
+        y_pred = self.predict(X, groups, offset=offset)
+        return d2_tweedie_score(y, y_pred, sample_weight=sample_weight, power=1)
+
+
+def _standardized(X, fit_intercept):
+    """``[1, (X - c) / s]`` (or ``X / s`` without intercept), for the optimiser."""
+    n, p = X.shape
+    center = X.mean(axis=0) if fit_intercept and n else np.zeros(p)
+    scale = X.std(axis=0) if n else np.ones(p)
+    if not fit_intercept:
+        scale = np.sqrt((X * X).mean(axis=0)) if n else np.ones(p)
+    scale = np.where(scale > 0, scale, 1.0)
+    columns = (X - center) / scale
+    if fit_intercept:
+        columns = np.column_stack([np.ones(n), columns])
+    return columns, center, scale
+
+
+def _unscaling(center, scale, fit_intercept):
+    """``J`` with ``beta = J beta_scaled`` (inverse of :func:`_standardized`)."""
+    p = scale.size
+    if not fit_intercept:
+        return np.diag(1.0 / scale)
+    J = np.zeros((p + 1, p + 1))
+    J[0, 0] = 1.0
+    J[0, 1:] = -center / scale
+    J[1:, 1:] = np.diag(1.0 / scale)
+    return J
+
+
+def _theta_names(factors):
+    names = []
+    for f in factors:
+        rows, cols = lower_indices(f.n_terms, f.diagonal)
+        for r, c in zip(rows, cols):
+            if r == c:
+                names.append(f"{f.name}.{f.term_names[r]}")
+            else:
+                names.append(f"{f.name}.{f.term_names[r]}.{f.term_names[c]}")
+    return names

@@ -1,0 +1,275 @@
+"""The outer optimisation of a generalised model, in glmer's two stages.
+
+1. ``theta`` alone, with ``beta`` and ``u`` both from penalised IRLS
+   (glmer's ``nAGQ = 0`` stage): a cheap, robust start.
+2. ``theta`` and ``beta`` together, ``u`` from penalised IRLS at fixed
+   ``beta``, on the Laplace (or adaptive Gauss-Hermite) deviance.
+
+Each stage is L-BFGS-B on central-difference gradients: the deviance is a
+smooth function of the parameters when the inner loop converges to rounding,
+which :func:`._pirls.pirls` does (Newton steps converge quadratically), and
+the inner loop is warm-started from the last point.  At the optimum, the
+Hessian by second differences (lme4's ``deriv12``) gives the covariance of
+the fixed effects (lme4's ``vcov(use.hessian = TRUE)``) and the convergence
+checks of :mod:`._convergence`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg, optimize
+
+from ._convergence import Convergence, _eigenvalue_message, _scaled_gradient
+from ._covariance import ThetaLayout, lower_indices
+from ._linalg import single_threaded_blas
+from ._optimize import FitLog
+from ._pirls import agq_deviance, laplace_deviance, pirls
+
+GRADIENT_STEP = 1e-5  # central differences, relative to max(|x|, 1)
+HESSIAN_STEP = 1e-4  # lme4's deriv12 delta
+# Parameter vectors whose PIRLS fails (invalid theta) get this penalty.
+FAILED = 1e30
+
+
+@dataclass
+class GlmmOutcome:
+    """The optimum: parameters, modes there, criterion and diagnostics."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    value: float  # -2 log-likelihood (Laplace or quadrature)
+    modes: object
+    converged: bool
+    message: str
+    n_iter: int
+    hessian: np.ndarray | None  # in (theta, beta), scaled units
+    gradient: np.ndarray | None
+    log: FitLog = field(default_factory=FitLog)
+
+
+class _Criterion:
+    """The deviance at (theta, beta), with the inner loop warm-started."""
+
+    def __init__(self, rows, n_points, log):
+        self.rows, self.n_points, self.log = rows, n_points, log
+        self.k = sum(lower_indices(f.n_terms, f.diagonal)[0].size for f in rows.factors)
+        self.u = None
+        self.beta = None
+
+    def modes(self, theta, beta, joint):
+        start = self.beta if joint else beta
+        modes = pirls(self.rows, theta, start, self.u, joint=joint)
+        if modes is not None and np.isfinite(modes.penalized_deviance):
+            self.u = modes.u
+            if joint:
+                self.beta = modes.beta
+        return modes
+
+    def deviance(self, modes):
+        if modes is None:
+            return FAILED
+        if self.n_points > 1:
+            value = agq_deviance(self.rows, modes, self.n_points)
+        else:
+            value = laplace_deviance(modes)
+        return value if np.isfinite(value) else FAILED
+
+    def stage1(self, theta):
+        value = self.deviance(self.modes(theta, None, joint=True))
+        self._record(theta, value)
+        return value
+
+    def stage2(self, x):
+        theta, beta = x[: self.k], x[self.k :]
+        value = self.deviance(self.modes(theta, beta, joint=False))
+        self._record(theta, value)
+        return value
+
+    def _record(self, theta, value):
+        self.log.thetas.append(np.array(theta, dtype=float))
+        self.log.values.append(float(value))
+
+
+def central_gradient(f, x, step=GRADIENT_STEP):
+    """Central-difference gradient of ``f`` at ``x``."""
+    g = np.empty(x.size)
+    for i in range(x.size):
+        h = step * max(abs(x[i]), 1.0)
+        e = np.zeros(x.size)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2.0 * h)
+    return g
+
+
+def hessian(f, x, step=HESSIAN_STEP):
+    """Second differences of ``f`` at ``x`` (lme4's ``deriv12``)."""
+    k = x.size
+    f0 = f(x)
+    h = step * np.maximum(np.abs(x), 1.0)
+    H = np.empty((k, k))
+    for i in range(k):
+        e_i = np.zeros(k)
+        e_i[i] = h[i]
+        H[i, i] = (f(x + e_i) - 2.0 * f0 + f(x - e_i)) / h[i] ** 2
+        for j in range(i):
+            e_j = np.zeros(k)
+            e_j[j] = h[j]
+            H[i, j] = H[j, i] = (
+                f(x + e_i + e_j)
+                - f(x + e_i - e_j)
+                - f(x - e_i + e_j)
+                + f(x - e_i - e_j)
+            ) / (4.0 * h[i] * h[j])
+    return H
+
+
+def _minimize(f, x0, lower, max_iter):
+    """L-BFGS-B with central-difference gradients; the result."""
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+
+    def value_and_gradient(x):
+        return f(x), central_gradient(f, x)
+
+    return optimize.minimize(
+        value_and_gradient,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-7},
+    )
+
+
+# Values a zero diagonal entry of theta is probed at, smallest first.
+FACE_PROBES = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0)
+MAX_FACE_ROUNDS = 3
+
+
+def _leave_faces(criterion, result, theta_lower, lower, max_iter):
+    """Restart from off a boundary face when the deviance is lower there.
+
+    The deviance is even in every column of ``T``, so its derivative in a
+    diagonal entry of theta is exactly zero where that entry is zero: a
+    gradient method that reaches the bound stays there whatever the optimum.
+    Probe each such entry at values off the face (beta and the rest of theta
+    kept) and restart from the best lower point, as the linear fit does.
+    """
+    for _ in range(MAX_FACE_ROUNDS):
+        x, value = result.x, result.fun
+        on_face = np.flatnonzero(
+            np.isfinite(theta_lower) & (np.abs(x[: theta_lower.size]) < 1e-4)
+        )
+        best = None
+        for i in on_face:
+            for probe in FACE_PROBES:
+                trial = x.copy()
+                trial[i] = probe
+                trial_value = criterion.stage2(trial)
+                if trial_value < value - 1e-8 * (abs(value) + 1.0):
+                    best, value = trial, trial_value
+        if best is None:
+            return result
+        result = _minimize(criterion.stage2, best, lower, max_iter)
+    return result
+
+
+def fit_glmm(rows, beta0, n_points=1, max_iter=1000):
+    """Both stages and the diagnostics at the optimum: a :class:`GlmmOutcome`.
+
+    BLAS runs on one thread: its calls here are many and small (products of a
+    few columns), where threads cost more than they save.
+    """
+    with single_threaded_blas():
+        return _fit_glmm(rows, beta0, n_points, max_iter)
+
+
+def _fit_glmm(rows, beta0, n_points, max_iter):
+    log = FitLog()
+    criterion = _Criterion(rows, n_points, log)
+    p = rows.X.shape[1]
+    if not rows.factors:  # a generalised linear model: IRLS alone is exact
+        modes = pirls(rows, np.zeros(0), beta0, joint=True)
+        value = -2.0 * modes.loglik
+        criterion._record(np.zeros(0), value)
+        return GlmmOutcome(
+            np.zeros(0),
+            modes.beta,
+            value,
+            modes,
+            modes.converged,
+            "IRLS",
+            0,
+            None,
+            np.zeros(0),
+            log,
+        )
+    layout = ThetaLayout.from_factors(rows.factors)
+    theta_lower = layout.lower
+    theta0 = np.where(np.isfinite(theta_lower), 1.0, 0.0)
+    criterion.beta = beta0
+    first = _minimize(criterion.stage1, theta0, theta_lower, max_iter)
+    # Stage 1's modes at its optimum start stage 2.
+    criterion.modes(first.x, None, joint=True)
+    x0 = np.concatenate([first.x, criterion.beta])
+    lower = np.concatenate([theta_lower, np.full(p, -np.inf)])
+    second = _minimize(criterion.stage2, x0, lower, max_iter)
+    second = _leave_faces(criterion, second, theta_lower, lower, max_iter)
+    x = second.x
+    value = criterion.stage2(x)
+    modes = criterion.modes(x[: criterion.k], x[criterion.k :], joint=False)
+    H = hessian(criterion.stage2, x)
+    g = central_gradient(criterion.stage2, x)
+    criterion.modes(x[: criterion.k], x[criterion.k :], joint=False)  # restore
+    message = str(second.message)
+    return GlmmOutcome(
+        x[: criterion.k],
+        x[criterion.k :],
+        value,
+        modes,
+        bool(second.success),
+        message,
+        int(first.nit + second.nit),
+        H,
+        g,
+        log,
+    )
+
+
+def glmm_convergence(outcome, names, interior, to_data_units):
+    """lme4's ``checkConv`` from the outcome's Hessian and a gradient there."""
+    H = outcome.hessian
+    k = H.shape[0]
+    d = np.asarray(to_data_units, dtype=float)
+    gradient = outcome.gradient * d
+    hessian_data = H * np.outer(d, d)
+    index = np.flatnonzero(interior)
+    scaled = np.full(k, np.nan)
+    messages, ok = [], True
+    if index.size:
+        scaled[index], message = _scaled_gradient(
+            hessian_data[np.ix_(index, index)], gradient[index]
+        )
+        if message:
+            messages.append(message)
+            ok = False
+        eigen = _eigenvalue_message(H[np.ix_(index, index)], [names[i] for i in index])
+        if eigen:
+            messages.append(eigen)
+            ok = False
+    eigenvalues = (
+        linalg.eigvalsh(hessian_data[np.ix_(index, index)])
+        if index.size
+        else np.zeros(0)
+    )
+    return Convergence(
+        list(names),
+        gradient,
+        scaled,
+        hessian_data,
+        eigenvalues,
+        interior,
+        messages,
+        ok,
+        outcome.converged,
+        outcome.message,
+    )
