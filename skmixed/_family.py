@@ -124,8 +124,12 @@ class Binomial(Family):
 
         Without the binomial coefficient: see :meth:`log_constant`.
         """
-        log_mu, log_1mu = self.log_probabilities(eta)
         successes = weights * y
+        if self.link.name == "logit":  # w y eta - w log(1 + e^eta): one exp
+            eta = np.clip(eta, -ETA_LIMIT, ETA_LIMIT)
+            softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
+            return successes * eta - weights * softplus
+        log_mu, log_1mu = self.log_probabilities(eta)
         failures = weights - successes
         # 0 * log(0) is 0: a certain outcome costs nothing.
         value = np.where(successes > 0, successes * log_mu, 0.0)

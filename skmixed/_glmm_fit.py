@@ -21,11 +21,13 @@ from scipy import linalg, optimize
 
 from ._convergence import Convergence, _eigenvalue_message, _scaled_gradient
 from ._covariance import ThetaLayout, lower_indices
+from ._laplace_gradient import has_exact_gradient, laplace_gradient
 from ._linalg import single_threaded_blas
 from ._optimize import FitLog
 from ._pirls import agq_deviance, laplace_deviance, pirls
 
 GRADIENT_STEP = 1e-5  # central differences, relative to max(|x|, 1)
+FORWARD_STEP = 1e-6  # forward differences (first stage)
 HESSIAN_STEP = 1e-4  # lme4's deriv12 delta
 # Parameter vectors whose PIRLS fails (invalid theta) get this penalty.
 FAILED = 1e30
@@ -85,6 +87,16 @@ class _Criterion:
         self._record(theta, value)
         return value
 
+    def stage2_with_gradient(self, x):
+        """The deviance and its exact gradient (see :mod:`._laplace_gradient`)."""
+        theta, beta = x[: self.k], x[self.k :]
+        modes = self.modes(theta, beta, joint=False)
+        value = self.deviance(modes)
+        self._record(theta, value)
+        if value >= FAILED:
+            return value, np.zeros(x.size)
+        return value, laplace_gradient(self.rows, theta, beta, modes)
+
     def _record(self, theta, value):
         self.log.thetas.append(np.array(theta, dtype=float))
         self.log.values.append(float(value))
@@ -123,20 +135,56 @@ def hessian(f, x, step=HESSIAN_STEP):
     return H
 
 
-def _minimize(f, x0, lower, max_iter):
-    """L-BFGS-B with central-difference gradients; the result."""
+def forward_gradient(f, x, f0, step=FORWARD_STEP):
+    """Forward-difference gradient of ``f`` at ``x`` where ``f(x) = f0``."""
+    g = np.empty(x.size)
+    for i in range(x.size):
+        h = step * max(abs(x[i]), 1.0)
+        e = np.zeros(x.size)
+        e[i] = h
+        g[i] = (f(x + e) - f0) / h
+    return g
+
+
+def gradient_jacobian(gradient, x, step=HESSIAN_STEP):
+    """Central differences of an exact gradient: the Hessian, symmetrised."""
+    k = x.size
+    H = np.empty((k, k))
+    for i in range(k):
+        h = step * max(abs(x[i]), 1.0)
+        e = np.zeros(k)
+        e[i] = h
+        H[:, i] = (gradient(x + e) - gradient(x - e)) / (2.0 * h)
+    return (H + H.T) / 2.0
+
+
+def _minimize(f, x0, lower, max_iter, rough=False, exact=None):
+    """L-BFGS-B on finite-difference gradients; the result.
+
+    ``rough``: forward differences and a looser stop, for glmer's first
+    stage, which only finds a start for the second.  ``exact``: a function
+    returning the value and the exact gradient, used instead.
+    """
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
 
     def value_and_gradient(x):
-        return f(x), central_gradient(f, x)
+        if exact is not None:
+            return exact(x)
+        value = f(x)
+        if rough:
+            return value, forward_gradient(f, x, value)
+        return value, central_gradient(f, x)
 
+    options = {"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-7}
+    if rough:
+        options.update(ftol=1e-10, gtol=1e-5)
     return optimize.minimize(
         value_and_gradient,
         x0,
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-7},
+        options=options,
     )
 
 
@@ -145,7 +193,7 @@ FACE_PROBES = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0)
 MAX_FACE_ROUNDS = 3
 
 
-def _leave_faces(criterion, result, theta_lower, lower, max_iter):
+def _leave_faces(criterion, result, theta_lower, lower, max_iter, exact=None):
     """Restart from off a boundary face when the deviance is lower there.
 
     The deviance is even in every column of ``T``, so its derivative in a
@@ -169,7 +217,7 @@ def _leave_faces(criterion, result, theta_lower, lower, max_iter):
                     best, value = trial, trial_value
         if best is None:
             return result
-        result = _minimize(criterion.stage2, best, lower, max_iter)
+        result = _minimize(criterion.stage2, best, lower, max_iter, exact=exact)
     return result
 
 
@@ -207,18 +255,25 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
     theta_lower = layout.lower
     theta0 = np.where(np.isfinite(theta_lower), 1.0, 0.0)
     criterion.beta = beta0
-    first = _minimize(criterion.stage1, theta0, theta_lower, max_iter)
+    first = _minimize(criterion.stage1, theta0, theta_lower, max_iter, rough=True)
     # Stage 1's modes at its optimum start stage 2.
     criterion.modes(first.x, None, joint=True)
     x0 = np.concatenate([first.x, criterion.beta])
     lower = np.concatenate([theta_lower, np.full(p, -np.inf)])
-    second = _minimize(criterion.stage2, x0, lower, max_iter)
-    second = _leave_faces(criterion, second, theta_lower, lower, max_iter)
+    exact = (
+        criterion.stage2_with_gradient if has_exact_gradient(rows, n_points) else None
+    )
+    second = _minimize(criterion.stage2, x0, lower, max_iter, exact=exact)
+    second = _leave_faces(criterion, second, theta_lower, lower, max_iter, exact)
     x = second.x
     value = criterion.stage2(x)
     modes = criterion.modes(x[: criterion.k], x[criterion.k :], joint=False)
-    H = hessian(criterion.stage2, x)
-    g = central_gradient(criterion.stage2, x)
+    if exact is None:
+        H = hessian(criterion.stage2, x)
+        g = central_gradient(criterion.stage2, x)
+    else:  # central differences of the exact gradient
+        g = exact(x)[1]
+        H = gradient_jacobian(lambda z: exact(z)[1], x)
     criterion.modes(x[: criterion.k], x[criterion.k :], joint=False)  # restore
     message = str(second.message)
     return GlmmOutcome(

@@ -1,0 +1,97 @@
+"""The exact gradient of the Laplace deviance, one grouping factor, canonical link.
+
+For the logit and log links the observed and expected information agree, so
+at the conditional modes ``u_j = T' a_j`` (with ``a_j = sum_i s_i z_i``, the
+scores ``s_i = w_i (y_i - mu_i)``) and, per level, ``M_j = T' A_j T + I``
+with ``A_j = sum_i w_i z_i z_i'`` in the IRLS weights.  The deviance
+``-2 l(u) + |u|^2 + sum_j log |M_j|`` then has the derivative
+
+- of its first two terms: their partial derivative (the modes are
+  stationary), ``-2 X's`` in beta and ``-2 sum_j a_j[r] u_j[c]`` in the entry
+  ``(r, c)`` of ``T``;
+- of the log-determinants: ``2 sum_j (M_j^{-1} T' A_j)[c, r]`` from ``T``
+  itself, plus ``sum_i w'_i h_i d eta_i`` from the weights, with the
+  leverages ``h_i = z_i' T M_j^{-1} T' z_i`` and ``d eta_i`` including the
+  modes' own change ``d u_j = M_j^{-1} (dT' a_j - T' (B_j d beta + A_j dT
+  u_j))``, ``B_j = sum_i w_i z_i x_i'`` (implicit differentiation of the
+  stationarity condition).
+
+Everything is a sum over rows per level (``bincount``) and a batch of q x q
+solves: one pass over the rows, as one PIRLS step.
+"""
+
+import numpy as np
+
+from . import _linalg as bl
+from ._covariance import lower_indices
+
+CANONICAL = {"logit", "log"}
+
+
+def has_exact_gradient(rows, n_points):
+    """Whether :func:`laplace_gradient` applies to this model."""
+    return (
+        n_points == 1 and len(rows.factors) == 1 and rows.family.link.name in CANONICAL
+    )
+
+
+def _weight_derivative(rows, mu):
+    """``d w / d eta`` of the IRLS weights ``w = w_prior b''(eta)``."""
+    if rows.family.link.name == "logit":
+        return rows.weights * mu * (1.0 - mu) * (1.0 - 2.0 * mu)
+    return rows.weights * mu
+
+
+def _level_sums(codes, values, m):
+    return np.bincount(codes, weights=values, minlength=m)
+
+
+def laplace_gradient(rows, theta, beta, modes):
+    """Gradient of the Laplace deviance in ``(theta, beta)`` at the modes."""
+    (codes,), (Zcols,), (factor,) = rows.codes, rows.Zs, rows.factors
+    m, q = factor.n_levels, factor.n_terms
+    n = rows.n
+    Z = np.column_stack([np.ones(n) if c is None else c for c in Zcols])  # (n, q)
+    X = rows.X
+    T = modes.fact.T[0]
+    u = modes.u[0]  # (m, q)
+    mu = rows.family.link.inverse(modes.eta)
+    s = rows.weights * (rows.y - mu)
+    w = rows.weights * rows.family.variance(mu)
+    a = np.stack([_level_sums(codes, s * Z[:, r], m) for r in range(q)], axis=1)
+    A = np.empty((q, q, m))
+    for r in range(q):
+        for c in range(r, q):
+            A[r, c] = A[c, r] = _level_sums(codes, w * Z[:, r] * Z[:, c], m)
+    M = bl.congruence(T, A)  # T' A_j T
+    M[np.arange(q), np.arange(q)] += 1.0
+    L = bl.cholesky(M)
+    L_inv = bl.inverse_lower(L)
+    M_inv = np.einsum("jim,jkm->ikm", L_inv, L_inv)  # (q, q, m)
+    # P_j = T M_j^{-1} T' and the leverages h_i = z_i' P_j z_i.
+    P = np.einsum("ab,bcm,dc->adm", T, M_inv, T)
+    h = np.einsum("na,abn,nb->n", Z, P[:, :, codes], Z)
+    c_row = _weight_derivative(rows, mu) * h
+    e = np.stack([_level_sums(codes, c_row * Z[:, r], m) for r in range(q)], axis=1)
+    # v_j = M_j^{-1} T' e_j, and T v_j.
+    Te = e @ T  # rows: (T' e_j)'
+    v = np.einsum("abm,mb->ma", M_inv, Te)
+    Tv = v @ T.T
+    # beta: -2 X's + X'c - sum_j (T v_j)' B_j, with sum_j (T v_j)' B_j the
+    # weighted sum over rows of (z_i . T v_j) x_i.
+    zTv = np.einsum("na,na->n", Z, Tv[codes])
+    grad_beta = X.T @ (-2.0 * s + c_row - w * zTv)
+    # theta: per free entry (r, col) of T.
+    G = np.einsum("abm,cb,cdm->adm", M_inv, T, A)  # M^{-1} T' A, (q, q, m)
+    ATv = np.einsum("abm,mb->ma", A, Tv)  # A_j T v_j
+    rows_idx, cols_idx = lower_indices(q, factor.diagonal)
+    grad_theta = np.empty(rows_idx.size)
+    for k, (r, col) in enumerate(zip(rows_idx, cols_idx)):
+        grad_theta[k] = (
+            -2.0 * np.dot(a[:, r], u[:, col])
+            + 2.0 * G[col, r].sum()
+            + np.dot(e[:, r], u[:, col])
+            + np.dot(v[:, col], a[:, r])
+            - np.dot(ATv[:, r], u[:, col])
+        )
+    return np.concatenate([grad_theta, grad_beta])
