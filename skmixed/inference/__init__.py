@@ -22,6 +22,8 @@
 - :func:`simulate`: new responses from a fitted model (lme4's ``simulate``).
 - :func:`marginal_means`, :func:`contrasts`: estimated marginal means of a
   formula model and their contrasts (emmeans).
+- :func:`quantile_residuals`: randomized quantile residuals of a generalised
+  model, uniform under it (DHARMa's residuals).
 - :func:`r_squared`, :func:`icc`: Nakagawa's marginal and conditional R² and
   the intraclass correlation (``performance::r2_nakagawa``, ``icc``).
 """
@@ -39,6 +41,7 @@ from ._lrt import anova
 from ._marginal_means import Contrasts, MarginalMeans, contrasts, marginal_means
 from ._posterior import PosteriorSample, predict_interval, sample_posterior
 from ._profile import profile_confint
+from ._quantile_residuals import quantile_residuals
 from ._r_squared import ICC, RSquared, icc, r_squared
 from ._ranova import ranova
 from ._satterthwaite import satterthwaite
@@ -66,6 +69,7 @@ __all__ = [
     "marginal_means",
     "predict_interval",
     "profile_confint",
+    "quantile_residuals",
     "r_squared",
     "ranova",
     "sample_posterior",

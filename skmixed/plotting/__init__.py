@@ -15,6 +15,13 @@ matplotlib is imported only when drawing: install it with
   (for a formula model, along a raw variable or across a factor's levels).
 - :class:`IntervalDisplay`: fixed-effect intervals from several methods.
 - :class:`ShrinkageDisplay`: no pooling versus partial pooling, level by level.
+- Generalised models (:class:`~skmixed.MixedLogisticRegression`,
+  :class:`~skmixed.MixedPoissonRegressor`): randomized quantile residuals
+  (DHARMa's) in :class:`UniformQQDisplay`,
+  :class:`QuantileResidualsVsFittedDisplay` and together in
+  :class:`QuantileResidualDiagnosticsDisplay` (what :func:`plot_diagnostics`
+  draws for them); :class:`CaterpillarDisplay` and :class:`EffectDisplay`
+  (on the response scale) take them too.
 """
 
 from ._caterpillar import CaterpillarDisplay
@@ -27,6 +34,11 @@ from ._diagnostics import (
 )
 from ._effect import EffectDisplay
 from ._intervals import IntervalDisplay
+from ._quantile_residuals import (
+    QuantileResidualDiagnosticsDisplay,
+    QuantileResidualsVsFittedDisplay,
+    UniformQQDisplay,
+)
 from ._shrinkage import ShrinkageDisplay
 
 __all__ = [
@@ -34,9 +46,12 @@ __all__ = [
     "EffectDisplay",
     "IntervalDisplay",
     "QQDisplay",
+    "QuantileResidualDiagnosticsDisplay",
+    "QuantileResidualsVsFittedDisplay",
     "RandomEffectsQQDisplay",
     "ResidualDiagnosticsDisplay",
     "ResidualsVsFittedDisplay",
     "ShrinkageDisplay",
+    "UniformQQDisplay",
     "plot_diagnostics",
 ]

@@ -137,6 +137,14 @@ def pearson_residuals(estimator):
     ``residuals_ / sigma_``, times ``sqrt(w)`` for a fit with prior weights
     ``w`` (``sample_weight``), whose residual variances are ``sigma^2 / w``.
     """
+    from ._generalized import is_generalized
+
+    if is_generalized(estimator):
+        raise TypeError(
+            "a generalised model has no Pearson residuals here: its diagnostics "
+            "use randomized quantile residuals (QuantileResidualDiagnosticsDisplay, "
+            "or plot_diagnostics)."
+        )
     model, _ = fitted_model(estimator, "residuals_")
     if not model.sigma_ > 0:  # an exact fit: no residual variation
         return np.full(np.shape(model.residuals_), np.nan)

@@ -518,7 +518,11 @@ class ResidualDiagnosticsDisplay:
 def plot_diagnostics(estimator, **kwargs):
     """Draw a fitted mixed model's residual and random-effect diagnostics.
 
-    Shorthand for :meth:`ResidualDiagnosticsDisplay.from_estimator`.
+    Shorthand for :meth:`ResidualDiagnosticsDisplay.from_estimator`; for a
+    generalised model (:class:`~skmixed.MixedLogisticRegression`,
+    :class:`~skmixed.MixedPoissonRegressor`), for
+    :meth:`QuantileResidualDiagnosticsDisplay.from_estimator` (randomized
+    quantile residuals, DHARMa's).
 
     Parameters
     ----------
@@ -548,4 +552,10 @@ def plot_diagnostics(estimator, **kwargs):
     >>> [ax.get_title() for ax in display.axes_]
     ['Residuals vs fitted', 'Pearson residuals', 'group: Intercept']
     """
+    from ._generalized import is_generalized
+
+    if is_generalized(estimator):
+        from ._quantile_residuals import QuantileResidualDiagnosticsDisplay
+
+        return QuantileResidualDiagnosticsDisplay.from_estimator(estimator, **kwargs)
     return ResidualDiagnosticsDisplay.from_estimator(estimator, **kwargs)

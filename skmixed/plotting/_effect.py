@@ -8,6 +8,13 @@ from sklearn.utils import check_random_state
 
 from .._pooling import NoPoolingRegressor, group_design
 from ._base import fitted_model, scatter_style, single_axes, style, transform, z_value
+from ._generalized import (
+    is_generalized,
+    link_prediction,
+    response_data,
+    response_label,
+    to_response,
+)
 from ._inputs import (
     frame_of_array,
     group_columns,
@@ -256,9 +263,11 @@ default=None
             lower=None if lower is None else lower.reshape(shape),
             upper=None if upper is None else upper.reshape(shape),
             x_data=x_data.astype(float),
-            y_data=None if y is None else np.asarray(y, dtype=float).ravel(),
+            y_data=response_data(model, y),
             feature_name=name,
-            target_name=getattr(y, "name", None) or _response_name(model),
+            target_name=response_label(
+                model, getattr(y, "name", None) or _response_name(model)
+            ),
             band_name=band_name,
             categorical=categorical,
             by_name=by_name,
@@ -506,10 +515,14 @@ def _population_prediction(model, X_grid):
 
     A mixed model's with ``random_effects="none"`` (lme4's ``re.form = NA``;
     its group columns, if any, are ignored), a no-pooling model's mean line
-    (``intercept_``, ``coef_``), a complete-pooling model's line.
+    (``intercept_``, ``coef_``), a complete-pooling model's line.  A
+    generalised model's on the response scale: the probability (expected
+    count) of a group whose random effects are zero.
     """
     if isinstance(model, NoPoolingRegressor):
         return _mean_line(model, X_grid)
+    if is_generalized(model):
+        return to_response(model, link_prediction(model, X_grid))
     if hasattr(model, "random_effects_"):
         return np.asarray(model.predict(X_grid, random_effects="none"), float)
     return np.asarray(model.predict(X_grid), dtype=float)
@@ -596,6 +609,11 @@ def _band(estimator, X_grid, band, level, n_draws, random_state, prediction):
         if band == "wald":
             z = z_value(level)
             se = _wald_se(estimator, X_grid)
+            if is_generalized(estimator):  # on the link scale, then mapped
+                eta = link_prediction(estimator, X_grid)
+                lower = to_response(estimator, eta - z * se)
+                upper = to_response(estimator, eta + z * se)
+                return lower, upper, f"{level:.0%} Wald band"
             return prediction - z * se, prediction + z * se, f"{level:.0%} Wald band"
         draws = _draw_curves(estimator, X_grid, band, n_draws, random_state)
         label = f"{level:.0%} {band} band"
@@ -658,7 +676,7 @@ def _draw_curves(estimator, X_grid, kind, n_draws, random_state):
             n_draws,
             check_random_state(random_state),
         )
-    return beta @ _fixed_design(estimator, X_grid).T
+    return to_response(estimator, beta @ _fixed_design(estimator, X_grid).T)
 
 
 def _posterior_fixed_effects(fixed_effects, names):
