@@ -75,6 +75,7 @@ class Family:
 
     name = ""
     links = ()
+    canonical_link = ""
 
     def __init__(self, link):
         if link not in self.links:
@@ -91,6 +92,10 @@ class Family:
         is ``eta + (y - mu) / (d mu / d eta)``.
         """
         mu = self.link.inverse(eta)
+        if self.link.name == self.canonical_link:
+            # d mu / d eta is the variance: the weights are w V(mu).
+            d = np.maximum(self.variance(mu), EPS)
+            return eta + (y - mu) / d, weights * d
         d = self.link.derivative(eta)
         variance = np.maximum(self.variance(mu), EPS)
         return eta + (y - mu) / d, weights * d * d / variance
@@ -104,6 +109,7 @@ class Binomial(Family):
 
     name = "binomial"
     links = ("logit", "probit", "cloglog")
+    canonical_link = "logit"
 
     @staticmethod
     def variance(mu):
@@ -125,8 +131,7 @@ class Binomial(Family):
         Without the binomial coefficient: see :meth:`log_constant`.
         """
         successes = weights * y
-        if self.link.name == "logit":  # w y eta - w log(1 + e^eta): one exp
-            eta = np.clip(eta, -ETA_LIMIT, ETA_LIMIT)
+        if self.link.name == "logit":  # w y eta - w log(1 + e^eta), stably
             softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
             return successes * eta - weights * softplus
         log_mu, log_1mu = self.log_probabilities(eta)
@@ -151,6 +156,7 @@ class Poisson(Family):
 
     name = "poisson"
     links = ("log",)
+    canonical_link = "log"
 
     @staticmethod
     def variance(mu):

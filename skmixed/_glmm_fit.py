@@ -31,6 +31,7 @@ FORWARD_STEP = 1e-6  # forward differences (first stage)
 HESSIAN_STEP = 1e-4  # lme4's deriv12 delta
 # Parameter vectors whose PIRLS fails (invalid theta) get this penalty.
 FAILED = 1e30
+SKIP_FIRST_STAGE = True
 
 
 @dataclass
@@ -146,15 +147,19 @@ def forward_gradient(f, x, f0, step=FORWARD_STEP):
     return g
 
 
-def gradient_jacobian(gradient, x, step=HESSIAN_STEP):
-    """Central differences of an exact gradient: the Hessian, symmetrised."""
+def gradient_jacobian(gradient, x, g0, step=HESSIAN_STEP):
+    """Forward differences of an exact gradient (``g0`` at ``x``), symmetrised.
+
+    The truncation error, of the order of the step (1e-4), is far below
+    what the standard errors read from the Hessian are reported to.
+    """
     k = x.size
     H = np.empty((k, k))
     for i in range(k):
         h = step * max(abs(x[i]), 1.0)
         e = np.zeros(k)
         e[i] = h
-        H[:, i] = (gradient(x + e) - gradient(x - e)) / (2.0 * h)
+        H[:, i] = (gradient(x + e) - g0) / h
     return (H + H.T) / 2.0
 
 
@@ -255,14 +260,19 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
     theta_lower = layout.lower
     theta0 = np.where(np.isfinite(theta_lower), 1.0, 0.0)
     criterion.beta = beta0
-    first = _minimize(criterion.stage1, theta0, theta_lower, max_iter, rough=True)
-    # Stage 1's modes at its optimum start stage 2.
-    criterion.modes(first.x, None, joint=True)
-    x0 = np.concatenate([first.x, criterion.beta])
-    lower = np.concatenate([theta_lower, np.full(p, -np.inf)])
     exact = (
         criterion.stage2_with_gradient if has_exact_gradient(rows, n_points) else None
     )
+    if exact is None or SKIP_FIRST_STAGE is False:
+        first = _minimize(criterion.stage1, theta0, theta_lower, max_iter, rough=True)
+        theta_start, first_iter = first.x, first.nit
+    else:
+        # With the exact gradient the second stage needs no more than a
+        # start: the modes and fixed effects of penalised IRLS at theta0.
+        theta_start, first_iter = theta0, 0
+    criterion.modes(theta_start, None, joint=True)
+    x0 = np.concatenate([theta_start, criterion.beta])
+    lower = np.concatenate([theta_lower, np.full(p, -np.inf)])
     second = _minimize(criterion.stage2, x0, lower, max_iter, exact=exact)
     second = _leave_faces(criterion, second, theta_lower, lower, max_iter, exact)
     x = second.x
@@ -273,7 +283,7 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
         g = central_gradient(criterion.stage2, x)
     else:  # central differences of the exact gradient
         g = exact(x)[1]
-        H = gradient_jacobian(lambda z: exact(z)[1], x)
+        H = gradient_jacobian(lambda z: exact(z)[1], x, g)
     criterion.modes(x[: criterion.k], x[criterion.k :], joint=False)  # restore
     message = str(second.message)
     return GlmmOutcome(
@@ -283,7 +293,7 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
         modes,
         bool(second.success),
         message,
-        int(first.nit + second.nit),
+        int(first_iter + second.nit),
         H,
         g,
         log,
