@@ -81,7 +81,9 @@ class MixedModelFrontEnd(BaseEstimator):
         validate_data(self, X, skip_check_array=True)
         spec = formula_spec(self.formula, X)
         check_formula_spec(spec, y)
-        frame = training_frame(spec, X, y, stacklevel=4)
+        frame = training_frame(
+            spec, X, y, stacklevel=4, labels=not self._numeric_target
+        )
         self._response_name = spec.response or self._response_name
         self._check_n_samples(len(frame.y), frame.X.shape[1])
         return spec, frame

@@ -1370,12 +1370,18 @@ class FormulaMatrices:
             used |= {text} if text in frame.columns else set(_names_in(text))
         return {g for t in self.parsed.random for g in t.grouping} - used
 
-    def response(self, frame):
-        """The response as a float vector."""
+    def response(self, frame, labels=False):
+        """The response as a float vector (``labels``: class labels allowed).
+
+        A classifier's response may be labels (strings, booleans, a
+        categorical column), returned as they are.
+        """
         if self.parsed.response is None:
             raise ValueError("the formula has no response (nothing left of '~').")
         state = {} if self._response is None else self._response.state
         value = _Evaluator(_as_pandas(frame), state).run(self.parsed.response)
+        if labels and np.ndim(getattr(value, "values", value)) == 1:
+            return np.asarray(value.values if isinstance(value, _Factor) else value)
         if isinstance(value, _Factor) or _is_labels(value) or np.ndim(value) != 1:
             raise ValueError(f"the response {self.parsed.response!r} must be numeric.")
         return np.asarray(value, dtype=float)

@@ -123,14 +123,17 @@ class ModelSpec:
     def term(self, factor):
         return next(t for t in self.terms if t.factor == factor)
 
-    def model_frame(self, frame, *, with_response=False, new_levels=False):
+    def model_frame(
+        self, frame, *, with_response=False, new_levels=False, labels=False
+    ):
         """The model frame of a data frame's rows (formula models).
 
         Rows with a missing value in a variable the formula uses are left out
         (``complete`` marks the kept ones, lme4's ``na.omit``), except, with
         ``new_levels`` (predictions), a missing group label: a new level.
-        The response is read only ``with_response``; otherwise its column,
-        if any, is ignored, so that new rows need not have it.
+        The response is read only ``with_response`` (class labels kept as
+        they are with ``labels``); otherwise its column, if any, is ignored,
+        so that new rows need not have it.
         """
         matrices = self.matrices
         frame = _formula_frame(frame)
@@ -146,7 +149,7 @@ class ModelSpec:
         ]
         Z = np.hstack(Z) if Z else np.zeros((len(rows), 0))
         groups = matrices.groups(rows) if self.terms else None
-        y = matrices.response(rows) if with_response else None
+        y = matrices.response(rows, labels) if with_response else None
         return ModelFrame(X, Z, groups, y, complete)
 
 
@@ -296,15 +299,16 @@ def check_formula_spec(spec, y, *, random_terms=True):
         )
 
 
-def training_frame(spec, X, y, stacklevel=2):
+def training_frame(spec, X, y, stacklevel=2, labels=False):
     """The model frame a formula model is fitted on, ``y`` read or checked.
 
     Rows missing a value the formula uses are left out with a warning
-    (lme4's ``na.action = na.omit``).
+    (lme4's ``na.action = na.omit``).  ``labels``: a classifier's response,
+    class labels kept as they are.
     """
-    frame = spec.model_frame(X, with_response=y is None)
+    frame = spec.model_frame(X, with_response=y is None, labels=labels)
     if y is not None:
-        frame.y = formula_response(y, frame.complete)
+        frame.y = formula_response(y, frame.complete, labels)
     warn_incomplete_rows(int((~frame.complete).sum()), stacklevel + 1)
     return frame
 
@@ -328,10 +332,11 @@ def warn_incomplete_rows(n_dropped, stacklevel=2):
         )
 
 
-def formula_response(y, complete):
+def formula_response(y, complete, labels=False):
     """``y`` given to a formula model: numeric and finite on the rows kept.
 
     ``complete`` marks the rows of ``X`` with every value the formula uses.
+    With ``labels`` (a classifier's), class labels of any kind.
     """
     y = column_or_1d(np.asarray(y), warn=True)
     if y.shape[0] != complete.shape[0]:
@@ -339,6 +344,8 @@ def formula_response(y, complete):
             f"y has {y.shape[0]} values but X has {complete.shape[0]} rows; they "
             "must match."
         )
+    if labels:
+        return y[complete]
     try:
         y = y[complete].astype(np.float64)
     except (TypeError, ValueError) as exc:
