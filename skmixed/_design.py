@@ -765,33 +765,71 @@ class ColumnPairs:
 
 def _column_pairs(A):
     """See :meth:`OtherFactorStats.column_pairs`."""
-    csc = A.tocsc()
+    return column_pair_positions(A).pairs(A.data)
+
+
+@dataclass
+class ColumnPairPositions:
+    """The pairs of :class:`ColumnPairs` as positions in a CSR matrix's data.
+
+    The pattern of ``Z2'Z1`` does not change with row weights: a model
+    refitted at new weights (each step of penalised IRLS) forms the pairs'
+    products from the new values without searching the pattern again.
+    """
+
+    flat: np.ndarray
+    flat_fortran: np.ndarray
+    column: np.ndarray
+    first: np.ndarray  # position in the data of A[i, k]
+    second: np.ndarray  # position in the data of A[j, k]
+    diagonal: np.ndarray  # i == j
+
+    def pairs(self, data):
+        """The :class:`ColumnPairs` of a matrix of this pattern with ``data``."""
+        products = data[self.first] * data[self.second]
+        return ColumnPairs(
+            flat=self.flat,
+            flat_fortran=self.flat_fortran,
+            products=products,
+            symmetric_products=np.where(self.diagonal, 1.0, 2.0) * products,
+            column=self.column,
+        )
+
+
+def column_pair_positions(A):
+    """The :class:`ColumnPairPositions` of a CSR matrix ``A``."""
+    A = A.tocsr()
+    A.sort_indices()
+    positions = sparse.csr_matrix(
+        (np.arange(A.nnz, dtype=float), A.indices, A.indptr), shape=A.shape
+    )
+    csc = positions.tocsc()
     csc.sort_indices()
     Q2 = A.shape[0]
     counts = np.diff(csc.indptr)
-    row, col, products, columns = [], [], [], []
+    row, col, first, second, columns = [], [], [], [], []
     for size in np.unique(counts[counts > 0]):
         # All columns with `size` non-zeros at once: (n_columns, size) blocks.
         cols = np.flatnonzero(counts == size)
         starts = csc.indptr[cols][:, None] + np.arange(size)
-        rows, values = csc.indices[starts], csc.data[starts]
+        rows, where = csc.indices[starts], csc.data[starts].astype(np.intp)
         a, b = np.triu_indices(size)  # rows sorted: rows[:, b] >= rows[:, a]
         row.append(rows[:, b].ravel())
         col.append(rows[:, a].ravel())
-        products.append((values[:, a] * values[:, b]).ravel())
+        first.append(where[:, a].ravel())
+        second.append(where[:, b].ravel())
         columns.append(np.repeat(cols, len(a)))
-    row, col, products, columns = (
-        np.concatenate(x).astype(t, copy=False) if x else np.zeros(0, t)
-        for x, t in zip(
-            (row, col, products, columns), (np.intp, np.intp, float, np.intp)
-        )
+    row, col, first, second, columns = (
+        np.concatenate(x).astype(np.intp, copy=False) if x else np.zeros(0, np.intp)
+        for x in (row, col, first, second, columns)
     )
-    return ColumnPairs(
+    return ColumnPairPositions(
         flat=row * Q2 + col,
         flat_fortran=col * Q2 + row,
-        products=products,
-        symmetric_products=np.where(row == col, 1.0, 2.0) * products,
         column=columns,
+        first=first,
+        second=second,
+        diagonal=row == col,
     )
 
 

@@ -19,8 +19,17 @@ one scalar random effect, the scale of adaptive Gauss-Hermite quadrature
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
-from ._design import sufficient_statistics, weight_columns
+from ._design import (
+    FirstFactorStats,
+    OtherFactorStats,
+    SufficientStatistics,
+    _stacked_columns,
+    block_cross_products,
+    column_pair_positions,
+    weight_columns,
+)
 from ._objective import _conditional_modes, factorize
 
 PIRLS_TOLERANCE = 1e-12  # relative rise of the penalised deviance a step may make
@@ -50,10 +59,86 @@ class Rows:
     factors: list
     family: object
     log_constant: float = 0.0  # the part of log p(y | u) free of the parameters
+    _others: object = None  # the later factors' cross-product structure
 
     @property
     def n(self):
         return self.y.shape[0]
+
+    def statistics(self, W, root, WtW):
+        """The cross-products of ``W`` (weighted columns) at weights ``root^2``.
+
+        The first factor's per-level sums are a few ``bincount``; the later
+        factors' sparse products reuse their pattern (:class:`OtherProducts`),
+        which does not change from one step of penalised IRLS to the next.
+        """
+        stats = SufficientStatistics(n=self.n, WtW=WtW, first=None, others=None)
+        if not self.factors:
+            return stats
+        Z1 = weight_columns(self.Zs[0], root)
+        stats.first = FirstFactorStats(
+            *block_cross_products(self.codes[0], Z1, W, self.factors[0].n_levels)
+        )
+        if len(self.factors) > 1:
+            if self._others is None:
+                self._others = OtherProducts(self.codes, self.Zs, self.factors, self.n)
+            stats.others = self._others.statistics(W, root)
+        return stats
+
+
+class OtherProducts:
+    """``Z2'Z1``, ``Z2'Z2`` and ``Z2'W`` at any row weights, pattern kept.
+
+    Each product is a sum over rows of ``w_i`` times a fixed product of two
+    unweighted columns, accumulated into a fixed place: the places are found
+    once, and every new set of weights costs one ``bincount`` per matrix.
+    """
+
+    def __init__(self, codes, Zs, factors, n):
+        first, Q1 = _stacked_columns(codes[:1], Zs[:1], factors[:1], n)
+        other, Q2 = _stacked_columns(codes[1:], Zs[1:], factors[1:], n)
+        self.Q1, self.Q2, self.n = Q1, Q2, n
+        self.other = other
+        keys = np.concatenate([r * Q1 + c for r, _ in other for c, _ in first])
+        self.values21 = np.concatenate([zr * zc for _, zr in other for _, zc in first])
+        unique, self.place21 = np.unique(keys, return_inverse=True)
+        self.copies21 = len(other) * len(first)
+        counts = np.bincount(unique // Q1, minlength=Q2)
+        self.indptr = np.concatenate([[0], np.cumsum(counts)])
+        self.indices = (unique % Q1).astype(np.int32)
+        self.nnz = unique.size
+        keys22 = np.concatenate([r * Q2 + c for r, _ in other for c, _ in other])
+        self.values22 = np.concatenate([zr * zc for _, zr in other for _, zc in other])
+        self.place22 = keys22
+        self.copies22 = len(other) ** 2
+        template = sparse.csr_matrix(
+            (np.ones(self.nnz), self.indices, self.indptr), shape=(Q2, Q1)
+        )
+        self.positions = column_pair_positions(template)
+
+    def statistics(self, W, root):
+        w = root * root
+        data = np.bincount(
+            self.place21,
+            weights=np.tile(w, self.copies21) * self.values21,
+            minlength=self.nnz,
+        )
+        Z2tZ1 = sparse.csr_matrix(
+            (data, self.indices, self.indptr), shape=(self.Q2, self.Q1)
+        )
+        Z2tZ2 = np.bincount(
+            self.place22,
+            weights=np.tile(w, self.copies22) * self.values22,
+            minlength=self.Q2 * self.Q2,
+        ).reshape(self.Q2, self.Q2)
+        Z2tW = np.zeros((self.Q2, len(W)))
+        for r, zr in self.other:
+            zr = root if zr is None else zr * root
+            for j, column in enumerate(W):
+                Z2tW[:, j] += np.bincount(r, weights=zr * column, minlength=self.Q2)
+        others = OtherFactorStats(Z2tZ1, Z2tZ2, Z2tW)
+        others._pairs = self.positions.pairs(data)
+        return others
 
 
 @dataclass
@@ -116,15 +201,12 @@ def _weighted_step(rows, theta, eta, beta, joint):
     else:
         W = ((z - rows.X @ beta) * root)[:, None]
     columns = [W[:, j] for j in range(W.shape[1])]  # contiguous: Fortran order
-    Zs = [weight_columns(Z, root) for Z in rows.Zs]
     WtW = W.T @ W
     # Only the residual's diagonal entry decides whether the Schur complement
     # is positive definite, and it changes neither beta nor u: raise it so a
     # perfectly fitted working response cannot fail the factorisation.
     WtW[-1, -1] += 1.0 + abs(WtW[-1, -1])
-    stats = sufficient_statistics(
-        columns, rows.codes, Zs, rows.factors, n=rows.n, WtW=WtW
-    )
+    stats = rows.statistics(columns, root, WtW)
     fact = factorize(stats, rows.factors, theta)
     if fact is None:
         return None, None, None
@@ -177,10 +259,16 @@ def pirls(rows, theta, beta, u=None, joint=False, eta=None, tol=PIRLS_TOLERANCE)
     else:  # a start from the data (glmer's mustart): take the first step
         pdev = np.inf
     converged = False
+    fact = None
     for _ in range(PIRLS_MAX_ITER):
-        fact, beta_full, u_full = _weighted_step(rows, theta, eta, beta, joint)
-        if fact is None:
-            return None
+        step_fact, beta_full, u_full = _weighted_step(rows, theta, eta, beta, joint)
+        if step_fact is None:
+            if fact is None:
+                return None
+            # The weights degenerated (fitted means numerically 0 or 1, as
+            # under complete separation): stop at the last point factorised.
+            break
+        fact = step_fact
         if np.isfinite(pdev) and _negligible(beta_full - beta, u_full, u):
             converged = True  # the factor is at the weights of the modes
             break
@@ -218,6 +306,10 @@ def fixed_effect_precision(rows, theta, modes):
     """
     fact, _, _ = _weighted_step(rows, theta, modes.eta, modes.beta, joint=True)
     p = rows.X.shape[1]
+    if fact is None:  # weights degenerate at the modes (complete separation)
+        if modes.fact is None or modes.fact.R.shape[0] != p + 1:
+            return np.eye(p) * np.finfo(float).eps  # no information
+        fact = modes.fact  # the joint factor of the last IRLS step
     RX = fact.R[:p, :p]
     return RX @ RX.T
 
