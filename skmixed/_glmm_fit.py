@@ -31,7 +31,6 @@ FORWARD_STEP = 1e-6  # forward differences (first stage)
 HESSIAN_STEP = 1e-4  # lme4's deriv12 delta
 # Parameter vectors whose PIRLS fails (invalid theta) get this penalty.
 FAILED = 1e30
-SKIP_FIRST_STAGE = True
 
 
 @dataclass
@@ -263,12 +262,14 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
     exact = (
         criterion.stage2_with_gradient if has_exact_gradient(rows, n_points) else None
     )
-    if exact is None or SKIP_FIRST_STAGE is False:
+    if exact is None or len(rows.factors) > 1:
         first = _minimize(criterion.stage1, theta0, theta_lower, max_iter, rough=True)
         theta_start, first_iter = first.x, first.nit
     else:
-        # With the exact gradient the second stage needs no more than a
-        # start: the modes and fixed effects of penalised IRLS at theta0.
+        # With the exact gradient of one factor (as cheap as a deviance) the
+        # second stage needs no more than a start: the modes and fixed
+        # effects of penalised IRLS at theta0.  Several factors' gradient
+        # costs more (a dense inverse): the first stage's cheap start pays.
         theta_start, first_iter = theta0, 0
     criterion.modes(theta_start, None, joint=True)
     x0 = np.concatenate([theta_start, criterion.beta])

@@ -16,23 +16,34 @@ with ``A_j = sum_i w_i z_i z_i'`` in the IRLS weights.  The deviance
   u_j))``, ``B_j = sum_i w_i z_i x_i'`` (implicit differentiation of the
   stationarity condition).
 
-Everything is a sum over rows per level (``bincount``) and a batch of q x q
-solves: one pass over the rows, as one PIRLS step.
+For one factor everything is a sum over rows per level (``bincount``) and a
+batch of q x q solves: one pass over the rows, as one PIRLS step.  For several
+factors the same formulas hold with ``M`` the whole ``Lambda' Z' W Z Lambda +
+I``, taken dense (:func:`_dense_gradient`) while it is small.
 """
 
 import numpy as np
+from scipy import linalg, sparse
 
 from . import _linalg as bl
 from ._covariance import lower_indices
+from ._design import _stacked_columns
 
 CANONICAL = {"logit", "log"}
+# The dense gradient of several factors: Q random effects in all, and the
+# (n, Q) leverage products it forms.
+DENSE_MAX_EFFECTS = 3000
+DENSE_MAX_ENTRIES = 20_000_000
 
 
 def has_exact_gradient(rows, n_points):
     """Whether :func:`laplace_gradient` applies to this model."""
-    return (
-        n_points == 1 and len(rows.factors) == 1 and rows.family.link.name in CANONICAL
-    )
+    if n_points != 1 or rows.family.link.name not in CANONICAL:
+        return False
+    if len(rows.factors) == 1:
+        return True
+    Q = sum(f.n_levels * f.n_terms for f in rows.factors)
+    return Q <= DENSE_MAX_EFFECTS and Q * rows.n <= DENSE_MAX_ENTRIES
 
 
 def _weight_derivative(rows, mu):
@@ -48,6 +59,8 @@ def _level_sums(codes, values, m):
 
 def laplace_gradient(rows, theta, beta, modes):
     """Gradient of the Laplace deviance in ``(theta, beta)`` at the modes."""
+    if len(rows.factors) > 1:
+        return _dense_gradient(rows, modes)
     (codes,), (Zcols,), (factor,) = rows.codes, rows.Zs, rows.factors
     m, q = factor.n_levels, factor.n_terms
     n = rows.n
@@ -95,3 +108,65 @@ def laplace_gradient(rows, theta, beta, modes):
             - np.dot(ATv[:, r], u[:, col])
         )
     return np.concatenate([grad_theta, grad_beta])
+
+
+def _dense_gradient(rows, modes):
+    """:func:`laplace_gradient` of several factors, with ``M`` dense.
+
+    The random effects are numbered level-major, factor after factor
+    (lme4's layout of Z); ``Lambda`` repeats each factor's ``T`` per level.
+    """
+    n = rows.n
+    columns, Q = _stacked_columns(rows.codes, rows.Zs, rows.factors, n)
+    Z = sparse.csr_matrix(
+        (
+            np.concatenate([v for _, v in columns]),
+            (
+                np.tile(np.arange(n), len(columns)),
+                np.concatenate([c for c, _ in columns]),
+            ),
+        ),
+        shape=(n, Q),
+    )
+    Lam = sparse.block_diag(
+        [
+            sparse.kron(sparse.identity(f.n_levels), T)
+            for f, T in zip(rows.factors, modes.fact.T)
+        ],
+        format="csr",
+    )
+    u = np.concatenate([u_f.ravel() for u_f in modes.u])
+    mu = rows.family.link.inverse(modes.eta)
+    s = rows.weights * (rows.y - mu)
+    w = rows.weights * rows.family.variance(mu)
+    ZL = (Z @ Lam).tocsr()
+    A = (Z.T @ sparse.diags(w) @ Z).toarray()
+    LtA = np.asarray(Lam.T @ A)  # Lambda' A, dense
+    M = np.asarray(Lam.T @ LtA.T).T + np.eye(Q)  # Lambda' A Lambda + I
+    chol = linalg.cho_factor(M, lower=True)
+    M_inv = linalg.cho_solve(chol, np.eye(Q))
+    # Leverages h_i = z_i' Lambda M^{-1} Lambda' z_i.
+    h = np.einsum("nq,nq->n", np.asarray(ZL @ M_inv), ZL.toarray())
+    c_row = _weight_derivative(rows, mu) * h
+    a = Z.T @ s
+    e = Z.T @ c_row
+    v = linalg.cho_solve(chol, Lam.T @ e)
+    Lv = Lam @ v
+    grad_beta = rows.X.T @ (-2.0 * s + c_row - w * (Z @ Lv))
+    ALv = A @ Lv
+    grads, start = [], 0
+    for f in rows.factors:
+        q, m = f.n_terms, f.n_levels
+        base = start + np.arange(m) * q
+        for r, col in zip(*lower_indices(q, f.diagonal)):
+            ir, ic = base + r, base + col
+            grads.append(
+                -2.0 * np.dot(a[ir], u[ic])
+                # tr(M^{-1} Lambda' A dLambda): (M^{-1} Lambda' A)[ic, ir] only.
+                + 2.0 * np.einsum("ij,ji->", M_inv[ic], LtA[:, ir])
+                + np.dot(e[ir], u[ic])
+                + np.dot(v[ic], a[ir])
+                - np.dot(ALv[ir], u[ic])
+            )
+        start += m * q
+    return np.concatenate([np.asarray(grads), grad_beta])
