@@ -1,0 +1,81 @@
+"""The exact gradient of the Laplace deviance against central differences."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmixed._design import Factor
+from skmixed._family import make_family
+from skmixed._glmm_fit import central_gradient
+from skmixed._laplace_gradient import has_exact_gradient, laplace_gradient
+from skmixed._pirls import Rows, laplace_deviance, pirls
+
+
+def _rows(family, link, n_factors, diagonal, seed):
+    """Simulated rows: a random slope on the first factor, intercepts after."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    x = rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x, rng.normal(size=n)])
+    sizes = [12, 7, 5][:n_factors]
+    codes = [rng.integers(0, m, n) for m in sizes]
+    eta = 0.2 + 0.5 * x
+    for c, m in zip(codes, sizes):
+        eta = eta + rng.normal(0, 0.7, m)[c]
+    family = make_family(family, link)
+    if family.name == "binomial":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = rng.poisson(np.exp(eta)).astype(float)
+    factors, Zs = [], []
+    for k, m in enumerate(sizes):
+        slope = k == 0
+        names = ["Intercept", "x"] if slope else ["Intercept"]
+        levels = pd.Index(np.arange(m))
+        factors.append(Factor(f"g{k}", levels, [1] * slope, names, True, diagonal))
+        Zs.append([None, x] if slope else [None])
+    weights = rng.integers(1, 3, n).astype(float)
+    offset = rng.normal(0, 0.1, n)
+    log_constant = family.log_constant(y, weights)
+    return Rows(X, y, weights, offset, codes, Zs, factors, family, log_constant)
+
+
+def _parameters(rows, seed):
+    rng = np.random.default_rng(seed)
+    theta = []
+    for f in rows.factors:
+        if f.n_terms == 1 or f.diagonal:
+            theta += list(rng.uniform(0.3, 1.2, f.n_terms))
+        else:  # lower triangle by columns: T11, T21, T22
+            theta += [
+                rng.uniform(0.3, 1.2),
+                rng.uniform(-0.4, 0.4),
+                rng.uniform(0.2, 0.8),
+            ]
+    beta = rng.normal(0, 0.3, rows.X.shape[1])
+    return np.asarray(theta), beta
+
+
+@pytest.mark.parametrize("family,link", [("binomial", "logit"), ("poisson", "log")])
+@pytest.mark.parametrize("n_factors", [1, 3])
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_gradient_matches_central_differences(family, link, n_factors, diagonal):
+    rows = _rows(family, link, n_factors, diagonal, seed=n_factors)
+    assert has_exact_gradient(rows, 1)
+    theta, beta = _parameters(rows, seed=7)
+    k = theta.size
+
+    def deviance(x):
+        return laplace_deviance(pirls(rows, x[:k], x[k:]))
+
+    modes = pirls(rows, theta, beta)
+    exact = laplace_gradient(rows, theta, beta, modes)
+    numeric = central_gradient(deviance, np.concatenate([theta, beta]))
+    np.testing.assert_allclose(exact, numeric, rtol=1e-5, atol=1e-5)
+
+
+def test_no_exact_gradient_for_quadrature_or_other_links():
+    rows = _rows("binomial", "probit", 1, False, seed=0)
+    assert not has_exact_gradient(rows, 1)
+    rows = _rows("binomial", "logit", 1, False, seed=0)
+    assert not has_exact_gradient(rows, 5)
