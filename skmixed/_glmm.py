@@ -112,8 +112,10 @@ class _MixedGLM(MixedModelFrontEnd):
         return self
 
     def _check_quadrature(self, factors):
-        if self.n_quadrature_points > 1 and not (
-            len(factors) == 1 and factors[0].n_terms == 1
+        if (
+            self.n_quadrature_points > 1
+            and factors  # without random effects there is nothing to integrate
+            and not (len(factors) == 1 and factors[0].n_terms == 1)
         ):
             raise ValueError(
                 f"n_quadrature_points={self.n_quadrature_points} (adaptive "
@@ -262,7 +264,7 @@ class _MixedGLM(MixedModelFrontEnd):
         self.aic_ = self.deviance_ + 2.0 * n_params
         self.bic_ = self.deviance_ + np.log(n) * n_params
         self.df_resid_ = n - n_params
-        self.n_iter_ = outcome.n_iter
+        self.n_iter_ = max(int(outcome.n_iter), 1)  # IRLS alone: one
         self.objective_ = self.deviance_
 
     def _set_convergence(self, outcome, ordered, J, kept):
@@ -559,8 +561,8 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
             if np.any(~np.isfinite(y)) or np.any((y < 0) | (y > 1)):
                 raise ValueError(
                     "MixedLogisticRegression needs binary labels or proportions in "
-                    "[0, 1] (successes / trials, with sample_weight=trials); y has "
-                    "values outside [0, 1]."
+                    "[0, 1] (successes / trials, with sample_weight=trials); y is "
+                    "continuous with values outside [0, 1] or not finite."
                 )
             self.classes_ = np.array([0, 1])
             self._proportions = True
@@ -569,9 +571,9 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
         encoder = LabelEncoder().fit(y)
         if encoder.classes_.size != 2:
             raise ValueError(
-                "MixedLogisticRegression is a binary classifier: y must have "
-                f"exactly 2 classes; got {encoder.classes_.size} class(es) "
-                f"{list(encoder.classes_)[:5]}."
+                "Only binary classification is supported: MixedLogisticRegression "
+                f"needs y with exactly 2 classes; got {encoder.classes_.size} "
+                f"class(es) {encoder.classes_[:5].tolist()}."
             )
         self.classes_ = encoder.classes_
         self._proportions = False
@@ -707,6 +709,11 @@ class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
 
     def _link(self):
         return self.link
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        return tags
 
     @staticmethod
     def _check_target(y):
