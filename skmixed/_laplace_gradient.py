@@ -83,7 +83,11 @@ def laplace_gradient(rows, theta, beta, modes):
     M_inv = np.einsum("jim,jkm->ikm", L_inv, L_inv)  # (q, q, m)
     # P_j = T M_j^{-1} T' and the leverages h_i = z_i' P_j z_i.
     P = np.einsum("ab,bcm,dc->adm", T, M_inv, T)
-    h = np.einsum("na,abn,nb->n", Z, P[:, :, codes], Z)
+    h = np.zeros(n)
+    for r in range(q):  # z' P z, P symmetric: each pair once
+        for c in range(r + 1):
+            pair = Z[:, r] * Z[:, c] * P[r, c].take(codes)
+            h += pair if r == c else 2.0 * pair
     c_row = _weight_derivative(rows, mu) * h
     e = np.stack([_level_sums(codes, c_row * Z[:, r], m) for r in range(q)], axis=1)
     # v_j = M_j^{-1} T' e_j, and T v_j.
@@ -92,7 +96,7 @@ def laplace_gradient(rows, theta, beta, modes):
     Tv = v @ T.T
     # beta: -2 X's + X'c - sum_j (T v_j)' B_j, with sum_j (T v_j)' B_j the
     # weighted sum over rows of (z_i . T v_j) x_i.
-    zTv = np.einsum("na,na->n", Z, Tv[codes])
+    zTv = sum(Z[:, r] * Tv[:, r].take(codes) for r in range(q))
     grad_beta = X.T @ (-2.0 * s + c_row - w * zTv)
     # theta: per free entry (r, col) of T.
     G = np.einsum("abm,cb,cdm->adm", M_inv, T, A)  # M^{-1} T' A, (q, q, m)
