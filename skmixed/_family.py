@@ -59,6 +59,16 @@ class Link:
             d = np.exp(eta)
         return np.maximum(d, EPS)
 
+    def second_derivative(self, eta, mu, derivative):
+        """``d^2 mu / d eta^2``, from ``mu`` and ``d mu / d eta`` at ``eta``."""
+        if self.name == "logit":
+            return derivative * (1.0 - 2.0 * mu)
+        if self.name == "probit":
+            return -np.clip(eta, -ETA_LIMIT, ETA_LIMIT) * derivative
+        if self.name == "cloglog":
+            return derivative * (1.0 - np.exp(np.minimum(eta, ETA_LIMIT / 2)))
+        return derivative  # log
+
     def __call__(self, mu):
         """``eta = g(mu)``, for starting values."""
         if self.name == "logit":
@@ -115,6 +125,10 @@ class Binomial(Family):
     def variance(mu):
         return mu * (1.0 - mu)
 
+    @staticmethod
+    def variance_derivative(mu):
+        return 1.0 - 2.0 * mu
+
     def log_probabilities(self, eta):
         """``log mu`` and ``log(1 - mu)``, accurate in both tails."""
         eta = np.clip(eta, -ETA_LIMIT, ETA_LIMIT)
@@ -161,6 +175,10 @@ class Poisson(Family):
     @staticmethod
     def variance(mu):
         return mu
+
+    @staticmethod
+    def variance_derivative(mu):
+        return np.ones_like(mu)
 
     def loglik(self, y, eta, weights):
         """Per-row log-likelihood of the count ``w y`` with mean ``w mu``.

@@ -1,7 +1,6 @@
 """The exact gradient of the Laplace deviance, one grouping factor, canonical link.
 
-For the logit and log links the observed and expected information agree, so
-at the conditional modes ``u_j = T' a_j`` (with ``a_j = sum_i s_i z_i``, the
+At the conditional modes ``u_j = T' a_j`` (with ``a_j = sum_i s_i z_i``, the
 scores ``s_i = w_i (y_i - mu_i)``) and, per level, ``M_j = T' A_j T + I``
 with ``A_j = sum_i w_i z_i z_i'`` in the IRLS weights.  The deviance
 ``-2 l(u) + |u|^2 + sum_j log |M_j|`` then has the derivative
@@ -28,8 +27,8 @@ from scipy import linalg, sparse
 from . import _linalg as bl
 from ._covariance import lower_indices
 from ._design import _stacked_columns
+from ._family import EPS
 
-CANONICAL = {"logit", "log"}
 # The dense gradient of several factors: Q random effects in all, and the
 # (n, Q) leverage products it forms.
 DENSE_MAX_EFFECTS = 3000
@@ -38,7 +37,7 @@ DENSE_MAX_ENTRIES = 20_000_000
 
 def has_exact_gradient(rows, n_points):
     """Whether :func:`laplace_gradient` applies to this model."""
-    if n_points != 1 or rows.family.link.name not in CANONICAL:
+    if n_points != 1:
         return False
     if len(rows.factors) == 1:
         return True
@@ -46,11 +45,33 @@ def has_exact_gradient(rows, n_points):
     return Q <= DENSE_MAX_EFFECTS and Q * rows.n <= DENSE_MAX_ENTRIES
 
 
-def _weight_derivative(rows, mu):
-    """``d w / d eta`` of the IRLS weights ``w = w_prior b''(eta)``."""
-    if rows.family.link.name == "logit":
-        return rows.weights * mu * (1.0 - mu) * (1.0 - 2.0 * mu)
-    return rows.weights * mu
+def _row_terms(rows, eta):
+    """Per row: the score, the IRLS (expected) weights, the observed ones,
+    and the derivative of the IRLS weights, all in ``eta``.
+
+    With ``mu' = d mu / d eta``, ``mu''`` and ``V(mu)``: the score is
+    ``w (y - mu) mu' / V``, the IRLS weights ``w mu'^2 / V`` (those of the
+    Laplace term), the observed information ``w mu'^2 / V - (y - mu) d(mu' /
+    V) / d eta`` (that of the modes' stationarity).  For a canonical link
+    ``mu' = V`` and the two weights agree.
+    """
+    family, link = rows.family, rows.family.link
+    mu = link.inverse(eta)
+    d1 = link.derivative(eta)
+    d2 = link.second_derivative(eta, mu, d1)
+    V = np.maximum(family.variance(mu), EPS)
+    dV = family.variance_derivative(mu) * d1  # d V / d eta
+    w = rows.weights
+    ratio = d1 / V
+    score = w * (rows.y - mu) * ratio
+    expected = w * d1 * ratio
+    if link.name == family.canonical_link:  # mu' / V is one: no second term
+        observed = expected
+    else:
+        d_ratio = d2 / V - d1 * dV / (V * V)
+        observed = expected - w * (rows.y - mu) * d_ratio
+    d_expected = w * (2.0 * d1 * d2 / V - d1 * d1 * dV / (V * V))
+    return score, expected, observed, d_expected
 
 
 def _level_sums(codes, values, m):
@@ -68,14 +89,11 @@ def laplace_gradient(rows, theta, beta, modes):
     X = rows.X
     T = modes.fact.T[0]
     u = modes.u[0]  # (m, q)
-    mu = rows.family.link.inverse(modes.eta)
-    s = rows.weights * (rows.y - mu)
-    w = rows.weights * rows.family.variance(mu)
+    s, w, w_obs, w_deriv = _row_terms(rows, modes.eta)
     a = np.stack([_level_sums(codes, s * Z[:, r], m) for r in range(q)], axis=1)
-    A = np.empty((q, q, m))
-    for r in range(q):
-        for c in range(r, q):
-            A[r, c] = A[c, r] = _level_sums(codes, w * Z[:, r] * Z[:, c], m)
+    A = _level_grams(codes, Z, w, m)  # in the IRLS weights: the Laplace term
+    A_obs = A if w_obs is w else _level_grams(codes, Z, w_obs, m)
+    H_inv = _spherical_inverse(T, A_obs)  # the modes' stationarity
     M = bl.congruence(T, A)  # T' A_j T
     M[np.arange(q), np.arange(q)] += 1.0
     L = bl.cholesky(M)
@@ -88,19 +106,19 @@ def laplace_gradient(rows, theta, beta, modes):
         for c in range(r + 1):
             pair = Z[:, r] * Z[:, c] * P[r, c].take(codes)
             h += pair if r == c else 2.0 * pair
-    c_row = _weight_derivative(rows, mu) * h
+    c_row = w_deriv * h
     e = np.stack([_level_sums(codes, c_row * Z[:, r], m) for r in range(q)], axis=1)
-    # v_j = M_j^{-1} T' e_j, and T v_j.
+    # v_j = H_j^{-1} T' e_j, and T v_j.
     Te = e @ T  # rows: (T' e_j)'
-    v = np.einsum("abm,mb->ma", M_inv, Te)
+    v = np.einsum("abm,mb->ma", H_inv, Te)
     Tv = v @ T.T
     # beta: -2 X's + X'c - sum_j (T v_j)' B_j, with sum_j (T v_j)' B_j the
     # weighted sum over rows of (z_i . T v_j) x_i.
     zTv = sum(Z[:, r] * Tv[:, r].take(codes) for r in range(q))
-    grad_beta = X.T @ (-2.0 * s + c_row - w * zTv)
+    grad_beta = X.T @ (-2.0 * s + c_row - w_obs * zTv)
     # theta: per free entry (r, col) of T.
     G = np.einsum("abm,cb,cdm->adm", M_inv, T, A)  # M^{-1} T' A, (q, q, m)
-    ATv = np.einsum("abm,mb->ma", A, Tv)  # A_j T v_j
+    ATv = np.einsum("abm,mb->ma", A_obs, Tv)  # A_j T v_j, observed weights
     rows_idx, cols_idx = lower_indices(q, factor.diagonal)
     grad_theta = np.empty(rows_idx.size)
     for k, (r, col) in enumerate(zip(rows_idx, cols_idx)):
@@ -112,6 +130,25 @@ def laplace_gradient(rows, theta, beta, modes):
             - np.dot(ATv[:, r], u[:, col])
         )
     return np.concatenate([grad_theta, grad_beta])
+
+
+def _level_grams(codes, Z, weights, m):
+    """Per level ``sum_i w_i z_i z_i'``: (q, q, m)."""
+    q = Z.shape[1]
+    A = np.empty((q, q, m))
+    for r in range(q):
+        for c in range(r, q):
+            A[r, c] = A[c, r] = _level_sums(codes, weights * Z[:, r] * Z[:, c], m)
+    return A
+
+
+def _spherical_inverse(T, A):
+    """Per level ``(T' A_j T + I)^{-1}`` (not necessarily positive definite:
+    the observed information of a non-canonical link away from the mode)."""
+    q = T.shape[0]
+    H = bl.congruence(T, A)
+    H[np.arange(q), np.arange(q)] += 1.0
+    return np.linalg.inv(H.transpose(2, 0, 1)).transpose(1, 2, 0)
 
 
 def _dense_gradient(rows, modes):
@@ -140,9 +177,7 @@ def _dense_gradient(rows, modes):
         format="csr",
     )
     u = np.concatenate([u_f.ravel() for u_f in modes.u])
-    mu = rows.family.link.inverse(modes.eta)
-    s = rows.weights * (rows.y - mu)
-    w = rows.weights * rows.family.variance(mu)
+    s, w, w_obs, w_deriv = _row_terms(rows, modes.eta)
     ZL = (Z @ Lam).tocsr()
     A = (Z.T @ sparse.diags(w) @ Z).toarray()
     LtA = np.asarray(Lam.T @ A)  # Lambda' A, dense
@@ -151,13 +186,19 @@ def _dense_gradient(rows, modes):
     M_inv = linalg.cho_solve(chol, np.eye(Q))
     # Leverages h_i = z_i' Lambda M^{-1} Lambda' z_i.
     h = np.einsum("nq,nq->n", np.asarray(ZL @ M_inv), ZL.toarray())
-    c_row = _weight_derivative(rows, mu) * h
+    c_row = w_deriv * h
     a = Z.T @ s
     e = Z.T @ c_row
-    v = linalg.cho_solve(chol, Lam.T @ e)
+    if w_obs is w:
+        A_obs = A
+        v = linalg.cho_solve(chol, Lam.T @ e)
+    else:  # the modes' stationarity: the observed information
+        A_obs = (Z.T @ sparse.diags(w_obs) @ Z).toarray()
+        H = np.asarray(Lam.T @ (Lam.T @ A_obs).T).T + np.eye(Q)
+        v = np.linalg.solve(H, Lam.T @ e)
     Lv = Lam @ v
-    grad_beta = rows.X.T @ (-2.0 * s + c_row - w * (Z @ Lv))
-    ALv = A @ Lv
+    grad_beta = rows.X.T @ (-2.0 * s + c_row - w_obs * (Z @ Lv))
+    ALv = A_obs @ Lv
     grads, start = [], 0
     for f in rows.factors:
         q, m = f.n_terms, f.n_levels
