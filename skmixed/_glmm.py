@@ -666,6 +666,8 @@ class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
     ``exp(eta)``, glmer's ``re.form = NA``.
 
     Examples
+        if y.dtype == object:  # a formula's labels: booleans, strings, numbers
+            y = pd.Series(y).infer_objects().to_numpy()
     --------
     >>> import numpy as np
     >>> from skmixed import MixedPoissonRegressor

@@ -111,6 +111,7 @@ GUIDE_PAGES = [
     "diagnostics.md",
     "inference.md",
     "prediction.md",
+    "glmm.md",
     "dask.md",
     "explore.md",
 ]
