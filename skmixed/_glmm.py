@@ -24,8 +24,8 @@ from ._base import MixedModelFrontEnd
 from ._covariance import ThetaLayout, factor_to_theta, lower_indices, n_theta
 from ._design import (
     INTERCEPT,
+    RANK_TOLERANCE,
     dense_column,
-    independent_columns,
     order_factors,
     random_columns,
 )
@@ -131,7 +131,7 @@ class _MixedGLM(MixedModelFrontEnd):
         fit_intercept = self._spec.fit_intercept
         names = [INTERCEPT] * fit_intercept + list(self._spec.features)
         columns, center, scale = _standardized(X, fit_intercept)
-        kept = independent_columns(columns.T @ columns)
+        kept = _independent_columns(columns)
         if len(kept) < columns.shape[1]:
             dropped = [nm for j, nm in enumerate(names) if j not in set(kept)]
             warnings.warn(
@@ -753,6 +753,36 @@ def _standardized(X, fit_intercept):
     if fit_intercept:
         columns = np.column_stack([np.ones(n), columns])
     return columns, center, scale
+
+
+def _independent_columns(columns, tol=RANK_TOLERANCE):
+    """Indices of linearly independent columns, in order (R's ``qr``, tol 1e-7).
+
+    A column is kept when the part of it the columns kept before it do not
+    explain has a norm above ``tol`` times its own.  The residuals come from
+    the triangular factor of a Householder QR (its columns have the data's
+    geometry), by Gram-Schmidt with reorthogonalisation: accurate to rounding,
+    where the cross-product matrix squares the condition number and, with as
+    many columns as rows, keeps a dependent column whose IRLS system is then
+    singular.
+    """
+    if columns.shape[1] == 0:
+        return []
+    (R,) = linalg.qr(columns, mode="r", check_finite=False)
+    basis = np.zeros((R.shape[0], 0))
+    kept = []
+    for j in range(R.shape[1]):
+        v = R[:, j].copy()
+        norm = np.linalg.norm(v)
+        if norm == 0:
+            continue
+        for _ in range(2):
+            v -= basis @ (basis.T @ v)
+        residual = np.linalg.norm(v)
+        if residual > tol * norm:
+            kept.append(j)
+            basis = np.column_stack([basis, v / residual])
+    return kept
 
 
 def _unscaling(center, scale, fit_intercept):
