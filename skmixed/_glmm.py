@@ -143,6 +143,10 @@ class _MixedGLM(MixedModelFrontEnd):
             )
         ordered = order_factors(factors)
         family = make_family(self._family_name, self._link())
+        # Slopes are fitted per unit of their column's root mean square, so
+        # that theta is of order one whatever the units of the data.
+        z_scale = {f.name: _slope_scale(frame.Z, f) for f in ordered}
+        self._z_scale = z_scale
         weights = np.ones(n) if frame.weights is None else frame.weights
         offset = np.zeros(n) if frame.offset is None else frame.offset
         rows = Rows(
@@ -151,7 +155,7 @@ class _MixedGLM(MixedModelFrontEnd):
             weights,
             offset,
             [codes[f.name] for f in ordered],
-            [random_columns(frame.Z, f, np.ones(f.n_terms)) for f in ordered],
+            [random_columns(frame.Z, f, z_scale[f.name]) for f in ordered],
             ordered,
             family,
             family.log_constant(frame.y, weights),
@@ -221,7 +225,7 @@ class _MixedGLM(MixedModelFrontEnd):
         if ordered:
             cond = _conditional_variance_blocks(fact, ordered)
         for k, f in enumerate(ordered):
-            T = fact.T[k]
+            T = fact.T[k] / self._z_scale[f.name][:, None]  # the data's units
             b = outcome.modes.u[k] @ T.T
             cond_cov = np.einsum("ij,mjk,lk->mil", T, cond[k], T)
             by_name[f.name] = (f, T, b, cond_cov)
@@ -319,6 +323,18 @@ class _MixedGLM(MixedModelFrontEnd):
 
     # ----------------------------------------------------------- prediction
 
+        if _degenerate_fitted_values(self._family, self.fitted_values_):
+            what = "probabilities" if self._family.name == "binomial" else "means"
+            values = "0 or 1" if self._family.name == "binomial" else "0"
+            warnings.warn(
+                f"fitted {what} numerically {values} occurred (R's glm warning): "
+                "the response is (quasi-)completely separated, by the fixed "
+                "effects or within groups, and the estimates of the coefficients "
+                "or random effects involved grow without bound; their standard "
+                "errors are meaningless.",
+                UserWarning,
+                stacklevel=4,
+            )
     def _linear_predictor(self, X, groups, random_effects, offset, unseen="warn"):
         """The linear predictor and the variance of its unknown random part.
 
@@ -807,3 +823,20 @@ def _theta_names(factors):
             else:
                 names.append(f"{f.name}.{f.term_names[r]}.{f.term_names[c]}")
     return names
+def _degenerate_fitted_values(family, mu, tol=1e-10):
+    """Fitted values at the edge of the family's range: separation."""
+    if family.name == "binomial":
+        return bool(np.any((mu < tol) | (mu > 1.0 - tol)))
+    return bool(np.any(mu < tol))
+
+
+def _slope_scale(Z, factor):
+    """Per term of a factor: 1 for the intercept, a slope column's RMS."""
+    scale = [1.0] * factor.intercept
+    for j in factor.slope_columns:
+        column = dense_column(Z, j)
+        rms = float(np.sqrt(np.mean(column * column))) if column.size else 0.0
+        scale.append(rms if rms > 0 else 1.0)
+    return np.asarray(scale)
+
+
