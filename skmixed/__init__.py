@@ -5,6 +5,12 @@ from ._explore import explore
 from ._glmm import MixedLogisticRegression, MixedPoissonRegressor
 from ._mixed import MixedLinearRegressor
 from ._pooling import CompletePoolingRegressor, NoPoolingRegressor
+from ._pooling_glm import (
+    CompletePoolingLogisticRegression,
+    CompletePoolingPoissonRegressor,
+    NoPoolingLogisticRegression,
+    NoPoolingPoissonRegressor,
+)
 from .inference import (
     anova,
     contrasts,
@@ -18,10 +24,14 @@ from .inference import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompletePoolingLogisticRegression",
+    "CompletePoolingPoissonRegressor",
     "CompletePoolingRegressor",
     "MixedLinearRegressor",
     "MixedLogisticRegression",
     "MixedPoissonRegressor",
+    "NoPoolingLogisticRegression",
+    "NoPoolingPoissonRegressor",
     "NoPoolingRegressor",
     "__version__",
     "anova",

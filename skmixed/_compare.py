@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.metrics import check_scoring
+from sklearn.metrics import check_scoring, d2_tweedie_score, make_scorer
 from sklearn.model_selection import KFold, check_cv
 from sklearn.pipeline import Pipeline
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
+from ._glmm import MixedLogisticRegression, MixedPoissonRegressor
 from ._groups import check_groups
 from ._mixed import MixedLinearRegressor
 from ._pooling import (
@@ -19,11 +21,40 @@ from ._pooling import (
     NoPoolingRegressor,
     single_factor_formula,
 )
+from ._pooling_glm import (
+    CompletePoolingLogisticRegression,
+    CompletePoolingPoissonRegressor,
+    NoPoolingLogisticRegression,
+    NoPoolingPoissonRegressor,
+)
 from ._sklearn import split_group_columns
 from ._spec import _formula_frame, formula_spec
 from .exceptions import UnseenLevelsWarning
 
 STRATEGIES = ("complete pooling", "partial pooling", "no pooling")
+# Per family: the default (mixed, no pooling, complete pooling) estimators.
+FAMILIES = {
+    "gaussian": (MixedLinearRegressor, NoPoolingRegressor, CompletePoolingRegressor),
+    "binomial": (
+        MixedLogisticRegression,
+        NoPoolingLogisticRegression,
+        CompletePoolingLogisticRegression,
+    ),
+    "poisson": (
+        MixedPoissonRegressor,
+        NoPoolingPoissonRegressor,
+        CompletePoolingPoissonRegressor,
+    ),
+}
+# scoring="auto": the metrics each family is compared on.
+AUTO_SCORING = {
+    "gaussian": ("neg_mean_squared_error", "r2"),
+    "binomial": ("neg_log_loss", "roc_auc"),
+    "poisson": {
+        "neg_mean_poisson_deviance": "neg_mean_poisson_deviance",
+        "d2_poisson": make_scorer(d2_tweedie_score, power=1),
+    },
+}
 
 
 def compare_pooling(
@@ -34,10 +65,11 @@ def compare_pooling(
     formula=None,
     preprocessor=None,
     cv=5,
-    scoring=("neg_mean_squared_error", "r2"),
+    scoring="auto",
     mixed=None,
     no_pooling=None,
     complete_pooling=None,
+    family=None,
     random_state=0,
 ):
     """Cross-validate complete, partial (mixed model) and no pooling side by side.
@@ -59,6 +91,15 @@ def compare_pooling(
     (the only one, usually; the outermost of ``(1 | a/b)``).  Every
     estimator reads its columns, grouping factor included, from the rows of
     ``X`` in each fold.
+
+    With a ``preprocessor`` (a ``ColumnTransformer`` that one-hot encodes the
+    For a binary target (two distinct values: 0/1, booleans, two labels)
+    the three strategies are the logistic ones,
+    :class:`CompletePoolingLogisticRegression`,
+    :class:`MixedLogisticRegression` and :class:`NoPoolingLogisticRegression`,
+    compared on log loss and ROC AUC; for counts (``family="poisson"``, or a
+    :class:`MixedPoissonRegressor` as ``mixed``) the Poisson ones, on the
+    Poisson deviance and D^2.
 
     With a ``preprocessor`` (a ``ColumnTransformer`` that one-hot encodes the
     string columns and scales the numeric ones, say) the data are raw
@@ -118,25 +159,39 @@ def compare_pooling(
         better?".  Pass ``GroupKFold(k)`` to ask it for new groups.  Any
         scikit-learn splitter or an iterable of (train, test) indices works;
         the splits are drawn once and reused for all three strategies.
-    scoring : str, callable, list, tuple, dict or None, \
-            default=("neg_mean_squared_error", "r2")
+    scoring : "auto", str, callable, list, tuple, dict or None, default="auto"
         scikit-learn scoring: one scorer name or callable, several names, or
-        a dict ``{name: scorer}``.  None uses the estimators' ``score`` (R^2).
+        a dict ``{name: scorer}``.  ``"auto"``: ``("neg_mean_squared_error",
+        "r2")`` for a continuous target, ``("neg_log_loss", "roc_auc")`` for a
+        binary one, ``neg_mean_poisson_deviance`` and ``d2_poisson`` (the
+        share of Poisson deviance explained) for counts.  None uses the
+        estimators' ``score`` (R^2, accuracy, D^2).
         A single callable or None is reported as metric ``"score"``.
         As everywhere in scikit-learn, higher is better
         (``neg_mean_squared_error`` is minus the MSE).
-    mixed : MixedLinearRegressor, default=None
-        The partial-pooling model (cloned); None is
-        ``MixedLinearRegressor()``, a random intercept per group.
-    no_pooling : NoPoolingRegressor, default=None
-        None is ``NoPoolingRegressor`` with ``group_slopes`` set to the mixed
-        model's ``random_slopes`` (when that is not a dict), so that both
-        let the same slopes vary.
-    complete_pooling : CompletePoolingRegressor, default=None
-        None is ``CompletePoolingRegressor()``.  With ``formula``, each of the
+    mixed : MixedLinearRegressor, MixedLogisticRegression or \
+            MixedPoissonRegressor, default=None
+        The partial-pooling model (cloned); None is the family's mixed model
+        with a random intercept per group (``MixedLinearRegressor()`` for a
+        continuous target).
+    no_pooling : NoPoolingRegressor, NoPoolingLogisticRegression or \
+            NoPoolingPoissonRegressor, default=None
+        None is the family's no-pooling model with ``group_slopes`` set to
+        the mixed model's ``random_slopes`` (when that is not a dict), so
+        that both let the same slopes vary, and its ``link``.
+    complete_pooling : CompletePoolingRegressor, \
+            CompletePoolingLogisticRegression or \
+            CompletePoolingPoissonRegressor, default=None
+        None is the family's complete-pooling model (with the mixed model's
+        ``link``).  With ``formula``, each of the
         three estimators that has no formula of its own is given one: the
         formula (the mixed model, complete pooling) or its first grouping
         factor's part (no pooling).
+    family : {"gaussian", "binomial", "poisson"} or None, default=None
+        The kind of target, which chooses the default estimators and
+        metrics.  None: that of ``mixed`` when given, else ``"binomial"``
+        for a target with two distinct values and ``"gaussian"`` otherwise
+        (counts need ``family="poisson"`` or a ``MixedPoissonRegressor``).
     random_state : int, RandomState or None, default=0
         Shuffling of the default ``KFold``.
 
@@ -207,6 +262,15 @@ def compare_pooling(
     ... )
     >>> results.loc[results["mean"].idxmax(), "strategy"]
     'partial pooling'
+
+    A binary target: the logistic strategies, on log loss and ROC AUC:
+
+    >>> y_binary = y > 0
+    >>> results = compare_pooling(X, y_binary, groups)
+    >>> results[["strategy", "metric"]].head(2)
+               strategy        metric
+    0  complete pooling  neg_log_loss
+    1  complete pooling       roc_auc
     """
     if formula is None and mixed is not None:
         formula = mixed.get_params().get("formula")
@@ -220,11 +284,17 @@ def compare_pooling(
         )
     if formula is not None:
         data, y, split_groups = _formula_data(X, y, groups, formula)
-        estimators = _formula_strategies(formula, mixed, no_pooling, complete_pooling)
-    else:
-        data, y, split_groups, estimators = _array_setup(
-            X, y, groups, mixed, no_pooling, complete_pooling, preprocessor
+        family = _resolve_family(family, mixed, y)
+        estimators = _formula_strategies(
+            formula, mixed, no_pooling, complete_pooling, family
         )
+    else:
+        family = _resolve_family(family, mixed, y)
+        data, y, split_groups, estimators = _array_setup(
+            X, y, groups, mixed, no_pooling, complete_pooling, preprocessor, family
+        )
+    if isinstance(scoring, str) and scoring == "auto":
+        scoring = AUTO_SCORING[family]
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         cv = KFold(cv, shuffle=True, random_state=random_state)
     splitter = check_cv(cv)
@@ -240,7 +310,30 @@ def compare_pooling(
     return _tidy(scores, len(splits))
 
 
-def _array_setup(X, y, groups, mixed, no_pooling, complete_pooling, preprocessor):
+def _resolve_family(family, mixed, y):
+    """The family asked for, that of ``mixed``, or the target's kind."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(
+            f"family must be one of {list(FAMILIES)} or None; got {family!r}."
+        )
+    if mixed is not None:
+        owners = [n for n, classes in FAMILIES.items() if isinstance(mixed, classes[0])]
+        own = owners[0] if owners else None
+        if family is not None and own is not None and own != family:
+            raise ValueError(
+                f"family={family!r} but mixed is a {type(mixed).__name__} "
+                f"({own!r}); leave family=None to take the mixed model's."
+            )
+        family = family or own
+    if family is None and y is not None:
+        values = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        family = "binomial" if type_of_target(values) == "binary" else "gaussian"
+    return family or "gaussian"
+
+
+def _array_setup(
+    X, y, groups, mixed, no_pooling, complete_pooling, preprocessor, family
+):
     """Features and group columns in one frame; estimators reading them.
 
     With a preprocessor, a polars ``X`` stays a polars frame (the
@@ -255,7 +348,7 @@ def _array_setup(X, y, groups, mixed, no_pooling, complete_pooling, preprocessor
     X_frame, y, group_frame = _as_frames(X, y, groups, polars=preprocessor is not None)
     data = _with_columns(X_frame, group_frame)
     group_names = list(group_frame.columns)
-    estimators = _strategies(mixed, no_pooling, complete_pooling)
+    estimators = _strategies(mixed, no_pooling, complete_pooling, family)
     for name, estimator in estimators.items():
         estimators[name] = clone(estimator).set_params(group_column=group_names)
     if preprocessor is not None:
@@ -273,10 +366,14 @@ def _formula_data(X, y, groups, formula):
             f"the formula {formula!r} has no random-effect term (... | g): "
             "compare_pooling needs a grouping factor to pool over."
         )
-    model_frame = spec.model_frame(frame, with_response=y is None)
+    # The response as it is (class labels of a binary target too): the
+    # estimators check it.
+    model_frame = spec.model_frame(frame, with_response=y is None, labels=True)
     keep = model_frame.complete
     if y is None:
         y = model_frame.y
+        if y.dtype == object:  # labels: booleans read as objects
+            y = pd.Series(y).infer_objects().to_numpy()
     else:
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if y.shape[0] != keep.shape[0]:
@@ -298,20 +395,34 @@ def _formula_data(X, y, groups, formula):
     return frame[keep].reset_index(drop=True), y, labels
 
 
-def _formula_strategies(formula, mixed, no_pooling, complete_pooling):
+def _formula_strategies(formula, mixed, no_pooling, complete_pooling, family):
     """The three estimators, each given the formula unless it has its own."""
+    mixed_class, no_pooling_class, complete_class = FAMILIES[family]
+    link = _link(mixed)
     given = {
-        "complete pooling": (complete_pooling, CompletePoolingRegressor, formula),
-        "partial pooling": (mixed, MixedLinearRegressor, formula),
-        "no pooling": (no_pooling, NoPoolingRegressor, single_factor_formula(formula)),
+        "complete pooling": (complete_pooling, complete_class, formula),
+        "partial pooling": (mixed, mixed_class, formula),
+        "no pooling": (no_pooling, no_pooling_class, single_factor_formula(formula)),
     }
     estimators = {}
     for name, (estimator, default, own) in given.items():
-        estimator = default() if estimator is None else clone(estimator)
+        estimator = _default(default, link) if estimator is None else clone(estimator)
         if estimator.get_params().get("formula") is None:
             estimator.set_params(formula=own)
         estimators[name] = estimator
     return estimators
+
+
+def _link(mixed):
+    """The mixed model's link, for the baselines (None: the family's default)."""
+    return None if mixed is None else mixed.get_params().get("link")
+
+
+def _default(estimator_class, link, **params):
+    """A default baseline, with the mixed model's link when it has one."""
+    if link is not None and "link" in estimator_class().get_params():
+        params["link"] = link
+    return estimator_class(**params)
 
 
 def _as_frames(X, y, groups, polars=False):
@@ -349,15 +460,19 @@ def _as_frames(X, y, groups, polars=False):
     return X_frame, y, group_frame
 
 
-def _strategies(mixed, no_pooling, complete_pooling):
-    mixed = MixedLinearRegressor() if mixed is None else mixed
+def _strategies(mixed, no_pooling, complete_pooling, family="gaussian"):
+    mixed_class, no_pooling_class, complete_class = FAMILIES[family]
+    mixed = mixed_class() if mixed is None else mixed
+    link = _link(mixed)
     if no_pooling is None:
         slopes = mixed.get_params().get("random_slopes")
-        no_pooling = NoPoolingRegressor(
-            group_slopes=None if isinstance(slopes, dict) else slopes
+        no_pooling = _default(
+            no_pooling_class,
+            link,
+            group_slopes=None if isinstance(slopes, dict) else slopes,
         )
     if complete_pooling is None:
-        complete_pooling = CompletePoolingRegressor()
+        complete_pooling = _default(complete_class, link)
     return dict(zip(STRATEGIES, (complete_pooling, mixed, no_pooling)))
 
 
@@ -569,7 +684,12 @@ def _cross_validate(estimator, data, y, splits, scoring):
     scorer = check_scoring(estimator, scoring=scoring)
     scores = {}
     for train, test in splits:
-        fitted = clone(estimator).fit(_rows(data, train), y[train])
+        with warnings.catch_warnings():
+            # A no-pooling fit of small groups meets groups whose outcomes
+            # are all alike (infinite estimates): its scores show the cost.
+            warnings.filterwarnings("ignore", ".* have outcomes all ")
+            warnings.filterwarnings("ignore", "fitted (probabilities|means) numer")
+            fitted = clone(estimator).fit(_rows(data, train), y[train])
         with warnings.catch_warnings():
             # Unseen test groups are the point of a grouped comparison.
             warnings.simplefilter("ignore", UnseenLevelsWarning)

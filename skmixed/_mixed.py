@@ -301,6 +301,14 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
             spec, frame = self._formula_model_frame(X, y, groups)
         else:
             spec, frame = self._array_model_frame(X, y, groups)
+        if np.unique(frame.y).size == 2:  # 0/1 or booleans: a binary target
+            warnings.warn(
+                "y has two distinct values: a binary target. MixedLinearRegressor "
+                "fits a linear probability model (predictions may leave [0, 1]); "
+                "MixedLogisticRegression models the log-odds (glmer's binomial).",
+                UserWarning,
+                stacklevel=2,
+            )
         # All rows have fitted values; those of weight zero carry no
         # information, so the statistics (and the levels) are the others'.
         rows = with_row_metadata(frame, sample_weight, offset, keep_zero_weights=True)

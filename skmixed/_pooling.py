@@ -323,7 +323,8 @@ def _formula_model_frame(estimator, X, y, groups, formula):
     validate_data(estimator, X, skip_check_array=True)
     spec = formula_spec(formula, X)
     check_formula_spec(spec, y, random_terms=False)
-    return spec, training_frame(spec, X, y, stacklevel=4)
+    labels = not estimator._numeric_target  # a classifier's response: labels
+    return spec, training_frame(spec, X, y, stacklevel=4, labels=labels)
 
 
 def _check_formula_params(estimator, defaults):
@@ -341,8 +342,15 @@ def _check_formula_params(estimator, defaults):
 # --------------------------------------------------------------------------
 
 
-class _GroupedLinearModel(RegressorMixin, BaseEstimator):
-    """What the baselines share: ``groups``, ``group_column``, formulas, R^2."""
+class _GroupedModel(BaseEstimator):
+    """What the baselines share: ``groups``, ``group_column``, formulas.
+
+    The linear baselines and the generalised ones
+    (:mod:`skmixed._pooling_glm`) differ in the solver (``_solve_line``,
+    ``_solve_lines``) and in what they predict from the linear predictor.
+    """
+
+    _numeric_target = True  # a classifier keeps its labels
 
     def _validate_fit_data(self, X, y, groups):
         validate_params(self)
@@ -352,7 +360,7 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
             self,
             no_column_frame_as_array(X),
             y,
-            y_numeric=True,
+            y_numeric=self._numeric_target,
             dtype=np.float64,
             ensure_min_features=0 if groups is not None else 1,
         )
@@ -376,6 +384,33 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{j}" for j in range(n_features)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # A formula model takes raw data frames: strings, categoricals and
+        # missing values (rows left out, as lme4's na.omit).
+        raw = self.formula is not None
+        tags.input_tags.allow_nan = raw
+        tags.input_tags.string = raw
+        tags.input_tags.categorical = raw
+        return tags
+
+
+class _GroupedLinearModel(RegressorMixin, _GroupedModel):
+    """The linear baselines: least squares, scored by R^2."""
+
+    @staticmethod
+    def _solve_line(X, y, weights, fit_intercept):
+        """One least-squares line and the columns dropped (``weights`` unused)."""
+        if fit_intercept:
+            lines, _, dropped = fit_group_lines(X, y, np.zeros(len(y), np.intp), 1, [])
+            return lines[0], dropped
+        return fit_line_through_origin(X, y)
+
+    @staticmethod
+    def _solve_lines(X, y, weights, codes, n_levels, slopes, reference):
+        """A least-squares line per level (``weights`` unused)."""
+        return fit_group_lines(X, y, codes, n_levels, slopes, reference=reference)
 
     def score(self, X, y=None, groups=None, sample_weight=None):
         """R^2 of ``predict(X, groups)``.
@@ -406,16 +441,6 @@ class _GroupedLinearModel(RegressorMixin, BaseEstimator):
         y, y_pred, weight = scored_rows(self._spec, X, y, y_pred, sample_weight)
         return r2_score(y, y_pred, sample_weight=weight)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # A formula model takes raw data frames: strings, categoricals and
-        # missing values (rows left out, as lme4's na.omit).
-        raw = self.formula is not None
-        tags.input_tags.allow_nan = raw
-        tags.input_tags.string = raw
-        tags.input_tags.categorical = raw
-        return tags
-
 
 def _on_complete_rows(frame, values):
     """Predictions for every row given: NaN where the formula misses a value."""
@@ -424,7 +449,44 @@ def _on_complete_rows(frame, values):
     return y
 
 
-class CompletePoolingRegressor(_GroupedLinearModel):
+class _CompletePoolingModel(_GroupedModel):
+    """One line for every group: the data, the fit and the linear predictor."""
+
+    def _fit_data(self, X, y, groups):
+        """Features, response, names, intercept and the formula's kept rows."""
+        if self.formula is not None:
+            return self._formula_data(X, y, groups)
+        X, y, _ = self._validate_fit_data(X, y, groups)
+        return X, y, self._feature_names(X.shape[1]), self.fit_intercept, None
+
+    def _fit_line(self, X, y, weights, names, fit_intercept):
+        line, dropped = self._solve_line(X, y, weights, fit_intercept)
+        _warn_dropped(dropped, names, "the model matrix is rank deficient")
+        self.intercept_ = float(line[0])
+        self.coef_ = line[1:]
+        return self
+
+    def _formula_data(self, X, y, groups):
+        """The fixed part's model matrix, response, names, intercept, kept rows."""
+        validate_params(self)
+        _check_formula_params(self, {"fit_intercept": True, "group_column": None})
+        spec, frame = _formula_model_frame(
+            self, X, y, groups, fixed_formula(self.formula)
+        )
+        self._spec = spec
+        self.feature_names_ = list(spec.features)
+        return frame.X, frame.y, self.feature_names_, spec.fit_intercept, frame.complete
+
+    def _line_prediction(self, X, groups):
+        """``intercept_ + X coef_`` (NaN for a formula's incomplete rows)."""
+        if getattr(self, "_spec", None) is not None:
+            frame = self._formula_predict_frame(X, groups)
+            return _on_complete_rows(frame, self.intercept_ + frame.X @ self.coef_)
+        X, _ = self._validate_predict_data(X, groups)
+        return self.intercept_ + X @ self.coef_
+
+
+class CompletePoolingRegressor(_GroupedLinearModel, _CompletePoolingModel):
     """Ordinary least squares that ignores the groups (complete pooling).
 
     One regression line for every group: the baseline a mixed model improves
@@ -539,31 +601,8 @@ class CompletePoolingRegressor(_GroupedLinearModel):
         -------
         self : CompletePoolingRegressor
         """
-        if self.formula is not None:
-            X, y, names, fit_intercept = self._formula_data(X, y, groups)
-        else:
-            X, y, _ = self._validate_fit_data(X, y, groups)
-            names, fit_intercept = self._feature_names(X.shape[1]), self.fit_intercept
-        if fit_intercept:
-            lines, _, dropped = fit_group_lines(X, y, np.zeros(len(y), np.intp), 1, [])
-            line = lines[0]
-        else:
-            line, dropped = fit_line_through_origin(X, y)
-        _warn_dropped(dropped, names, "the model matrix is rank deficient")
-        self.intercept_ = float(line[0])
-        self.coef_ = line[1:]
-        return self
-
-    def _formula_data(self, X, y, groups):
-        """The fixed part's model matrix, response, names and intercept."""
-        validate_params(self)
-        _check_formula_params(self, {"fit_intercept": True, "group_column": None})
-        spec, frame = _formula_model_frame(
-            self, X, y, groups, fixed_formula(self.formula)
-        )
-        self._spec = spec
-        self.feature_names_ = list(spec.features)
-        return frame.X, frame.y, self.feature_names_, spec.fit_intercept
+        X, y, names, fit_intercept, _ = self._fit_data(X, y, groups)
+        return self._fit_line(X, y, None, names, fit_intercept)
 
     def predict(self, X, groups=None):
         """Predict with the single line.
@@ -581,14 +620,120 @@ class CompletePoolingRegressor(_GroupedLinearModel):
         y_pred : ndarray of shape (n_samples,)
             With ``formula``, NaN for rows missing a value the formula uses.
         """
-        if getattr(self, "_spec", None) is not None:
+        return self._line_prediction(X, groups)
+
+
+class _NoPoolingModel(_GroupedModel):
+    """A line per group: the data, the fit and the linear predictor."""
+
+    def _fit_data(self, X, y, groups):
+        """Features, response, names, group-slope columns, labels, levels, rows."""
+        if self.formula is not None:
+            return self._formula_data(X, y, groups)
+        return self._array_data(X, y, groups)
+
+    def _fit_groups(self, X, y, weights, names, slopes, labels, levels):
+        """The pooled line, then one line per level (the pooled one without)."""
+        self._unseen = self.unseen  # predict reads the fitted choice
+        zeros = np.zeros(len(y), np.intp)
+        pooled, _, dropped = self._solve_lines(X, y, weights, zeros, 1, [], None)
+        self.pooled_intercept_, self.pooled_coef_ = float(pooled[0, 0]), pooled[0, 1:]
+        if labels is None:
+            warnings.warn(
+                "fit() was called without groups: the model is the complete-pooling "
+                "regression. Pass groups=... to fit one line per group.",
+                UserWarning,
+                stacklevel=3,
+            )
+            _warn_dropped(dropped, names, "the model matrix is rank deficient")
+            self._set_lines(None, pd.Index([]), pooled[:0], names)
+            self.intercept_, self.coef_ = self.pooled_intercept_, self.pooled_coef_
+            return self
+        if levels is None:
+            codes, levels = encode_levels(labels)
+        else:  # a formula's factor: lme4's order of the levels
+            codes = lookup_levels(labels, levels)
+        lines, estimable, dropped = self._solve_lines(
+            X, y, weights, codes, len(levels), slopes, pooled[0]
+        )
+        _warn_dropped(
+            dropped, names, "some columns are constant within every group or collinear"
+        )
+        _warn_not_estimable(estimable, [names[j] for j in slopes])
+        self._set_lines(labels.name, levels, lines, names)
+        self._set_means(lines, estimable, slopes)
+        return self
+
+    def _array_data(self, X, y, groups):
+        """Features, response, names, group-slope columns, labels (or None), None."""
+        X, y, frame = self._validate_fit_data(X, y, groups)
+        slopes = column_indices(
+            self.group_slopes,
+            getattr(self, "feature_names_in_", []),
+            X.shape[1],
+            parameter="group_slopes",
+        )
+        labels = None if frame is None else _single_factor(frame)
+        return X, y, self._feature_names(X.shape[1]), slopes, labels, None, None
+
+    def _formula_data(self, X, y, groups):
+        """As ``_array_data`` from a formula, with the factor's levels and rows."""
+        validate_params(self)
+        _check_formula_params(self, {"group_slopes": None, "group_column": None})
+        spec, frame = _formula_model_frame(self, X, y, groups, self.formula)
+        factor = _formula_factor(spec)
+        self._spec = spec
+        D, names, slopes = group_design(spec, frame, factor)
+        levels = pd.Index(spec.group_levels[factor])
+        labels = frame.groups[factor]
+        return D, frame.y, names, slopes, labels, levels, frame.complete
+
+    def _set_lines(self, factor, levels, lines, names):
+        self.group_coef_ = pd.DataFrame(
+            lines, index=levels, columns=[INTERCEPT, *names]
+        )
+        self.groups_ = {} if factor is None else {factor: levels}
+        self.n_groups_ = {name: len(ix) for name, ix in self.groups_.items()}
+
+    def _set_means(self, lines, estimable, slopes):
+        """lmList's ``fixef``: column means over the levels that estimate them."""
+        mask = np.ones(lines.shape, dtype=bool)
+        mask[:, [1 + j for j in slopes]] = estimable[:, 1:]
+        counts = mask.sum(axis=0)
+        pooled = np.concatenate([[self.pooled_intercept_], self.pooled_coef_])
+        sums = np.where(mask, lines, 0.0).sum(axis=0)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), pooled)
+        self.intercept_, self.coef_ = float(means[0]), means[1:]
+
+    def _line_prediction(self, X, groups):
+        """Each row's level's line (NaN for a formula's incomplete rows)."""
+        spec = getattr(self, "_spec", None)
+        if spec is not None:
             frame = self._formula_predict_frame(X, groups)
-            return _on_complete_rows(frame, self.intercept_ + frame.X @ self.coef_)
-        X, _ = self._validate_predict_data(X, groups)
-        return self.intercept_ + X @ self.coef_
+            factor = spec.terms[0].factor
+            D, _, _ = group_design(spec, frame, factor)
+            return _on_complete_rows(frame, self._predict_lines(D, frame.groups))
+        X, frame = self._validate_predict_data(X, groups)
+        return self._predict_lines(X, frame)
+
+    def _predict_lines(self, X, frame):
+        """Each row's own level's line; the pooled line for unseen levels."""
+        y_pred = self.pooled_intercept_ + X @ self.pooled_coef_
+        if not self.groups_:  # fitted without groups: one line for everyone
+            return y_pred
+        codes = np.full(X.shape[0], -1, dtype=np.intp)
+        if frame is not None:
+            codes = lookup_levels(_single_factor(frame), self.group_coef_.index)
+        if self._unseen == "error" and np.any(codes < 0):
+            raise ValueError(_unseen_message(frame, codes))
+        lines = self.group_coef_.to_numpy()
+        seen = codes >= 0
+        own = lines[codes[seen]]
+        y_pred[seen] = own[:, 0] + np.einsum("ij,ij->i", X[seen], own[:, 1:])
+        return y_pred
 
 
-class NoPoolingRegressor(_GroupedLinearModel):
+class NoPoolingRegressor(_GroupedLinearModel, _NoPoolingModel):
     """A separate regression line per group, as fixed effects (no pooling).
 
     Every level of the grouping factor gets its own intercept, and its own
@@ -750,76 +895,8 @@ class NoPoolingRegressor(_GroupedLinearModel):
         -------
         self : NoPoolingRegressor
         """
-        data = self._formula_data if self.formula is not None else self._array_data
-        X, y, names, slopes, labels, levels = data(X, y, groups)
-        self._unseen = self.unseen  # predict reads the fitted choice
-        pooled, _, dropped = fit_group_lines(X, y, np.zeros(len(y), np.intp), 1, [])
-        self.pooled_intercept_, self.pooled_coef_ = float(pooled[0, 0]), pooled[0, 1:]
-        if labels is None:
-            warnings.warn(
-                "fit() was called without groups: the model is the complete-pooling "
-                "regression. Pass groups=... to fit one line per group.",
-                UserWarning,
-                stacklevel=2,
-            )
-            _warn_dropped(dropped, names, "the model matrix is rank deficient")
-            self._set_lines(None, pd.Index([]), pooled[:0], names)
-            self.intercept_, self.coef_ = self.pooled_intercept_, self.pooled_coef_
-            return self
-        if levels is None:
-            codes, levels = encode_levels(labels)
-        else:  # a formula's factor: lme4's order of the levels
-            codes = lookup_levels(labels, levels)
-        lines, estimable, dropped = fit_group_lines(
-            X, y, codes, len(levels), slopes, reference=pooled[0]
-        )
-        _warn_dropped(
-            dropped, names, "some columns are constant within every group or collinear"
-        )
-        _warn_not_estimable(estimable, [names[j] for j in slopes])
-        self._set_lines(labels.name, levels, lines, names)
-        self._set_means(lines, estimable, slopes)
-        return self
-
-    def _array_data(self, X, y, groups):
-        """Features, response, names, group-slope columns, labels (or None), None."""
-        X, y, frame = self._validate_fit_data(X, y, groups)
-        slopes = column_indices(
-            self.group_slopes,
-            getattr(self, "feature_names_in_", []),
-            X.shape[1],
-            parameter="group_slopes",
-        )
-        labels = None if frame is None else _single_factor(frame)
-        return X, y, self._feature_names(X.shape[1]), slopes, labels, None
-
-    def _formula_data(self, X, y, groups):
-        """As ``_array_data`` from a formula, with the factor's levels."""
-        validate_params(self)
-        _check_formula_params(self, {"group_slopes": None, "group_column": None})
-        spec, frame = _formula_model_frame(self, X, y, groups, self.formula)
-        factor = _formula_factor(spec)
-        self._spec = spec
-        D, names, slopes = group_design(spec, frame, factor)
-        levels = pd.Index(spec.group_levels[factor])
-        return D, frame.y, names, slopes, frame.groups[factor], levels
-
-    def _set_lines(self, factor, levels, lines, names):
-        self.group_coef_ = pd.DataFrame(
-            lines, index=levels, columns=[INTERCEPT, *names]
-        )
-        self.groups_ = {} if factor is None else {factor: levels}
-        self.n_groups_ = {name: len(ix) for name, ix in self.groups_.items()}
-
-    def _set_means(self, lines, estimable, slopes):
-        """lmList's ``fixef``: column means over the levels that estimate them."""
-        mask = np.ones(lines.shape, dtype=bool)
-        mask[:, [1 + j for j in slopes]] = estimable[:, 1:]
-        counts = mask.sum(axis=0)
-        pooled = np.concatenate([[self.pooled_intercept_], self.pooled_coef_])
-        sums = np.where(mask, lines, 0.0).sum(axis=0)
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), pooled)
-        self.intercept_, self.coef_ = float(means[0]), means[1:]
+        X, y, names, slopes, labels, levels, _ = self._fit_data(X, y, groups)
+        return self._fit_groups(X, y, None, names, slopes, labels, levels)
 
     def predict(self, X, groups=None):
         """Predict with each group's own line.
@@ -840,30 +917,7 @@ class NoPoolingRegressor(_GroupedLinearModel):
         y_pred : ndarray of shape (n_samples,)
             With ``formula``, NaN for rows missing a value the formula uses.
         """
-        spec = getattr(self, "_spec", None)
-        if spec is not None:
-            frame = self._formula_predict_frame(X, groups)
-            factor = spec.terms[0].factor
-            D, _, _ = group_design(spec, frame, factor)
-            return _on_complete_rows(frame, self._predict_lines(D, frame.groups))
-        X, frame = self._validate_predict_data(X, groups)
-        return self._predict_lines(X, frame)
-
-    def _predict_lines(self, X, frame):
-        """Each row's own level's line; the pooled line for unseen levels."""
-        y_pred = self.pooled_intercept_ + X @ self.pooled_coef_
-        if not self.groups_:  # fitted without groups: one line for everyone
-            return y_pred
-        codes = np.full(X.shape[0], -1, dtype=np.intp)
-        if frame is not None:
-            codes = lookup_levels(_single_factor(frame), self.group_coef_.index)
-        if self._unseen == "error" and np.any(codes < 0):
-            raise ValueError(_unseen_message(frame, codes))
-        lines = self.group_coef_.to_numpy()
-        seen = codes >= 0
-        own = lines[codes[seen]]
-        y_pred[seen] = own[:, 0] + np.einsum("ij,ij->i", X[seen], own[:, 1:])
-        return y_pred
+        return self._line_prediction(X, groups)
 
 
 def _formula_factor(spec):
