@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg, optimize
 
+from ._agq_gradient import agq_gradient
 from ._convergence import Convergence, _eigenvalue_message, _scaled_gradient
 from ._covariance import ThetaLayout, lower_indices
 from ._laplace_gradient import has_exact_gradient, laplace_gradient
@@ -95,6 +96,8 @@ class _Criterion:
         self._record(theta, value)
         if value >= FAILED:
             return value, np.zeros(x.size)
+        if self.n_points > 1:
+            return value, agq_gradient(self.rows, theta, beta, modes, self.n_points)
         return value, laplace_gradient(self.rows, theta, beta, modes)
 
     def _record(self, theta, value):

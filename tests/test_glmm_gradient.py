@@ -1,14 +1,17 @@
 """The exact gradient of the Laplace deviance against central differences."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from skmixed._agq_gradient import agq_gradient
 from skmixed._design import Factor
 from skmixed._family import make_family
 from skmixed._glmm_fit import central_gradient
 from skmixed._laplace_gradient import has_exact_gradient, laplace_gradient
-from skmixed._pirls import Rows, laplace_deviance, pirls
+from skmixed._pirls import Rows, agq_deviance, laplace_deviance, pirls
 
 
 def _rows(family, link, n_factors, diagonal, seed):
@@ -82,6 +85,29 @@ def test_gradient_matches_central_differences(family, link, n_factors, diagonal)
     np.testing.assert_allclose(exact, numeric, rtol=1e-5, atol=1e-5)
 
 
-def test_no_exact_gradient_for_quadrature():
-    rows = _rows("binomial", "logit", 1, False, seed=0)
-    assert not has_exact_gradient(rows, 5)
+def _scalar_rows(family, link):
+    """A random intercept only (what quadrature integrates)."""
+    rows = _rows(family, link, 1, False, seed=2)
+    factor = rows.factors[0]
+    rows.factors = [replace(factor, slope_columns=[], term_names=["Intercept"])]
+    rows.Zs = [[None]]
+    return rows
+
+
+@pytest.mark.parametrize("family,link", LINKS)
+@pytest.mark.parametrize("n_points", [1, 5, 15])
+def test_quadrature_gradient_matches_central_differences(family, link, n_points):
+    rows = _scalar_rows(family, link)
+    assert has_exact_gradient(rows, n_points)
+    theta, beta = np.array([0.8]), np.array([0.1, 0.3, -0.2])
+
+    def deviance(x):
+        return agq_deviance(rows, pirls(rows, x[:1], x[1:]), n_points)
+
+    modes = pirls(rows, theta, beta)
+    exact = agq_gradient(rows, theta, beta, modes, n_points)
+    numeric = central_gradient(deviance, np.concatenate([theta, beta]))
+    np.testing.assert_allclose(exact, numeric, rtol=1e-5, atol=1e-5)
+    if n_points == 1:  # one node: the Laplace approximation (to the modes' 1e-9)
+        laplace = laplace_gradient(rows, theta, beta, modes)
+        np.testing.assert_allclose(exact, laplace, rtol=1e-7)
