@@ -1,6 +1,7 @@
 """Helpers of the GLMM tests: glmer's reference cases and a small simulator."""
 
 import json
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -127,9 +128,16 @@ def load_glmer_case(name):
 
 @cache
 def fitted_glmer_case(name):
-    """The case and our fit of it, once per test session (do not mutate)."""
+    """The case and our fit of it, once per test session (do not mutate).
+
+    The warnings the fit raised are kept in ``case.fit_warnings``.
+    """
     case = load_glmer_case(name)
-    return case, case.fit()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = case.fit()
+    case.fit_warnings = [(w.category, str(w.message)) for w in caught]
+    return case, model
 
 
 def simulate_glmm(

@@ -10,14 +10,17 @@ parameters.  What is asserted, and why:
 - fixed effects within 1 % of their standard error, random-effect SDs within
   1 % (relative), conditional modes within 1 % of their conditional SD: an
   error that size is invisible beside the uncertainty of the estimate;
-- standard errors within 2 %: both come from a second-difference Hessian of
-  the deviance (lme4's ``deriv12``) taken in different coordinates (our
-  fixed effects are fitted on standardised columns), so they agree only to
-  the truncation error of that formula; measured, the worst case is 0.74 %
-  (grouseticks, three random intercepts, one observation-level), the rest
-  are under 0.42 %;
-- Wald intervals within 5 % of the SE: an endpoint is ``beta +- 1.96 SE``,
-  so its error is at most 1 % + 1.96 x 2 % of an SE.
+- standard errors within 1 %: lme4's come from second differences of its
+  deviance (``deriv12``, step 1e-4, on a deviance known to about 1e-10),
+  ours from differences of the exact gradient in other coordinates (the
+  fixed effects of standardised columns), so they agree to the error of
+  those differences; measured, the worst cases are 0.37 % (contraception,
+  where lme4 warns of a very large eigenvalue from the scale of age^2) and
+  0.30 % (verbagg), the others under 0.2 %.  (With second differences of
+  the deviance, step 1e-4, our grouseticks SEs were 0.74 % off: the PIRLS
+  noise divided by the squared step.)
+- Wald intervals within 3 % of the SE: an endpoint is ``beta +- 1.96 SE``,
+  so its error is at most 1 % + 1.96 x 1 % of an SE.
 """
 
 import numpy as np
@@ -29,7 +32,7 @@ from scipy import stats
 from tests._glmm_data import GLMER_CASES, fitted_glmer_case, load_glmer_case
 
 LOGLIK_RTOL = 1e-6
-SE_RTOL = 0.02
+SE_RTOL = 0.01
 
 
 @pytest.fixture(params=GLMER_CASES)
@@ -50,6 +53,10 @@ def test_loglik_at_or_above_glmer(fitted):
     assert model.loglik_ <= reference + 1e-5 * abs(reference)
     assert model.converged_
     assert model.is_singular_ == case.fit_ref["is_singular"]
+    # A clean fit: no convergence or singularity warning (lme4's
+    # contraception fit warns of a large eigenvalue; ours, on standardised
+    # columns, does not).
+    assert case.fit_warnings == []
 
 
 def test_fixed_effects_within_one_percent_of_their_se(fitted):
@@ -189,8 +196,8 @@ def test_wald_intervals(fitted):
     ref = case.fit_ref["wald_ci"]
     _, se = _fixef(case)
     ci = model.confint().loc[ref["names"]]  # the fixed effects' rows
-    assert np.all(np.abs(ci["lower"].to_numpy() - ref["lower"]) < 0.05 * se.to_numpy())
-    assert np.all(np.abs(ci["upper"].to_numpy() - ref["upper"]) < 0.05 * se.to_numpy())
+    assert np.all(np.abs(ci["lower"].to_numpy() - ref["lower"]) < 0.03 * se.to_numpy())
+    assert np.all(np.abs(ci["upper"].to_numpy() - ref["upper"]) < 0.03 * se.to_numpy())
     # Our own interval is estimate +- z SE exactly, for any level.
     ours = np.sqrt(np.diag(model.fixed_effects_cov_.to_numpy()))
     ci90 = model.confint(0.9).loc[ref["names"]]
