@@ -8,6 +8,7 @@ predictor of new rows) and one fit: penalised IRLS for the conditional modes
 optimisation stages (:mod:`._glmm_fit`).
 """
 
+import copy
 import warnings
 
 import numpy as np
@@ -168,6 +169,8 @@ class _MixedGLM(MixedModelFrontEnd):
         self._rows = rows
         self._n_quadrature_points = self.n_quadrature_points
         J = _unscaling(center, scale, fit_intercept)
+        self._scaling = (J, kept, names)  # for refits (bootstrap, profiles)
+        self._beta_scaled = outcome.beta
         self._set_fixed_effects(outcome, J, kept, names, len(ordered))
         self._set_random_effects(outcome, ordered, [f.name for f in factors])
         self._set_criteria(outcome, n, len(kept))
@@ -436,18 +439,125 @@ class _MixedGLM(MixedModelFrontEnd):
 
         return summarize_glmm(self)
 
-    def confint(self, level=0.95):
-        """Wald intervals of the fixed effects (glmer's ``confint(method="Wald")``)."""
-        from scipy import stats
+    def _refit(self, rows):
+        """A copy of the model fitted to ``rows`` (the design of the fit).
 
-        check_is_fitted(self)
-        z = stats.norm.ppf(0.5 + level / 2.0)
-        se = np.sqrt(np.diag(self.fixed_effects_cov_.to_numpy()))
-        est = self.fixed_effects_.to_numpy()
-        return pd.DataFrame(
-            {"lower": est - z * se, "upper": est + z * se},
-            index=self.fixed_effects_.index,
+        Starts from the fitted fixed effects; the bootstrap's refits.
+        """
+        J, kept, names = self._scaling
+        model = copy.copy(self)
+        model._rows = rows
+        outcome = fit_glmm(
+            rows, self._beta_scaled, self._n_quadrature_points, self._max_iter
         )
+        model._beta_scaled = outcome.beta
+        model._set_fixed_effects(outcome, J, kept, names, len(rows.factors))
+        model._set_random_effects(
+            outcome, rows.factors, [f.name for f in self._factors]
+        )
+        model._set_criteria(outcome, rows.n, len(kept))
+        model._set_convergence(outcome, rows.factors, J, kept)
+        model._set_fitted(rows, outcome)
+        return model
+
+    def confint(self, level=0.95, method="wald", **kwargs):
+        """Confidence intervals of the parameters, as glmer's ``confint``.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Confidence level.
+        method : {"wald", "profile", "bootstrap"}, default="wald"
+            ``"wald"``: ``estimate +- z SE`` for the fixed effects (the
+            variance parameters get NaN, as in lme4); ``"profile"``:
+            profile-likelihood intervals of the Laplace (or quadrature)
+            deviance; ``"bootstrap"``: parametric bootstrap percentile
+            intervals (``n_boot``, ``random_state``, ``n_jobs``).
+        **kwargs
+            Passed to the profile (``parm``) or bootstrap routine.
+
+        Returns
+        -------
+        intervals : DataFrame
+            Columns ``lower`` and ``upper``; rows ``sd_<term>|<factor>``,
+            ``cor_<term2>.<term1>|<factor>``, then the fixed effects.
+        """
+        from .inference._glmm_inference import glmm_confint
+
+        return glmm_confint(self, level=level, method=method, **kwargs)
+
+    def simulate(
+        self,
+        X,
+        groups=None,
+        n=1,
+        random_state=None,
+        use_re="new",
+        offset=None,
+        sample_weight=None,
+    ):
+        """Simulate responses from the fitted model (glmer's ``simulate``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors)
+            Group labels as in ``predict``; None makes every row a new level.
+        n : int, default=1
+            Number of simulated responses.
+        random_state : None, int, SeedSequence or Generator
+        use_re : {"new", "fitted"}, default="new"
+            New random effects for every level (lme4's ``use.u = FALSE``) or
+            the predicted ones for levels seen in ``fit``.
+        offset : array-like of shape (n_samples,), default=None
+            Added to the linear predictor.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Binomial: the numbers of trials (the draws are then proportions
+            of successes); Poisson: the exposures (the draws are then rates).
+
+        Returns
+        -------
+        y_sim : ndarray of shape (n_samples, n)
+            Binomial without ``sample_weight``: labels of ``classes_``;
+            Poisson without ``sample_weight``: counts.
+        """
+        from .inference._glmm_inference import simulate_glmm
+
+        return simulate_glmm(
+            self, X, groups, n, random_state, use_re, offset, sample_weight
+        )
+
+    def sample_posterior(self, n_draws=1000, random_state=None):
+        """Draws of the fixed and random effects (``arm::sim``).
+
+        ``beta ~ N(fixed_effects_, fixed_effects_cov_)``; each level's
+        random effects from their conditional distribution,
+        ``N(random_effects_, random_effects_cond_cov_)``.
+
+        Returns
+        -------
+        sample : skmixed.inference.PosteriorSample
+            ``fixed_effects`` (DataFrame n_draws x p), ``random_effects``
+            (dict factor -> ndarray n_draws x m x q); ``sigma`` is None.
+        """
+        from .inference._glmm_inference import sample_posterior_glmm
+
+        return sample_posterior_glmm(self, n_draws, random_state)
+
+    def bootstrap(self, statistic, n_boot=1000, random_state=None, n_jobs=None):
+        """Parametric bootstrap of a statistic of the model (lme4's ``bootMer``).
+
+        Simulates responses at the training rows (new random effects),
+        refits the model to each from the estimates and applies
+        ``statistic`` to every refitted model.
+
+        Returns
+        -------
+        result : skmixed.inference.BootstrapResult
+        """
+        from .inference._glmm_inference import bootstrap_glmm
+
+        return bootstrap_glmm(self, statistic, n_boot, random_state, n_jobs)
 
 
 _SHARED_DOC = """

@@ -250,3 +250,216 @@ def test_summary_of_a_formula_model_prints_its_formula():
     )
     ref = spec["fit"]["summary_text"]
     assert_same_figures(lme4_body(lines), lme4_body(ref), 1e-4, RTOL_VCOV)
+
+
+def test_summary_without_random_effects():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(80, 1))
+    y = rng.poisson(np.exp(0.5 + 0.4 * x[:, 0]))
+    with pytest.warns(UserWarning):
+        model = MixedPoissonRegressor().fit(x, y)
+    text = str(model.summary())
+    assert "Number of obs: 80" in text and "groups" not in text
+    assert "z value" in text
+
+
+# -- simulate -------------------------------------------------------------------
+
+
+def cbpp():
+    spec, model = fitted("cbpp_binomial")
+    _, frame = load("cbpp_binomial")
+    return model, frame[spec["fixed_columns"]], frame["herd"].astype(str), frame
+
+
+def test_simulate_binomial_proportions_have_the_fitted_mean():
+    model, X, herd, frame = cbpp()
+    size = frame["size"].to_numpy()
+    draws = model.simulate(
+        X, herd, n=4000, random_state=0, use_re="fitted", sample_weight=size
+    )
+    assert draws.shape == (56, 4000)
+    successes = draws * size[:, None]
+    np.testing.assert_allclose(successes, np.rint(successes), atol=1e-9)
+    mu = model.fitted_values_
+    se = np.sqrt(mu * (1 - mu) / size / 4000)
+    assert np.all(np.abs(draws.mean(axis=1) - mu) < 4.5 * se)
+
+
+def test_simulate_new_levels_averages_over_the_random_effects():
+    model, X, _, frame = cbpp()
+    size = frame["size"].to_numpy()
+    draws = model.simulate(X, None, n=4000, random_state=1, sample_weight=size)
+    marginal = model.predict_proba(X)[:, 1]  # unseen levels: marginal=True
+    conditional = model.predict_proba(X, marginal=False)[:, 1]
+    spread = np.sqrt(draws.var(axis=1) / 4000)
+    assert np.all(np.abs(draws.mean(axis=1) - marginal) < 4.5 * spread)
+    # the random effects' spread pulls the mean away from the typical group's
+    assert np.mean(np.abs(draws.mean(axis=1) - conditional) > 4.5 * spread) > 0.5
+
+
+def test_simulate_bernoulli_labels_are_classes():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(15), 12)
+    x = rng.normal(size=(180, 1))
+    p = 1 / (1 + np.exp(-x[:, 0] - rng.normal(size=15)[groups]))
+    y = np.where(rng.random(180) < p, "yes", "no")
+    model = MixedLogisticRegression().fit(x, y, groups=groups)
+    draws = model.simulate(x, groups, n=3, random_state=0)
+    assert draws.shape == (180, 3) and set(np.unique(draws)) <= {"no", "yes"}
+    again = model.simulate(x, groups, n=3, random_state=0)
+    np.testing.assert_array_equal(draws, again)
+    with pytest.raises(ValueError, match="whole numbers"):
+        model.simulate(x, groups, sample_weight=np.full(180, 1.5))
+    with pytest.raises(ValueError, match="positive integer"):
+        model.simulate(x, groups, n=0)
+
+
+def test_simulate_poisson_counts_and_rates():
+    spec, model = fitted("poisson_offset")
+    _, frame = load("poisson_offset")
+    X, g = frame[["x"]], frame["g"].astype(str)
+    offset = frame["log_exposure"].to_numpy()
+    counts = model.simulate(
+        X, g, n=3000, random_state=2, use_re="fitted", offset=offset
+    )
+    np.testing.assert_array_equal(counts, np.rint(counts))
+    mu = model.fitted_values_
+    assert np.all(np.abs(counts.mean(axis=1) - mu) < 4.5 * np.sqrt(mu / 3000))
+    exposure = np.exp(offset)
+    rates = model.simulate(
+        X, g, n=2, random_state=2, use_re="fitted", sample_weight=exposure
+    )
+    np.testing.assert_allclose(
+        rates * exposure[:, None], np.rint(rates * exposure[:, None])
+    )
+
+
+# -- posterior, bootstrap -------------------------------------------------------
+
+
+def test_sample_posterior_is_arms_sim():
+    model, *_ = cbpp()
+    sample = model.sample_posterior(6000, random_state=0)
+    assert sample.sigma is None
+    fixed = sample.fixed_effects
+    assert list(fixed.columns) == list(model.fixed_effects_.index)
+    se = np.sqrt(np.diag(model.fixed_effects_cov_))
+    error = np.abs(fixed.mean().to_numpy() - model.fixed_effects_.to_numpy())
+    assert np.all(error < 4.5 * se / np.sqrt(6000))
+    np.testing.assert_allclose(
+        fixed.cov(), model.fixed_effects_cov_, rtol=0.1, atol=2e-3
+    )
+    b = sample.random_effects["herd"]
+    assert b.shape == (6000, 15, 1)
+    np.testing.assert_allclose(
+        b.std(axis=0), model.random_effects_cond_sd_["herd"], rtol=0.06
+    )
+    np.testing.assert_allclose(b.mean(axis=0), model.random_effects_["herd"], atol=0.03)
+
+
+def test_refit_of_the_training_response_is_the_fit():
+    model, *_ = cbpp()
+    refitted = model._refit(model._rows)
+    np.testing.assert_allclose(refitted.fixed_effects_, model.fixed_effects_, atol=1e-6)
+    np.testing.assert_allclose(refitted.theta_, model.theta_, atol=1e-6)
+    assert refitted.loglik_ == pytest.approx(model.loglik_, abs=1e-7)
+    assert refitted is not model and model._rows is refitted._rows
+
+
+def test_bootstrap_replicates():
+    model, *_ = cbpp()
+    result = model.bootstrap(lambda m: m.fixed_effects_, n_boot=20, random_state=0)
+    assert result.replicates.shape == (20, 4)
+    assert list(result.index) == list(model.fixed_effects_.index)
+    assert result.converged.all()
+    # the replicates spread as the standard errors say (20 draws, whose
+    # logistic tails have outliers: a robust spread, loosely)
+    deviation = np.abs(result.replicates - np.median(result.replicates, axis=0))
+    ratio = 1.4826 * np.median(deviation, axis=0)
+    ratio /= np.sqrt(np.diag(model.fixed_effects_cov_))
+    assert np.all((ratio > 0.5) & (ratio < 1.8)), ratio
+    again = model.bootstrap(lambda m: m.fixed_effects_, n_boot=20, random_state=0)
+    np.testing.assert_array_equal(result.replicates, again.replicates)
+
+
+# -- confint --------------------------------------------------------------------
+
+
+def test_confint_wald_is_lme4s():
+    spec, model = fitted("cbpp_binomial")
+    ci = model.confint()
+    ref = spec["fit"]["wald_ci"]
+    assert list(ci.index) == ["sd_Intercept|herd"] + ref["names"]
+    assert ci.loc["sd_Intercept|herd"].isna().all()
+    np.testing.assert_allclose(ci["lower"].iloc[1:], ref["lower"], atol=2e-4)
+    np.testing.assert_allclose(ci["upper"].iloc[1:], ref["upper"], atol=2e-4)
+    narrower = model.confint(0.9)
+    assert (
+        (narrower["upper"] - narrower["lower"])
+        .iloc[1:]
+        .lt((ci["upper"] - ci["lower"]).iloc[1:])
+        .all()
+    )
+    with pytest.raises(ValueError, match="method"):
+        model.confint(method="exact")
+    with pytest.raises(TypeError):
+        model.confint(method="wald", n_boot=3)
+
+
+def test_confint_bootstrap():
+    model, *_ = cbpp()
+    ci = model.confint(method="bootstrap", n_boot=20, random_state=1)
+    assert list(ci.index) == [
+        "sd_Intercept|herd",
+        "Intercept",
+        "period2",
+        "period3",
+        "period4",
+    ]
+    assert (ci["lower"] < ci["upper"]).all()
+    assert (ci["lower"] >= 0).iloc[0]
+
+
+def profile_reference(spec):
+    ref = spec["fit"]["profile_ci"]
+    names = [n.replace("(Intercept)", "Intercept") for n in ref["names"]]
+    return pd.DataFrame({"lower": ref["lower"], "upper": ref["upper"]}, index=names)
+
+
+def assert_profile_is_lme4s(ci, ref, share=2e-3):
+    """Each end within ``share`` of lme4's interval width."""
+    ref = ref.loc[ci.index]
+    width = (ref["upper"] - ref["lower"]).to_numpy()
+    for end in ("lower", "upper"):
+        error = np.abs(ci[end].to_numpy() - ref[end].to_numpy()) / width
+        assert np.all(error < share), (end, error)
+
+
+def test_confint_profile_cbpp():
+    spec, model = fitted("cbpp_binomial")
+    ci = model.confint(method="profile", parm=["sd_Intercept|herd", "period2"])
+    assert list(ci.index) == ["sd_Intercept|herd", "period2"]
+    assert_profile_is_lme4s(ci, profile_reference(spec))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["cbpp_binomial", "cbpp_agq25", "probit", "cloglog", "poisson_offset"]
+)
+def test_confint_profile_every_reference(name):
+    spec, model = fitted(name)
+    ci = model.confint(method="profile")
+    ref = profile_reference(spec)
+    assert list(ci.index) == list(ref.index)
+    assert_profile_is_lme4s(ci, ref)
+
+
+@pytest.mark.slow
+def test_bootstrap_in_processes_is_the_serial_bootstrap():
+    model, *_ = cbpp()
+    serial = model.bootstrap(lambda m: m.fixed_effects_, n_boot=6, random_state=3)
+    parallel = model.bootstrap(
+        lambda m: m.fixed_effects_, n_boot=6, random_state=3, n_jobs=2
+    )
+    np.testing.assert_array_equal(serial.replicates, parallel.replicates)
