@@ -230,7 +230,7 @@ class _GeneralizedBaseline:
 
     _family_name = ""
 
-    def _family(self):
+    def _make_family(self):
         return make_family(self._family_name, self.link)
 
     def _weights(self, sample_weight, complete, n):
@@ -271,7 +271,7 @@ class _GeneralizedBaseline:
             )
 
     def _irls(self, X, y, weights, codes, n_levels, slopes, reference, intercept=True):
-        family = self._family()
+        family = self._family = self._make_family()
         fit = fit_glm_lines(
             X,
             y,
@@ -310,7 +310,7 @@ class _GeneralizedBaseline:
 
     def _mean(self, X, groups):
         eta = self._line_prediction(X, groups)
-        mean = self._family().link.inverse(eta)
+        mean = self._make_family().link.inverse(eta)
         return np.where(np.isnan(eta), np.nan, mean)
 
 

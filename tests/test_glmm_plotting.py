@@ -9,9 +9,11 @@ from scipy import stats
 matplotlib.use("Agg")
 
 from skmixed import (  # noqa: E402
+    CompletePoolingLogisticRegression,
     MixedLinearRegressor,
     MixedLogisticRegression,
     MixedPoissonRegressor,
+    NoPoolingPoissonRegressor,
 )
 from skmixed.inference import quantile_residuals  # noqa: E402
 from skmixed.plotting import (  # noqa: E402
@@ -302,3 +304,20 @@ def test_effect_display_of_expected_counts(poisson_fit):
     assert np.all(display.lower > 0)
     assert np.all((display.lower < expected) & (expected < display.upper))
     assert display.ax_.get_ylabel() == "E[y]"
+
+
+def test_effect_display_of_the_generalised_baselines(logistic_fit, poisson_fit):
+    _, x, y, groups = logistic_fit
+    complete = CompletePoolingLogisticRegression().fit(x, y)
+    display = EffectDisplay.from_estimator(complete, x, y, 0)
+    np.testing.assert_allclose(
+        display.prediction, complete.predict_proba(display.grid[:, None])[:, 1]
+    )
+    assert display.ax_.get_ylabel() == "P(y = yes)"
+    _, x, y, groups = poisson_fit
+    no_pooling = NoPoolingPoissonRegressor().fit(x, y, groups=groups)
+    display = EffectDisplay.from_estimator(no_pooling, x, y, 0)
+    mean_line = np.exp(no_pooling.intercept_ + display.grid * no_pooling.coef_[0])
+    np.testing.assert_allclose(display.prediction, mean_line)
+    with pytest.raises(ValueError, match="covariance"):
+        EffectDisplay.from_estimator(no_pooling, x, y, 0, band="wald")

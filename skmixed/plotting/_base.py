@@ -137,9 +137,9 @@ def pearson_residuals(estimator):
     ``residuals_ / sigma_``, times ``sqrt(w)`` for a fit with prior weights
     ``w`` (``sample_weight``), whose residual variances are ``sigma^2 / w``.
     """
-    from ._generalized import is_generalized
+    from ._generalized import is_generalized_mixed
 
-    if is_generalized(estimator):
+    if is_generalized_mixed(estimator):
         raise TypeError(
             "a generalised model has no Pearson residuals here: its diagnostics "
             "use randomized quantile residuals (QuantileResidualDiagnosticsDisplay, "

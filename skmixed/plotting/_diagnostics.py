@@ -552,9 +552,9 @@ def plot_diagnostics(estimator, **kwargs):
     >>> [ax.get_title() for ax in display.axes_]
     ['Residuals vs fitted', 'Pearson residuals', 'group: Intercept']
     """
-    from ._generalized import is_generalized
+    from ._generalized import is_generalized_mixed
 
-    if is_generalized(estimator):
+    if is_generalized_mixed(estimator):
         from ._quantile_residuals import QuantileResidualDiagnosticsDisplay
 
         return QuantileResidualDiagnosticsDisplay.from_estimator(estimator, **kwargs)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from .._pooling import NoPoolingRegressor, group_design
+from .._pooling import _NoPoolingModel, group_design
 from ._base import fitted_model, scatter_style, single_axes, style, transform, z_value
 from ._generalized import (
     is_generalized,
@@ -175,6 +175,12 @@ class EffectDisplay:
         estimator : MixedLinearRegressor, CompletePoolingRegressor, \
 NoPoolingRegressor or Pipeline
             A fitted model, or a fitted Pipeline whose last step is one.
+            The generalised models (:class:`~skmixed.MixedLogisticRegression`,
+            :class:`~skmixed.MixedPoissonRegressor` and their pooling
+            baselines) are drawn on the response scale: the probability of
+            ``classes_[1]`` (the expected count) of a group whose random
+            effects are zero, the Wald and posterior bands made on the
+            link scale and mapped through the inverse link.
         X : array-like of shape (n_samples, n_features)
             Data: gives the grid's range and the other variables' typical
             values.  As in ``fit``: for a formula model the raw data frame,
@@ -519,8 +525,8 @@ def _population_prediction(model, X_grid):
     generalised model's on the response scale: the probability (expected
     count) of a group whose random effects are zero.
     """
-    if isinstance(model, NoPoolingRegressor):
-        return _mean_line(model, X_grid)
+    if isinstance(model, _NoPoolingModel):  # no pooling, any target
+        return to_response(model, _mean_line(model, X_grid))
     if is_generalized(model):
         return to_response(model, link_prediction(model, X_grid))
     if hasattr(model, "random_effects_"):

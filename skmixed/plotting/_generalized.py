@@ -18,14 +18,31 @@ def final_model(estimator):
 
 
 def is_generalized(estimator):
-    """Whether ``estimator`` (or a Pipeline's last step) is a generalised model."""
+    """Whether ``estimator`` (or a Pipeline's last step) is a generalised model.
+
+    A mixed one, or a complete- or no-pooling baseline for a binary or count
+    target.
+    """
+    from .._glmm import _MixedGLM
+    from .._pooling_glm import _GeneralizedBaseline
+
+    return isinstance(final_model(estimator), _MixedGLM | _GeneralizedBaseline)
+
+
+def is_generalized_mixed(estimator):
+    """Whether ``estimator`` (or a Pipeline's last step) is a generalised mixed one."""
     from .._glmm import _MixedGLM
 
     return isinstance(final_model(estimator), _MixedGLM)
 
 
 def link_prediction(model, X_grid):
-    """``eta`` of the rows without random effects and without offset."""
+    """``eta`` of the rows without random effects and without offset.
+
+    A complete-pooling baseline's line (its groups are ignored).
+    """
+    if not hasattr(model, "random_effects_"):
+        return np.asarray(model._line_prediction(X_grid, None), dtype=float)
     return np.asarray(model.decision_function(X_grid, random_effects="none"), float)
 
 

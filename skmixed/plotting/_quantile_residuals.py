@@ -22,7 +22,7 @@ from ._base import (
     transform,
 )
 from ._diagnostics import RandomEffectsQQDisplay
-from ._generalized import is_generalized
+from ._generalized import is_generalized_mixed
 
 QUARTILES = (0.25, 0.5, 0.75)
 
@@ -37,7 +37,7 @@ def _residuals(
     estimator, X, y, groups, sample_weight, offset, random_effects, random_state
 ):
     """Quantile residuals and response-scale fitted values of a generalised model."""
-    if not is_generalized(estimator):
+    if not is_generalized_mixed(estimator):
         raise TypeError(
             "quantile-residual plots need a fitted MixedLogisticRegression or "
             "MixedPoissonRegressor (or a Pipeline ending with one); for "
