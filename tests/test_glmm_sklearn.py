@@ -323,21 +323,37 @@ def test_a_group_of_all_ones_is_shrunk_not_infinite(binary):
     assert 0 < modes.max() < 5
 
 
-@pytest.mark.parametrize("with_groups", [True, False])
+@pytest.mark.parametrize(
+    "with_groups, n_points, link",
+    [
+        (True, 1, "logit"),
+        (True, 1, "probit"),
+        (True, 5, "logit"),
+        (True, 5, "cloglog"),
+        (False, 1, "logit"),
+    ],
+)
 def test_a_perfectly_separating_feature_gives_finite_estimates_and_a_warning(
-    binary, with_groups
+    binary, with_groups, n_points, link
 ):
     X, _, groups = binary
     y = (X["x2"] > 0).astype(int).to_numpy()
-    model, caught = _fit_recording(
-        MixedLogisticRegression(), X, y, groups=groups if with_groups else None
-    )
+    model = MixedLogisticRegression(link=link, n_quadrature_points=n_points)
+    model, caught = _fit_recording(model, X, y, groups=groups if with_groups else None)
     _finite(model)
-    assert not model.converged_
-    assert any("converge" in str(w.message) for w in caught)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "numerically 0 or 1" in messages
     # The separating direction dominates; the classes are all predicted.
     assert model.coef_[1] > 10 * abs(model.coef_[0])
     assert model.score(X, y, groups if with_groups else None) == 1.0
+
+
+def test_a_group_of_all_ones_and_a_separating_feature(binary):
+    X, _, groups = binary
+    y = np.where(groups == "g003", 1, (X["x2"] > 0).astype(int))
+    model, caught = _fit_recording(MixedLogisticRegression(), X, y, groups=groups)
+    _finite(model)
+    assert any("numerically 0 or 1" in str(w.message) for w in caught)
 
 
 # --------------------------------------------------------------------------
