@@ -439,6 +439,22 @@ class _MixedGLM(MixedModelFrontEnd):
 
         return summarize_glmm(self)
 
+    def explore(self, X=None, y=None, groups=None, path=None, *, title=None):
+        """The model explorer: one self-contained interactive HTML page.
+
+        Calls :func:`skmixed.explore` (see it for the page's sections and the
+        parameters; a model fitted on arrays needs ``X``).
+
+        Returns
+        -------
+        path : Path or skmixed._explore.ExplorerPage
+            The path written, or with ``path=None`` the page (shown inline in
+            Jupyter).
+        """
+        from ._explore import explore  # the explorer reads the estimator
+
+        return explore(self, X, y, groups, path, title=title)
+
     def _refit(self, rows):
         """A copy of the model fitted to ``rows`` (the design of the fit).
 

@@ -18,6 +18,8 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from ._payload import check_model, page_data
 
 __all__ = ["ExplorerPage", "explore"]
@@ -81,15 +83,21 @@ def explore(model, X=None, y=None, groups=None, path=None, *, title=None):
 
     Parameters
     ----------
-    model : MixedLinearRegressor
+    model : MixedLinearRegressor, MixedLogisticRegression or MixedPoissonRegressor
         A fitted model (arrays with ``groups`` or ``group_column``, or a
-        ``formula``).
+        ``formula``).  For a generalised model the page follows glmer:
+        z-tests on the link scale (and the odds or rate ratios), no residual
+        variance, randomized quantile residuals in the diagnostics, and
+        what-if predictions on the response scale equal to
+        ``predict_proba(...)[:, 1]`` or ``predict`` (marginal over a new
+        level's random effects).
     X : array-like or DataFrame, default=None
         The data the page describes: the inputs' ranges and typical values,
         and the points of the effect plots.  As in ``fit`` (with
         ``group_column``, the group columns may be among the columns).  None
-        takes the training rows the model keeps; a formula model needs its
-        data frame (its raw variables' ranges and levels).
+        takes the training rows the model keeps (a linear model fitted on
+        arrays only); a formula model needs its data frame (its raw
+        variables' ranges and levels).
     y : array-like, default=None
         The response drawn in the effect plots; None takes the training
         response (or, for a formula model, the formula's response column).
@@ -130,7 +138,7 @@ def explore(model, X=None, y=None, groups=None, path=None, *, title=None):
     True
     """
     check_model(model)
-    if getattr(model, "_train_offset", None) is not None:
+    if _has_offset(model):
         warnings.warn(
             "the model was fitted with an offset: the page's predictions and "
             "intervals are those of an offset of 0 (add the rows' offset to "
@@ -141,6 +149,13 @@ def explore(model, X=None, y=None, groups=None, path=None, *, title=None):
     data = page_data(model, X, y, groups, title=title)
     page = ExplorerPage(_render(data), data)
     return page if path is None else page.save(path)
+
+
+def _has_offset(model):
+    rows = getattr(model, "_rows", None)  # a generalised model's fit
+    if rows is not None and hasattr(model, "_family"):
+        return bool(np.any(rows.offset != 0))
+    return getattr(model, "_train_offset", None) is not None
 
 
 def _render(data):

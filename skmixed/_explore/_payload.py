@@ -9,9 +9,14 @@ entry holds what the page needs to predict in the browser (coefficients,
 covariances, the inputs and, for a formula model, the model matrix's recipe
 from :mod:`._formula_js`).
 
-The predictor is on the scale of the linear predictor with an identity
-``link``: a generalised model adds its inverse link there (the page applies
-``predictor.link`` to the prediction and to the interval's bounds).
+The predictor is on the scale of the linear predictor with the model's
+``link`` (the identity for the linear model): the page applies its inverse
+to the prediction and to the interval's bounds.  A generalised model
+(:class:`~skmixed.MixedLogisticRegression`,
+:class:`~skmixed.MixedPoissonRegressor`) adds ``marginal``, the
+Gauss-Hermite rule its ``predict`` averages an unseen level's prediction
+with, and its sections follow glmer: z-tests, no residual variance, and
+randomized quantile residuals in the diagnostics.
 """
 
 import math
@@ -28,16 +33,29 @@ MAX_POINTS = 2_000  # data points drawn per scatter (an even subsample beyond)
 MAX_LEVELS = 5_000  # levels per factor in the tables and plots
 
 
+RESIDUAL_SEED = 0  # the uniform draws of the randomized quantile residuals
+
+
+def is_generalized(model):
+    """Whether ``model`` is a generalised mixed model (a GLMM estimator)."""
+    from .._glmm import _MixedGLM
+
+    return isinstance(model, _MixedGLM)
+
+
 def check_model(model):
     """The model if the explorer can show it; clear errors otherwise."""
     from .._mixed import MixedLinearRegressor
 
-    if not isinstance(model, MixedLinearRegressor):
+    if not isinstance(model, MixedLinearRegressor) and not is_generalized(model):
         raise TypeError(
-            "explore() takes a fitted skmixed MixedLinearRegressor; got "
+            "explore() takes a fitted skmixed MixedLinearRegressor, "
+            "MixedLogisticRegression or MixedPoissonRegressor; got "
             f"{type(model).__name__}."
         )
     check_is_fitted(model, "fixed_effects_")
+    if is_generalized(model):
+        return model
     if getattr(model, "_train_X", None) is None:
         raise ValueError(
             "the model keeps no training rows (it was fitted on dask "
@@ -50,6 +68,10 @@ def page_data(model, X=None, y=None, groups=None, title=None):
     """Everything the page shows, as JSON-able values (see the module)."""
     data = _Data.of(model, X, y, groups)
     summary = model.summary()
+    if is_generalized(model):
+        from ._glmm_payload import glmm_page_data
+
+        return _jsonable(glmm_page_data(model, summary, data, title))
     factors = [_factor(model, f, data) for f in model._factors]
     return _jsonable(
         {
@@ -87,6 +109,12 @@ class _Data:
     @classmethod
     def _arrays(cls, model, X, y, groups):
         names = list(model._spec.features)
+        if X is None and is_generalized(model):
+            raise ValueError(
+                "explore() of a generalised model needs the rows it describes: "
+                "explore(model, X, y, groups) (the fit keeps its features only "
+                "standardized)."
+            )
         if X is None:
             values = np.asarray(model._train_X, dtype=float)
             if y is None:
@@ -101,7 +129,7 @@ class _Data:
                 check_groups(groups, values.shape[0], allow_missing=True)
         frame = pd.DataFrame(values, columns=names)
         inputs = [_numeric_input(c, frame[c]) for c in names]
-        return cls(inputs, frame, _response(y, len(frame)))
+        return cls(inputs, frame, _response(y, len(frame), model))
 
     @classmethod
     def _formula(cls, model, X, y, groups):
@@ -140,11 +168,12 @@ class _Data:
                 inputs.append(_numeric_input(c, frame[c]))
             else:
                 inputs.append(_categorical_input(c, levels[c][0], frame[c]))
+        labels = is_generalized(model) and hasattr(model, "classes_")
         if y is None and model._spec.response in frame.columns:
-            y = matrices.response(frame)
+            y = matrices.response(frame, labels=labels)
         elif y is not None:
-            y = np.asarray(y, dtype=float).ravel()[complete]
-        data = cls(inputs, frame, _response(y, len(frame)), levels)
+            y = np.asarray(y, dtype=None if labels else float).ravel()[complete]
+        data = cls(inputs, frame, _response(y, len(frame), model), levels)
         data.recipe = formula_recipe(matrices, frame, levels)
         return data
 
@@ -168,9 +197,15 @@ class _Data:
         return self.categorical[spec["name"]][0]
 
 
-def _response(y, n):
+def _response(y, n, model=None):
     if y is None:
         return None
+    if model is not None and is_generalized(model):
+        from ..inference._quantile_residuals import _outcomes
+
+        y = np.asarray(y).ravel()  # labels as 0/1 (the class of classes_[1])
+        if y.shape[0] == n:
+            return _outcomes(model, y, n)
     y = np.asarray(y, dtype=float).ravel()
     if y.shape[0] != n:
         raise ValueError(f"y has {y.shape[0]} values but X has {n} rows.")
@@ -297,7 +332,12 @@ def _variance_section(model, summary):
                 "corr": corr,
             }
         )
-    return {"blocks": rows, "sigma": model.sigma_, "residual_variance": model.sigma_**2}
+    sigma = getattr(model, "sigma_", None)  # None: no residual (GLMM)
+    return {
+        "blocks": rows,
+        "sigma": sigma,
+        "residual_variance": None if sigma is None else sigma**2,
+    }
 
 
 def _factor(model, factor, data):
@@ -394,7 +434,7 @@ def _predictor(model, data):
         "features": list(spec.features),
         "kept": kept,
         "vcov": model.fixed_effects_cov_.to_numpy(),
-        "sigma": model.sigma_,
+        "sigma": getattr(model, "sigma_", None),  # None: no residual (GLMM)
         "inputs": data.inputs,
         "factors": [
             {

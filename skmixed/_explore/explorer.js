@@ -8,9 +8,39 @@
   const SVGNS = "http://www.w3.org/2000/svg";
   const Z_LEVELS = { "0.8": 1.2815515655446004, "0.9": 1.6448536269514722,
     "0.95": 1.959963984540054, "0.99": 2.5758293035489004 };
-  // The response scale: eta -> mean. Generalised models add their inverse links here.
-  const LINKS = { identity: function (eta) { return eta; } };
+  // The response scale: eta -> mean, as skmixed._family.Link.inverse (eta clipped to +-700).
+  const ETA_LIMIT = 700;
+  function clip(eta) { return Math.min(Math.max(eta, -ETA_LIMIT), ETA_LIMIT); }
+  function normalCdf(x) {  // Marsaglia's series: absolute error about 1e-16
+    if (Number.isNaN(x)) return NaN;
+    if (x < -8.5) return 0;
+    if (x > 8.5) return 1;
+    let s = x, t = 0, b = x;
+    const q = x * x;
+    for (let i = 1; s !== t; ) { t = s; i += 2; b *= q / i; s = t + b; }
+    return 0.5 + s * Math.exp(-0.5 * q - 0.91893853320467274178);
+  }
+  const LINKS = {
+    identity: function (eta) { return eta; },
+    logit: function (eta) { return 1 / (1 + Math.exp(-clip(eta))); },
+    probit: function (eta) { return normalCdf(clip(eta)); },
+    cloglog: function (eta) { return -Math.expm1(-Math.exp(clip(eta))); },
+    log: function (eta) { return Math.exp(clip(eta)); },
+  };
   const inverseLink = LINKS[P.link];
+  const GLMM = Boolean(P.marginal);
+  // A generalised model's prediction averaged over random effects it does not know
+  // (variance v: unseen levels), as _MixedGLM._mean: the lognormal mean, probit's
+  // closed form, else the Gauss-Hermite rule embedded by skmixed.
+  function marginalMean(eta, v) {
+    if (!(v > 0)) return inverseLink(eta);
+    if (P.link === "log") return Math.exp(clip(eta + v / 2));
+    if (P.link === "probit") return inverseLink(eta / Math.sqrt(1 + v));
+    const sd = Math.sqrt(v), nodes = P.marginal.nodes, weights = P.marginal.weights;
+    let mean = 0;
+    for (let i = 0; i < nodes.length; i++) mean += weights[i] * inverseLink(eta + sd * nodes[i]);
+    return mean;
+  }
 
   // ------------------------------------------------------------------ numbers
   function fmt(v, digits) {
@@ -158,7 +188,7 @@
     const x1 = (P.fit_intercept ? [1] : []).concat(row.x);
     const xk = P.kept.map(function (j) { return x1[j]; });
     const fixedVar = quad(xk, P.vcov);
-    let randomVar = 0;
+    let randomVar = 0, unknownVar = 0;
     const parts = [];
     D.factors.forEach(function (f, k) {
       const t = termValues(f, row.z);
@@ -172,11 +202,13 @@
         randomVar += quad(t, P.factors[k].cond_cov[level]);
       } else {
         randomVar += quad(t, f.cov);
+        unknownVar += quad(t, f.cov);
       }
       parts.push({ factor: f.name, effect: effect, sd: Math.sqrt(quad(t, f.cov)), terms: t });
     });
-    const residualVar = P.sigma * P.sigma;
-    return { eta: eta, fit: inverseLink(eta), population: inverseLink(population),
+    const residualVar = P.sigma === null ? 0 : P.sigma * P.sigma;
+    const fit = GLMM ? marginalMean(eta, unknownVar) : inverseLink(eta);
+    return { eta: eta, fit: fit, conditional: inverseLink(eta), unknownVar: unknownVar, population: inverseLink(population),
       fixedVar: fixedVar, randomVar: randomVar, residualVar: residualVar, parts: parts, row: row };
   }
   function interval(p, z, withResidual) {
@@ -329,11 +361,20 @@
     const s = section("model", "The model");
     const cards = el("div", { class: "cards" });
     const card = function (k, v) { cards.appendChild(el("div", { class: "card" }, [el("div", { class: "k", text: k }), el("div", { class: "v", text: v })])); };
-    card("method", M.method);
-    card(M.criterion_name, fmt(M.criterion, 6));
-    card("log-likelihood", fmt(M.loglik, 6));
-    card("AIC", fmt(M.aic, 6)); card("BIC", fmt(M.bic, 6));
-    card("residual SD", fmt(M.sigma, 4));
+    if (GLMM) {  // glmer's criteria
+      card("family (link)", M.family + " (" + M.link + ")");
+      card("method", M.method);
+      card("AIC", fmt(M.aic, 6)); card("BIC", fmt(M.bic, 6));
+      card("log-likelihood", fmt(M.loglik, 6));
+      card("deviance", fmt(M.deviance, 6));
+      card("residual df", String(M.df_resid));
+    } else {
+      card("method", M.method);
+      card(M.criterion_name, fmt(M.criterion, 6));
+      card("log-likelihood", fmt(M.loglik, 6));
+      card("AIC", fmt(M.aic, 6)); card("BIC", fmt(M.bic, 6));
+      card("residual SD", fmt(M.sigma, 4));
+    }
     card("observations", String(M.n_obs));
     Object.entries(M.n_groups).forEach(function (kv) { card("levels of " + kv[0], String(kv[1])); });
     s.appendChild(el("p", {}, [el("strong", { text: "Formula: " }), el("code", { text: M.formula })]));
@@ -351,28 +392,50 @@
 
   function fixedSection() {
     const F = D.fixed;
-    const s = section("fixed-effects", "Fixed effects", "Estimates with lmerTest's Satterthwaite degrees of freedom and p-values, and " + Math.round(F.level * 100) + "% Wald intervals (model.confint()).");
-    const rows = F.names.map(function (n, i) {
-      return [n, numCell(F.estimate[i]), numCell(F.std_error[i]), numCell(F.df[i]), numCell(F.t_value[i], 3),
-        { text: fmtP(F.p_value[i]), sort: F.p_value[i] === null ? 1 : F.p_value[i] }, numCell(F.lower[i]), numCell(F.upper[i])];
-    });
     const pct = Math.round(F.level * 100) + "%";
-    s.appendChild(table(["term", "estimate", "std. error", "df", "t value", "Pr(>|t|)", "lower " + pct, "upper " + pct], rows, { sortable: true }));
-    const lo = extent(F.lower.concat(F.upper, [0]), 0.08);
-    const f = frame({ width: 560, height: 40 + 26 * F.names.length + 30, x: lo, y: [F.names.length - 0.5, -0.5], left: 110, noYTicks: true, title: "Estimates and " + pct + " intervals", xlabel: "estimate" });
-    svg("line", { x1: f.X(0), x2: f.X(0), y1: f.m.t, y2: f.H - f.m.b, stroke: "#9aa5b1", "stroke-dasharray": "4 3" }, f.g);
-    F.names.forEach(function (n, i) {
-      svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: n }, f.root);
-      if (F.lower[i] !== null) svg("line", { x1: f.X(F.lower[i]), x2: f.X(F.upper[i]), y1: f.Y(i), y2: f.Y(i), stroke: "#1f6fb2", "stroke-width": 2 }, f.g);
-      const c = svg("circle", { cx: f.X(F.estimate[i]), cy: f.Y(i), r: 4, fill: "#1f6fb2" }, f.g);
-      svg("title", { text: n + ": " + fmt(F.estimate[i]) + " [" + fmt(F.lower[i]) + ", " + fmt(F.upper[i]) + "]" }, c);
-    });
-    s.appendChild(f.root);
+    const s = section("fixed-effects", "Fixed effects", GLMM
+      ? "Estimates on the " + F.scale + " scale with Wald z-tests (glmer's) and " + pct + " Wald intervals (model.confint())" + (F.ratio ? "; tick the box to read them exponentiated, as " + F.ratio + "s." : ".")
+      : "Estimates with lmerTest's Satterthwaite degrees of freedom and p-values, and " + pct + " Wald intervals (model.confint()).");
+    const holder = el("div");
+    let ratio = false;
+    if (GLMM && F.ratio) {
+      const box = el("input", { type: "checkbox", "data-role": "exponentiate" });
+      box.addEventListener("change", function () { ratio = box.checked; draw(); });
+      s.appendChild(el("label", { class: "controls" }, [box, " show exp(estimate): " + F.ratio + "s"]));
+    }
+    s.appendChild(holder);
+    function draw() {
+      holder.innerHTML = "";
+      const tr = ratio ? function (v) { return v === null ? null : Math.exp(v); } : function (v) { return v; };
+      const est = F.estimate.map(tr), lower = F.lower.map(tr), upper = F.upper.map(tr);
+      const stat = GLMM ? F.z_value : F.t_value;
+      const rows = F.names.map(function (n, i) {
+        const row = [n, numCell(est[i]), numCell(F.std_error[i])];
+        if (!GLMM) row.push(numCell(F.df[i]));
+        return row.concat([numCell(stat[i], 3), { text: fmtP(F.p_value[i]), sort: F.p_value[i] === null ? 1 : F.p_value[i] }, numCell(lower[i]), numCell(upper[i])]);
+      });
+      const headers = GLMM
+        ? ["term", ratio ? F.ratio : "estimate (" + F.scale + ")", "std. error", "z value", "Pr(>|z|)"]
+        : ["term", "estimate", "std. error", "df", "t value", "Pr(>|t|)"];
+      holder.appendChild(table(headers.concat(["lower " + pct, "upper " + pct]), rows, { sortable: true }));
+      const ref = ratio ? 1 : 0;
+      const lo = extent(lower.concat(upper, [ref]), 0.08);
+      const f = frame({ width: 560, height: 40 + 26 * F.names.length + 30, x: lo, y: [F.names.length - 0.5, -0.5], left: 110, noYTicks: true, title: "Estimates and " + pct + " intervals", xlabel: ratio ? F.ratio : GLMM ? "estimate (" + F.scale + ")" : "estimate" });
+      svg("line", { x1: f.X(ref), x2: f.X(ref), y1: f.m.t, y2: f.H - f.m.b, stroke: "#9aa5b1", "stroke-dasharray": "4 3" }, f.g);
+      F.names.forEach(function (n, i) {
+        svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: n }, f.root);
+        if (lower[i] !== null) svg("line", { x1: f.X(lower[i]), x2: f.X(upper[i]), y1: f.Y(i), y2: f.Y(i), stroke: "#1f6fb2", "stroke-width": 2 }, f.g);
+        const c = svg("circle", { cx: f.X(est[i]), cy: f.Y(i), r: 4, fill: "#1f6fb2" }, f.g);
+        svg("title", { text: n + ": " + fmt(est[i]) + " [" + fmt(lower[i]) + ", " + fmt(upper[i]) + "]" }, c);
+      });
+      holder.appendChild(f.root);
+    }
+    draw();
   }
 
   function varianceSection() {
     const V = D.variance;
-    const s = section("variance-components", "Variance components", "Each grouping factor's random-effect variances, standard deviations and correlations (lme4's VarCorr), and the residual.");
+    const s = section("variance-components", "Variance components", "Each grouping factor's random-effect variances, standard deviations and correlations (lme4's VarCorr)" + (V.sigma === null ? ", on the scale of the linear predictor (" + D.fixed.scale + "); the " + D.model.family + " family has no residual variance." : ", and the residual."));
     const rows = [];
     V.blocks.forEach(function (b) {
       b.terms.forEach(function (t, i) {
@@ -380,11 +443,11 @@
         rows.push([i === 0 ? b.group : "", t, numCell(b.variance[i]), numCell(b.sd[i]), corr]);
       });
     });
-    rows.push(["Residual", "", numCell(V.residual_variance), numCell(V.sigma), ""]);
+    if (V.sigma !== null) rows.push(["Residual", "", numCell(V.residual_variance), numCell(V.sigma), ""]);
     s.appendChild(table(["group", "term", "variance", "std. dev.", "correlations"], rows));
     const sds = [];
     V.blocks.forEach(function (b) { b.terms.forEach(function (t, i) { sds.push([b.group + ": " + t, b.sd[i]]); }); });
-    sds.push(["Residual", V.sigma]);
+    if (V.sigma !== null) sds.push(["Residual", V.sigma]);
     const f = frame({ width: 560, height: 40 + 26 * sds.length + 30, x: [0, extent(sds.map(function (d) { return d[1]; }))[1]], y: [sds.length - 0.5, -0.5], left: 150, noYTicks: true, title: "Standard deviations", xlabel: "SD" });
     sds.forEach(function (d, i) {
       svg("text", { x: f.m.l - 6, y: f.Y(i) + 4, "text-anchor": "end", text: d[0] }, f.root);
@@ -466,7 +529,8 @@
   }
 
   function qqPlot(q) {
-    const f = frame({ width: 340, height: 280, x: extent(q.theoretical), y: extent(q.sample), title: "QQ: " + q.name, xlabel: "normal quantiles", ylabel: "sample quantiles" });
+    const title = q.uniform ? "Uniform QQ (KS test p = " + fmt(q.ks_pvalue, 3) + ")" : "QQ: " + q.name;
+    const f = frame({ width: 340, height: 280, x: q.uniform ? [0, 1] : extent(q.theoretical), y: q.uniform ? [0, 1] : extent(q.sample), title: title, xlabel: q.uniform ? "uniform quantiles" : "normal quantiles", ylabel: "sample quantiles" });
     const a = q.line[0], b = q.line[1], xs = extent(q.theoretical, 0);
     svg("path", { d: path([[f.X(xs[0]), f.Y(a + b * xs[0])], [f.X(xs[1]), f.Y(a + b * xs[1])]]), stroke: "#d9822b", fill: "none" }, f.g);
     points(f, q.theoretical, q.sample);
@@ -474,12 +538,30 @@
   }
   function diagnosticsSection() {
     const G = D.diagnostics;
+    if (G.kind === "quantile") return quantileDiagnostics(G);
     const s = section("diagnostics", "Diagnostics", "Pearson residuals against fitted values (with a loess smooth) and normal QQ plots of the residuals and of each random-effect term (the plotting module's displays)." + (G.n > G.fitted.length ? " An even subsample of " + G.fitted.length + " of the " + G.n + " rows is drawn." : ""));
     const row = el("div", { class: "row" });
     const f = frame({ width: 420, height: 300, x: extent(G.fitted), y: extent(G.residuals), title: "Residuals vs fitted", xlabel: "fitted values", ylabel: "Pearson residuals" });
     hline(f, 0, extent(G.fitted)[0], extent(G.fitted)[1]);
     points(f, G.fitted, G.residuals);
     if (G.smooth) svg("path", { d: path(G.smooth[0].map(function (x, i) { return [f.X(x), f.Y(G.smooth[1][i])]; })), stroke: "#d9822b", "stroke-width": 2, fill: "none" }, f.g);
+    row.appendChild(f.root);
+    G.qq.forEach(function (q) { row.appendChild(qqPlot(q)); });
+    s.appendChild(row);
+  }
+
+  // A generalised model's diagnostics: randomized quantile residuals (uniform under
+  // the model, whatever the family), as DHARMa's plotResiduals and plotQQunif.
+  function quantileDiagnostics(G) {
+    const s = section("diagnostics", "Diagnostics", "Randomized quantile residuals (skmixed.inference.quantile_residuals, conditional on the random effects): uniform on (0, 1) under the model. Against the fitted values, their quartiles in bins (orange) should follow the dashed lines at 0.25, 0.5 and 0.75; in the uniform QQ plot the points should follow the diagonal (an S shape: overdispersion). Normal QQ plots of each random-effect term follow." + (G.n > G.fitted.length ? " An even subsample of " + G.fitted.length + " of the " + G.n + " rows is drawn." : ""));
+    const row = el("div", { class: "row" });
+    const xr = extent(G.fitted);
+    const f = frame({ width: 420, height: 300, x: xr, y: [0, 1], title: "Quantile residuals vs fitted", xlabel: "fitted " + P.response, ylabel: "quantile residuals" });
+    [0.25, 0.5, 0.75].forEach(function (q) { hline(f, q, xr[0], xr[1]); });
+    points(f, G.fitted, G.residuals);
+    G.bins.quartiles.forEach(function (line) {
+      svg("path", { d: path(G.bins.centers.map(function (x, i) { return [f.X(x), f.Y(line[i])]; })), stroke: "#d9822b", "stroke-width": 2, fill: "none" }, f.g);
+    });
     row.appendChild(f.root);
     G.qq.forEach(function (q) { row.appendChild(qqPlot(q)); });
     s.appendChild(row);
@@ -535,7 +617,9 @@
   function changed() { listeners.forEach(function (f) { f(); }); }
 
   function effectsSection() {
-    const s = section("effects", "Effect plots", "The population prediction (no random effects) along each input, the other inputs held at the values set in the what-if section, with a pointwise 95% confidence band from the fixed effects' covariance; the points are the data.");
+    const s = section("effects", "Effect plots", GLMM
+      ? "The prediction of a typical group (random effects at zero, glmer's re.form = NA) on the response scale (" + P.response + ") along each input, the other inputs held at the values set in the what-if section, with a pointwise 95% confidence band from the fixed effects' covariance (computed on the " + D.fixed.scale + " scale and transformed); the points are the data."
+      : "The population prediction (no random effects) along each input, the other inputs held at the values set in the what-if section, with a pointwise 95% confidence band from the fixed effects' covariance; the points are the data.");
     const row = el("div", { class: "row" });
     s.appendChild(row);
     function draw() {
@@ -585,7 +669,9 @@
   }
 
   function whatIfSection() {
-    const s = section("what-if", "What-if predictions", "Set the inputs and a level of each grouping factor (or a new level): the page computes model.predict's value and a normal prediction interval, whose variance adds the fixed effects' (vcov), the level's random effects' (its conditional covariance; Sigma for a new level) and the residual variance. The table below it is merTools' substantive impact: the prediction across the quantiles of each factor's random effects.");
+    const s = section("what-if", "What-if predictions", GLMM
+      ? "Set the inputs and a level of each grouping factor (or a new level): the page computes model." + (P.family === "binomial" ? "predict_proba's probability" : "predict's expected value") + " on the response scale (" + P.response + "): conditional on a seen level's random effects, averaged over a new level's (the marginal prediction). The interval is eta +- z SD on the " + D.fixed.scale + " scale, transformed: its variance adds the fixed effects' (vcov) and the level's random effects' (its conditional covariance; Sigma for a new level, so it is where a new group's mean lies). The table below it is merTools' substantive impact: the prediction across the quantiles of each factor's random effects."
+      : "Set the inputs and a level of each grouping factor (or a new level): the page computes model.predict's value and a normal prediction interval, whose variance adds the fixed effects' (vcov), the level's random effects' (its conditional covariance; Sigma for a new level) and the residual variance. The table below it is merTools' substantive impact: the prediction across the quantiles of each factor's random effects.");
     const grid = el("div", { class: "whatif" });
     const left = el("div"), right = el("div");
     grid.appendChild(left); grid.appendChild(right); s.appendChild(grid);
@@ -634,6 +720,7 @@
     const impact = el("div");
     right.appendChild(impact);
     function update() {
+      if (GLMM) return updateGeneralized();
       const p = predict(state);
       const z = Z_LEVELS[state.level];
       const pi = interval(p, z, true), ci = interval(p, z, false);
@@ -653,6 +740,29 @@
       rows.push(["residual", numCell(Math.sqrt(p.residualVar))]);
       rows.push(["total", numCell(pi[2])]);
       out.appendChild(table(["source of uncertainty", "SD"], rows));
+      drawImpact(impact, p);
+    }
+    function updateGeneralized() {
+      const p = predict(state);
+      const z = Z_LEVELS[state.level];
+      const ci = interval(p, z, false);
+      const pct = Math.round(Number(state.level) * 100) + "%";
+      const isNew = p.unknownVar > 0;
+      out.innerHTML = "";
+      out.appendChild(el("div", { class: "tip", text: "predicted " + P.response + (isNew ? " (marginal over the new level's random effects)" : "") }));
+      out.appendChild(el("div", { class: "big", "data-role": "prediction", "data-value": String(p.fit), text: fmt(p.fit, 6) }));
+      out.appendChild(el("div", { class: "interval", "data-role": "interval", "data-lower": String(ci[0]), "data-upper": String(ci[1]),
+        text: pct + " interval of " + (isNew ? "a new group's mean" : "this group's mean") + ": [" + fmt(ci[0], 5) + ", " + fmt(ci[1], 5) + "]" }));
+      out.appendChild(el("div", { class: "tip", "data-role": "conditional", "data-value": String(p.conditional),
+        text: "linear predictor " + fmt(p.eta, 6) + (isNew ? "; with the new level's random effects at zero: " + fmt(p.conditional, 6) : "") + "; a typical group (all random effects at zero): " + fmt(p.population, 6) }));
+      const rows = [["fixed effects", numCell(Math.sqrt(p.fixedVar))]];
+      p.parts.forEach(function (part) {
+        const lev = state.levels[part.factor];
+        rows.push(["random effects: " + part.factor + (lev >= 0 ? " (level " + D.factors.find(function (f) { return f.name === part.factor; }).levels[lev] + ", effect " + fmt(part.effect, 4) + ")" : " (new level)"), ""]);
+      });
+      rows.push(["  all random effects", numCell(Math.sqrt(p.randomVar))]);
+      rows.push(["total", numCell(ci[2])]);
+      out.appendChild(table(["source of uncertainty", "SD (" + D.fixed.scale + ")"], rows));
       drawImpact(impact, p);
     }
     listeners.push(update);
@@ -711,7 +821,7 @@
     header.appendChild(nav);
     const main = el("main");
     modelSection(); fixedSection(); varianceSection(); randomSection();
-    diagnosticsSection(); shrinkageSection(); effectsSection(); whatIfSection();
+    diagnosticsSection(); if (!GLMM) shrinkageSection(); effectsSection(); whatIfSection();
     const titles = { "model": "Model", "fixed-effects": "Fixed effects", "variance-components": "Variance components",
       "random-effects": "Random effects", "diagnostics": "Diagnostics", "shrinkage": "Shrinkage", "effects": "Effects", "what-if": "What-if" };
     Object.keys(sections).forEach(function (name) {
