@@ -186,11 +186,13 @@ def assert_same_figures(ours, lme4, rtol, rtol_vcov):
 
 # Our optimum is at least as good as glmer's (verbagg's log-likelihood is
 # 3.8e-4 higher, which moves its residuals in the 4th digit).  The standard
-# errors differ from lme4's by up to 0.7% (grouseticks): the Hessian of the
-# fit is off on its diagonal (see the report of this module's author); a
-# careful Hessian of the same deviance gives lme4's to 1e-5.
+# errors differ from lme4's by up to 0.25% (contraception, poisson_offset):
+# ours agree to 1e-5 with second differences of the same deviance at steps
+# 1e-2 to 1e-3, so the difference is lme4's finite-difference Hessian (taken
+# in the data's units, where a step of 1e-4 in the coefficient of age^2 is
+# a seventh of its standard error).
 RTOL = {"verbagg": 2e-3}
-RTOL_VCOV = 1e-2
+RTOL_VCOV = 4e-3
 
 
 def criteria_with_full_loglik(ref, lines):
@@ -436,23 +438,33 @@ def assert_profile_is_lme4s(ci, ref, share=2e-3):
         assert np.all(error < share), (end, error)
 
 
-def test_confint_profile_cbpp():
-    spec, model = fitted("cbpp_binomial")
-    ci = model.confint(method="profile", parm=["sd_Intercept|herd", "period2"])
-    assert list(ci.index) == ["sd_Intercept|herd", "period2"]
-    assert_profile_is_lme4s(ci, profile_reference(spec))
+PROFILE_CASES = ["cbpp_binomial", "poisson_offset"]
+PROFILE_CASES += [
+    pytest.param(name, marks=pytest.mark.slow)
+    for name in ["cbpp_agq25", "probit", "cloglog"]
+]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", ["cbpp_binomial", "cbpp_agq25", "probit", "cloglog", "poisson_offset"]
-)
-def test_confint_profile_every_reference(name):
+@pytest.mark.parametrize("name", PROFILE_CASES)
+def test_confint_profile_is_lme4s(name):
+    # measured: every end within 2e-4 of lme4's interval width
     spec, model = fitted(name)
     ci = model.confint(method="profile")
     ref = profile_reference(spec)
     assert list(ci.index) == list(ref.index)
     assert_profile_is_lme4s(ci, ref)
+
+
+def test_confint_profile_without_the_exact_gradient(monkeypatch):
+    from skmixed.inference import _glmm_profile
+
+    monkeypatch.setattr(_glmm_profile, "has_exact_gradient", lambda *args: False)
+    spec, model = fitted("cbpp_binomial")
+    ci = model.confint(method="profile", parm=["sd_Intercept|herd", "period2"])
+    assert list(ci.index) == ["sd_Intercept|herd", "period2"]
+    assert_profile_is_lme4s(ci, profile_reference(spec))
+    with pytest.raises(ValueError, match="unknown parameter"):
+        model.confint(method="profile", parm=["sigma"])
 
 
 @pytest.mark.slow

@@ -21,13 +21,17 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .._agq_gradient import agq_gradient
 from .._covariance import lower_indices
+from .._laplace_gradient import has_exact_gradient, laplace_gradient
+from .._linalg import single_threaded_blas
 from .._pirls import agq_deviance, laplace_deviance, pirls
 from ._profile import VarianceLayout, _check_parm, _initial_step, _Zeta, profile_end
 from ._wald import lme4_factor_order
 
 FAILED = 1e30  # deviance where PIRLS fails (an invalid parameter vector)
-DIFFERENCE_STEP = 1e-5  # central differences, relative to max(|x|, 1)
+DIFFERENCE_STEP = 1e-5  # forward differences, relative to max(|x|, 1)
+JACOBIAN_STEP = 1e-7  # of the map (sd, cor) -> theta: algebra, no noise
 
 
 def glmm_variance_layout(model):
@@ -66,7 +70,13 @@ def glmm_variance_layout(model):
 
 
 class ProfileDeviance:
-    """The deviance as a function of (variance parameters, scaled beta)."""
+    """The deviance as a function of (variance parameters, scaled beta).
+
+    With :meth:`value_and_gradient` its exact gradient where the fit has one
+    (:mod:`skmixed._laplace_gradient`, :mod:`skmixed._agq_gradient`),
+    carried to the variance parameters through the derivative of their map
+    to theta; otherwise the searches take forward differences.
+    """
 
     def __init__(self, model):
         self.rows = model._rows
@@ -82,20 +92,26 @@ class ProfileDeviance:
             ]
         )
         self.u0 = None
+        self.exact = has_exact_gradient(self.rows, self.n_points)
+
+    def theta(self, values):
+        return self.layout.theta(np.append(values, 1.0))
 
     def warm_start(self, x):
         """Start PIRLS from the modes at ``x`` (one fixed start per search,
         so that the deviance stays a smooth function within it)."""
         self.u0 = None
-        theta = self.layout.theta(np.append(x[: self.k], 1.0))
+        theta = self.theta(x[: self.k])
         modes = None if theta is None else pirls(self.rows, theta, x[self.k :])
         self.u0 = None if modes is None else modes.u
 
-    def __call__(self, x):
-        theta = self.layout.theta(np.append(x[: self.k], 1.0))
+    def _modes(self, x):
+        theta = self.theta(x[: self.k])
         if theta is None:
-            return FAILED
-        modes = pirls(self.rows, theta, x[self.k :], self.u0, joint=False)
+            return None, None
+        return theta, pirls(self.rows, theta, x[self.k :], self.u0, joint=False)
+
+    def _value(self, modes):
         if modes is None:
             return FAILED
         if self.n_points > 1:
@@ -103,6 +119,39 @@ class ProfileDeviance:
         else:
             value = laplace_deviance(modes)
         return float(value) if np.isfinite(value) else FAILED
+
+    def __call__(self, x):
+        return self._value(self._modes(x)[1])
+
+    def value_and_gradient(self, x):
+        """The deviance and its gradient in ``x`` (exact: see the class)."""
+        theta, modes = self._modes(x)
+        value = self._value(modes)
+        if value >= FAILED:
+            return value, np.zeros(x.size)
+        beta = x[self.k :]
+        if self.n_points > 1:
+            g = agq_gradient(self.rows, theta, beta, modes, self.n_points)
+        else:
+            g = laplace_gradient(self.rows, theta, beta, modes)
+        D = self._theta_jacobian(x[: self.k])
+        return value, np.concatenate([D.T @ g[: theta.size], g[theta.size :]])
+
+    def _theta_jacobian(self, values):
+        """``d theta / d values`` by central differences (one-sided at a bound)."""
+        theta0 = self.theta(values)
+        D = np.zeros((theta0.size, values.size))
+        for i in range(values.size):
+            h = JACOBIAN_STEP * max(abs(values[i]), 1.0)
+            up = min(values[i] + h, self.layout.upper[i])
+            down = max(values[i] - h, self.layout.lower[i])
+            hi, lo = values.copy(), values.copy()
+            hi[i], lo[i] = up, down
+            t_hi, t_lo = self.theta(hi), self.theta(lo)
+            if t_hi is None or t_lo is None or up == down:
+                continue  # an invalid neighbour (a correlation matrix): flat
+            D[:, i] = (t_hi - t_lo) / (up - down)
+        return D
 
     @property
     def lower(self):
@@ -115,29 +164,32 @@ class ProfileDeviance:
         return np.concatenate([self.layout.upper[: self.k], np.full(p, np.inf)])
 
 
-def _minimize(f, x0, lower, upper):
-    """L-BFGS-B on forward-difference gradients, within box bounds."""
-    if x0.size == 0:
-        return x0, f(x0)
-    x0 = np.clip(x0, lower, upper)
-    h = DIFFERENCE_STEP * np.maximum(np.abs(x0), 1.0)
+def _forward_differences(f, lower, upper, h):
+    """``f`` with its forward-difference gradient, steps kept in the box."""
 
     def value_and_gradient(x):
         value = f(x)
         g = np.empty(x.size)
         for i in range(x.size):
             e = np.zeros(x.size)
-            e[i] = h[i] if x[i] + h[i] <= upper[i] else -h[i]  # inside the box
+            e[i] = h[i] if x[i] + h[i] <= upper[i] else -h[i]
             g[i] = (f(x + e) - value) / e[i]
         return value, g
 
+    return value_and_gradient
+
+
+def _minimize(fg, x0, lower, upper):
+    """L-BFGS-B on ``fg(x) = (value, gradient)`` within box bounds."""
+    if x0.size == 0:
+        return x0, fg(x0)[0]
     bounds = [
         (lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
         for lo, hi in zip(lower, upper)
     ]
     result = optimize.minimize(
-        value_and_gradient,
-        x0,
+        fg,
+        np.clip(x0, lower, upper),
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
@@ -146,22 +198,32 @@ def _minimize(f, x0, lower, upper):
     return result.x, float(result.fun)
 
 
-def _profile_parameter(deviance, base, i, to_free, from_free, estimate, z, bounds):
-    """The interval of one parameter, given its map to the free parameters.
+def _profile_parameter(deviance, base, anchor, free_mask, D, estimate, z, bounds):
+    """The interval of one parameter, the others re-optimised.
 
-    ``from_free(x, free)`` is the full parameter vector with the profiled
-    parameter at ``x``; ``to_free(full)`` the free part of a full vector.
+    With the parameter at ``x`` the full vector is ``anchor * x + D @ free``,
+    ``free`` the entries ``free_mask`` of the full vector.
     """
-    lower, upper = to_free(deviance.lower), to_free(deviance.upper)
+    lower, upper = deviance.lower[free_mask], deviance.upper[free_mask]
+    h = DIFFERENCE_STEP * np.maximum(np.abs(deviance.start[free_mask]), 1.0)
 
     def minimize(x, free0):
-        deviance.warm_start(from_free(x, free0))
-        free, value = _minimize(
-            lambda free: deviance(from_free(x, free)), free0, lower, upper
-        )
+        def full(free):
+            return anchor * x + D @ free
+
+        deviance.warm_start(full(free0))
+        if deviance.exact:
+
+            def fg(free):
+                value, g = deviance.value_and_gradient(full(free))
+                return value, D.T @ g
+
+        else:
+            fg = _forward_differences(lambda f: deviance(full(f)), lower, upper, h)
+        free, value = _minimize(fg, free0, lower, upper)
         return value, free
 
-    zeta = _Zeta(minimize, estimate, to_free(deviance.start), base)
+    zeta = _Zeta(minimize, estimate, deviance.start[free_mask], base)
     low, high, step = bounds
     return (
         profile_end(zeta, estimate, -z, low, step),
@@ -170,23 +232,19 @@ def _profile_parameter(deviance, base, i, to_free, from_free, estimate, z, bound
 
 
 def variance_interval(deviance, base, i, z):
-    """Profile interval of variance parameter ``i`` (lme4's order)."""
-    others = np.arange(deviance.start.size) != i
-
-    def from_free(x, free):
-        full = np.empty(deviance.start.size)
-        full[i], full[others] = x, free
-        return full
-
+    """Profile interval of variance parameter ``i`` (lme4's order, fit units)."""
+    size = deviance.start.size
+    free_mask = np.arange(size) != i
+    anchor = np.zeros(size)
+    anchor[i] = 1.0
+    D = np.eye(size)[:, free_mask]
     estimate = deviance.start[i]
     bounds = (
         deviance.layout.lower[i],
         deviance.layout.upper[i],
         _initial_step(estimate),
     )
-    return _profile_parameter(
-        deviance, base, i, lambda v: v[others], from_free, estimate, z, bounds
-    )
+    return _profile_parameter(deviance, base, anchor, free_mask, D, estimate, z, bounds)
 
 
 def fixed_interval(deviance, base, j, z, se):
@@ -197,29 +255,18 @@ def fixed_interval(deviance, base, j, z, se):
     are free.
     """
     k, row = deviance.k, deviance.J[j]
+    size = deviance.start.size
     l_index = int(np.argmax(np.abs(row)))
-    others_beta = np.arange(row.size) != l_index
-    free_mask = np.ones(deviance.start.size, dtype=bool)
+    free_mask = np.ones(size, dtype=bool)
     free_mask[k + l_index] = False
-
-    def from_free(x, free):
-        full = np.empty(deviance.start.size)
-        full[free_mask] = free
-        beta = full[k:]
-        beta[l_index] = (x - row[others_beta] @ beta[others_beta]) / row[l_index]
-        return full
-
+    anchor = np.zeros(size)
+    anchor[k + l_index] = 1.0 / row[l_index]
+    D = np.eye(size)
+    D[k + l_index, k:] = -row / row[l_index]
+    D = D[:, free_mask]
     estimate = float(row @ deviance.start[k:])
-    return _profile_parameter(
-        deviance,
-        base,
-        j,
-        lambda v: v[free_mask],
-        from_free,
-        estimate,
-        z,
-        (-np.inf, np.inf, z * se),
-    )
+    bounds = (-np.inf, np.inf, z * se)
+    return _profile_parameter(deviance, base, anchor, free_mask, D, estimate, z, bounds)
 
 
 def glmm_profile_confint(model, level=0.95, *, parm=None):
@@ -249,6 +296,12 @@ def glmm_profile_confint(model, level=0.95, *, parm=None):
     base = deviance(deviance.start)
     se = np.sqrt(np.diag(model.fixed_effects_cov_.to_numpy()))
     out = pd.DataFrame(np.nan, index=wanted, columns=["lower", "upper"])
+    with single_threaded_blas():  # many tiny products: threads only cost
+        _profile_all(deviance, base, names, wanted, z, se, out)
+    return out
+
+
+def _profile_all(deviance, base, names, wanted, z, se, out):
     for name in wanted:
         i = names.index(name)
         if i < deviance.k:
@@ -257,4 +310,3 @@ def glmm_profile_confint(model, level=0.95, *, parm=None):
         else:
             j = i - deviance.k
             out.loc[name] = fixed_interval(deviance, base, j, z, se[j])
-    return out
