@@ -61,8 +61,10 @@ def logistic():
 @pytest.fixture(scope="module")
 def poisson():
     X, eta, groups, rng = simulate(seed=1)
-    frame = X.assign(count=rng.poisson(np.exp(0.5 + 0.6 * eta)), grp=groups)
-    model = MixedPoissonRegressor(formula="count ~ x + log1p(w) + (1 | grp)")
+    f = rng.choice(["lo", "mid", "hi"], len(eta))
+    counts = rng.poisson(np.exp(0.5 + 0.6 * eta + 0.4 * (f == "hi")))
+    frame = X.assign(count=counts, f=f, grp=groups)
+    model = MixedPoissonRegressor(formula="count ~ x + log1p(w) + f + (1 | grp)")
     return model.fit(frame), frame
 
 
@@ -129,23 +131,28 @@ def test_poisson_formula_page(poisson):
     assert data["predictor"]["link"] == "log"
     assert data["predictor"]["response"] == "mean count"
     assert data["data"]["y"] == frame["count"].astype(float).tolist()
-    assert {i["name"] for i in data["predictor"]["inputs"]} == {"x", "w"}
+    inputs = {i["name"]: i for i in data["predictor"]["inputs"]}
+    assert set(inputs) == {"x", "w", "f"}
+    assert inputs["f"]["levels"] == ["hi", "lo", "mid"]
 
 
-def test_generalized_errors_and_offset(logistic):
+def test_generalized_errors(logistic):
     model, X, y, groups = logistic
     with pytest.raises(ValueError, match="needs the rows it describes"):
         explore(model)
     with pytest.raises(TypeError, match="MixedPoissonRegressor"):
         explore("not a model")
-    rng = np.random.default_rng(3)
-    offset = rng.normal(size=len(y))
-    counts = rng.poisson(np.exp(offset))
-    with_offset = quietly(
-        MixedPoissonRegressor().fit, X, counts, groups=groups, offset=offset
-    )
-    with pytest.warns(UserWarning, match="fitted with an offset"):
-        explore(with_offset, X, counts, groups)
+    assert explore(model, X, y, groups).data["predictor"]["offset"] is None
+
+
+@pytest.fixture(scope="module")
+def with_offset():
+    """Counts with a log-exposure offset (glmer's offset(log(exposure)))."""
+    X, eta, groups, rng = simulate(seed=2)
+    offset = np.log(rng.uniform(0.5, 4.0, len(eta)))
+    counts = rng.poisson(np.exp(offset + 0.5 * eta))
+    model = MixedPoissonRegressor().fit(X, counts, groups=groups, offset=offset)
+    return model, X, counts, groups, offset
 
 
 def test_linear_page_is_unchanged_in_kind():
@@ -273,11 +280,35 @@ def test_browser_poisson_formula(browser, poisson, tmp_path):  # noqa: F811
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)
     at_zero = quietly(model.predict, unseen, marginal=False)
     assert np.all(got > at_zero)  # exp(eta + v / 2)
-    page.set_row({"x": 0.5, "w": 1.5}, {"grp": None})
-    row = pd.DataFrame({"x": [0.5], "w": [1.5], "grp": ["unseen"]})
+    page.set_row({"x": 0.5, "w": 1.5, "f": "mid"}, {"grp": None})
+    row = pd.DataFrame({"x": [0.5], "w": [1.5], "f": ["mid"], "grp": ["unseen"]})
     assert page.prediction() == pytest.approx(
         quietly(model.predict, row)[0], abs=TOL, rel=0
     )
+    assert page.errors == []
+    page.close()
+
+
+def test_browser_offset_input(browser, with_offset, tmp_path):  # noqa: F811
+    """An offset model's page asks for the offset: predict(X, offset=...)."""
+    model, X, counts, groups, offset = with_offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the page has the offset
+        path = explore(model, X, counts, groups, path=tmp_path / "page.html")
+    page = Page(browser, path)
+    spec = page.data["predictor"]["offset"]
+    assert spec["min"] == offset.min() and spec["max"] == offset.max()
+    for level in (groups, pd.Series(["unseen"] * len(X))):
+        states = _states(page.data, X, {"grp": level})
+        for state, o in zip(states, offset):
+            state["offset"] = o
+        expected = quietly(model.predict, X, groups=level, offset=offset)
+        got = _page_predictions(page, states)
+        np.testing.assert_allclose(got, expected, rtol=1e-14, atol=TOL)
+    page.set_row(X.iloc[5].to_dict(), {"grp": groups.iloc[5]})
+    page.page.fill('[data-role="offset"]', "1.25")
+    expected = model.predict(X.iloc[[5]], groups=groups.iloc[[5]], offset=[1.25])
+    assert page.prediction() == pytest.approx(expected[0], abs=TOL, rel=1e-14)
     assert page.errors == []
     page.close()
 

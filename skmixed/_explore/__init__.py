@@ -18,8 +18,6 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 from ._payload import check_model, page_data
 
 __all__ = ["ExplorerPage", "explore"]
@@ -90,7 +88,8 @@ def explore(model, X=None, y=None, groups=None, path=None, *, title=None):
         variance, randomized quantile residuals in the diagnostics, and
         what-if predictions on the response scale equal to
         ``predict_proba(...)[:, 1]`` or ``predict`` (marginal over a new
-        level's random effects).
+        level's random effects); one fitted with an offset gets an offset
+        input.
     X : array-like or DataFrame, default=None
         The data the page describes: the inputs' ranges and typical values,
         and the points of the effect plots.  As in ``fit`` (with
@@ -152,9 +151,10 @@ def explore(model, X=None, y=None, groups=None, path=None, *, title=None):
 
 
 def _has_offset(model):
-    rows = getattr(model, "_rows", None)  # a generalised model's fit
-    if rows is not None and hasattr(model, "_family"):
-        return bool(np.any(rows.offset != 0))
+    """A linear model fitted with an offset (a generalised one's page has an
+    offset input in its what-if)."""
+    if hasattr(model, "_family"):
+        return False
     return getattr(model, "_train_offset", None) is not None
 
 

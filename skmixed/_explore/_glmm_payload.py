@@ -182,9 +182,23 @@ def _glmm_predictor(model, data):
             "response": _response_label(model),
             "sigma": None,
             "marginal": {"nodes": nodes, "weights": weights / weights.sum()},
+            "offset": _offset_input(model),
         }
     )
     return out
+
+
+def _offset_input(model):
+    """The what-if's offset input (range and mean of the fit's offsets), or
+    None for a model fitted without one."""
+    offset = np.asarray(model._rows.offset, dtype=float)
+    if not np.any(offset != 0):
+        return None
+    return {
+        "min": float(offset.min()),
+        "max": float(offset.max()),
+        "value": float(f"{offset.mean():.4g}"),
+    }
 
 
 def _response_label(model):

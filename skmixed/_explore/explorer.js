@@ -180,10 +180,11 @@
   // ----------------------------------------------------------------- predict
   // eta = intercept + x coef + sum over factors of z_f b_f[level]  (model.predict);
   // its variance: x1' vcov x1 + z_f' C z_f (C: a seen level's conditional covariance,
-  // a new level's Sigma_f) + sigma^2 for a new observation.
+  // a new level's Sigma_f) + sigma^2 for a new observation. A generalised model fitted
+  // with an offset adds the offset set in the what-if (P.offset; state.offset).
   function predict(state) {
     const row = designRow(state);
-    const population = P.intercept + dot(row.x, P.coef);
+    const population = P.intercept + dot(row.x, P.coef) + (P.offset ? state.offset || 0 : 0);
     let eta = population;
     const x1 = (P.fit_intercept ? [1] : []).concat(row.x);
     const xk = P.kept.map(function (j) { return x1[j]; });
@@ -604,7 +605,7 @@
   }
 
   // ----------------------------------------------------- effects and what-if
-  const state = { inputs: {}, levels: {}, level: "0.95" };
+  const state = { inputs: {}, levels: {}, level: "0.95", offset: P.offset ? P.offset.value : 0 };
   P.inputs.forEach(function (inp) { state.inputs[inp.name] = inp.value; });
   D.factors.forEach(function (f) { state.levels[f.name] = -1; });
   const listeners = [];
@@ -630,7 +631,7 @@
     draw();
   }
   function populationAt(inputs) {  // [eta, its SD] without random effects
-    const st = { inputs: inputs, levels: {} };
+    const st = { inputs: inputs, levels: {}, offset: state.offset };
     D.factors.forEach(function (f) { st.levels[f.name] = -1; });
     const p = predict(st);
     return [p.eta, Math.sqrt(p.fixedVar)];
@@ -699,6 +700,16 @@
       }
       inputsBox.appendChild(field);
     });
+    if (P.offset) {  // the linear predictor's known term (e.g. log exposure)
+      const box = el("input", { type: "number", step: "any", "data-role": "offset", value: String(P.offset.value), "aria-label": "offset" });
+      box.addEventListener("input", function () {
+        const v = Number(box.value);
+        if (box.value.trim() === "" || !Number.isFinite(v)) return;
+        state.offset = v; changed();
+      });
+      inputsBox.appendChild(el("div", { class: "field" }, [el("label", { text: "offset" }), box,
+        el("span", { class: "range", text: "the fit's offsets: " + fmt(P.offset.min) + " to " + fmt(P.offset.max) + ", mean " + fmt(P.offset.value) }) ]));
+    }
     left.appendChild(inputsBox);
     if (D.factors.length) {
       const levelsBox = el("fieldset", {}, [el("legend", { text: "levels" })]);
