@@ -254,6 +254,24 @@ def test_summary_of_a_formula_model_prints_its_formula():
     assert_same_figures(lme4_body(lines), lme4_body(ref), 1e-4, RTOL_VCOV)
 
 
+def test_pearson_residuals_of_rates_are_those_of_counts():
+    # a rate with its exposure as sample_weight is the count with an offset
+    _, model = fitted("poisson_offset")
+    _, frame = load("poisson_offset")
+    exposure = frame["exposure"].to_numpy()
+    rates = MixedPoissonRegressor(random_slopes=["x"]).fit(
+        frame[["x"]],
+        frame["y"] / exposure,
+        groups=frame["g"].astype(str),
+        sample_weight=exposure,
+    )
+    np.testing.assert_allclose(
+        rates.summary().residual_quantiles,
+        model.summary().residual_quantiles,
+        atol=1e-6,
+    )
+
+
 def test_summary_without_random_effects():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(80, 1))

@@ -69,7 +69,8 @@ class GlmmSummary:
         The model in lme4's notation.
     criteria : Series
         ``AIC``, ``BIC``, ``logLik``, ``deviance`` (-2 logLik, as glmer's
-        summary prints) and ``df.resid``.
+        summary prints) and ``df.resid``; always of the full log-likelihood
+        (with quadrature, lme4's leave out the saturated model's).
     residual_quantiles : Series
         ``Min``, ``1Q``, ``Median``, ``3Q``, ``Max`` of the Pearson residuals
         (glmer's scaled residuals).
