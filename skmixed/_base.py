@@ -41,6 +41,7 @@ class MixedModelFrontEnd(BaseEstimator):
 
     _numeric_target = True  # a classifier keeps its labels
     _scale_parameter = True  # a residual variance (lme4's identifiability checks)
+    _model_without_groups = "an ordinary linear regression"  # fit without groups
 
     def _array_model_frame(self, X, y, groups):
         """The specification and model frame of numeric ``X`` and ``groups``."""
@@ -61,7 +62,7 @@ class MixedModelFrontEnd(BaseEstimator):
         )
         self._check_n_samples(*X.shape)
         if groups is None:
-            warn_without_groups(stacklevel=4)
+            warn_without_groups(stacklevel=4, model=self._model_without_groups)
         else:
             groups = check_groups(groups, X.shape[0])
         spec = self._array_spec([] if groups is None else list(groups), X.shape[1])

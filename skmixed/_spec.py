@@ -313,10 +313,10 @@ def training_frame(spec, X, y, stacklevel=2, labels=False):
     return frame
 
 
-def warn_without_groups(stacklevel):
+def warn_without_groups(stacklevel, model="an ordinary linear regression"):
     warnings.warn(
         "fit() was called without groups: the model has no random effects "
-        "(an ordinary linear regression). Pass groups=... to fit a mixed model.",
+        f"({model}). Pass groups=... to fit a mixed model.",
         UserWarning,
         stacklevel=stacklevel,
     )
