@@ -53,7 +53,6 @@ class _MixedGLM(MixedModelFrontEnd):
 
     _family_name = ""
     _scale_parameter = False  # binomial and Poisson: no residual variance
-    _model_without_groups = "a generalised linear model"
     _parameter_constraints = {
         "formula": [InstanceOf(str, description="a str"), Options(None)],
         "random_slopes": [
@@ -459,13 +458,19 @@ class _MixedGLM(MixedModelFrontEnd):
     def _refit(self, rows):
         """A copy of the model fitted to ``rows`` (the design of the fit).
 
-        Starts from the fitted fixed effects; the bootstrap's refits.
+        The bootstrap's refits.  They start where ``fit`` does: from the
+        estimates they save 10-25% and, on 5% of poisson_offset's replicates,
+        end in an L-BFGS-B line-search failure at the optimum (reported as
+        not converged).
         """
         J, kept, names = self._scaling
         model = copy.copy(self)
         model._rows = rows
         outcome = fit_glmm(
-            rows, self._beta_scaled, self._n_quadrature_points, self._max_iter
+            rows,
+            np.zeros_like(self._beta_scaled),
+            self._n_quadrature_points,
+            self._max_iter,
         )
         model._beta_scaled = outcome.beta
         model._set_fixed_effects(outcome, J, kept, names, len(rows.factors))
