@@ -53,6 +53,7 @@ class _MixedGLM(MixedModelFrontEnd):
 
     _family_name = ""
     _scale_parameter = False  # binomial and Poisson: no residual variance
+    _model_without_groups = "a generalised linear model"
     _parameter_constraints = {
         "formula": [InstanceOf(str, description="a str"), Options(None)],
         "random_slopes": [
