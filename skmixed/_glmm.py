@@ -46,6 +46,7 @@ from ._validation import InstanceOf, Interval, Options, validate_params
 # logistic and cloglog curves at the variances met in practice.
 MARGINAL_NODES = 40
 MAX_QUADRATURE_POINTS = 50  # more nodes than this change nothing but cost
+SEPARATION_ETA = 30.0  # see _degenerate_fitted_values
 
 
 class _MixedGLM(MixedModelFrontEnd):
@@ -324,21 +325,22 @@ class _MixedGLM(MixedModelFrontEnd):
                 UserWarning,
                 stacklevel=4,
             )
-
-    # ----------------------------------------------------------- prediction
-
-        if _degenerate_fitted_values(self._family, self.fitted_values_):
+        if _degenerate_fitted_values(self._family, self.fitted_linear_predictor_):
             what = "probabilities" if self._family.name == "binomial" else "means"
             values = "0 or 1" if self._family.name == "binomial" else "0"
             warnings.warn(
-                f"fitted {what} numerically {values} occurred (R's glm warning): "
-                "the response is (quasi-)completely separated, by the fixed "
-                "effects or within groups, and the estimates of the coefficients "
-                "or random effects involved grow without bound; their standard "
-                "errors are meaningless.",
+                f"fitted {what} numerically {values} occurred (linear predictors "
+                f"beyond {SEPARATION_ETA:g} in size): the response is "
+                "(quasi-)completely separated, by the fixed effects or within "
+                "groups, and the estimates of the coefficients or random effects "
+                "involved grow without bound; their standard errors are "
+                "meaningless.",
                 UserWarning,
                 stacklevel=4,
             )
+
+    # ----------------------------------------------------------- prediction
+
     def _linear_predictor(self, X, groups, random_effects, offset, unseen="warn"):
         """The linear predictor and the variance of its unknown random part.
 
@@ -705,6 +707,8 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
     def _check_target(self, y):
         """0/1 from two labels, or a proportion in [0, 1] (with trials)."""
         y = np.asarray(y)
+        if y.dtype == object:  # a formula's labels: booleans, strings, numbers
+            y = pd.Series(y).infer_objects().to_numpy()
         kind = type_of_target(y, input_name="y")
         if kind == "continuous" and y.dtype.kind == "f":
             if np.any(~np.isfinite(y)) or np.any((y < 0) | (y > 1)):
@@ -815,8 +819,6 @@ class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
     ``exp(eta)``, glmer's ``re.form = NA``.
 
     Examples
-        if y.dtype == object:  # a formula's labels: booleans, strings, numbers
-            y = pd.Series(y).infer_objects().to_numpy()
     --------
     >>> import numpy as np
     >>> from skmixed import MixedPoissonRegressor
@@ -904,6 +906,31 @@ def _standardized(X, fit_intercept):
     return columns, center, scale
 
 
+def _degenerate_fitted_values(family, eta, limit=SEPARATION_ETA):
+    """Linear predictors that only separation reaches.
+
+    Under (quasi-)complete separation the likelihood keeps rising as some
+    linear predictors go to infinity, and the fit stops where the curve is
+    flat to rounding.  No data put a log-odds (or probit, cloglog index)
+    beyond +-30, nor a log-mean below -30, otherwise; a test on the fitted
+    probabilities (R's glm.fit) would also flag the cloglog curve, which is
+    within 1e-16 of 1 from eta = 3.6 on.
+    """
+    if family.name == "binomial":
+        return bool(np.any(np.abs(eta) > limit))
+    return bool(np.any(eta < -limit))
+
+
+def _slope_scale(Z, factor):
+    """Per term of a factor: 1 for the intercept, a slope column's RMS."""
+    scale = [1.0] * factor.intercept
+    for j in factor.slope_columns:
+        column = dense_column(Z, j)
+        rms = float(np.sqrt(np.mean(column * column))) if column.size else 0.0
+        scale.append(rms if rms > 0 else 1.0)
+    return np.asarray(scale)
+
+
 def _independent_columns(columns, tol=RANK_TOLERANCE):
     """Indices of linearly independent columns, in order (R's ``qr``, tol 1e-7).
 
@@ -956,20 +983,3 @@ def _theta_names(factors):
             else:
                 names.append(f"{f.name}.{f.term_names[r]}.{f.term_names[c]}")
     return names
-def _degenerate_fitted_values(family, mu, tol=1e-10):
-    """Fitted values at the edge of the family's range: separation."""
-    if family.name == "binomial":
-        return bool(np.any((mu < tol) | (mu > 1.0 - tol)))
-    return bool(np.any(mu < tol))
-
-
-def _slope_scale(Z, factor):
-    """Per term of a factor: 1 for the intercept, a slope column's RMS."""
-    scale = [1.0] * factor.intercept
-    for j in factor.slope_columns:
-        column = dense_column(Z, j)
-        rms = float(np.sqrt(np.mean(column * column))) if column.size else 0.0
-        scale.append(rms if rms > 0 else 1.0)
-    return np.asarray(scale)
-
-
