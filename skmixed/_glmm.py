@@ -485,19 +485,19 @@ class _MixedGLM(MixedModelFrontEnd):
         model._set_fitted(rows, outcome)
         return model
 
-    def confint(self, level=0.95, method="wald", **kwargs):
+    def confint(self, method="wald", level=0.95, **kwargs):
         """Confidence intervals of the parameters, as glmer's ``confint``.
 
         Parameters
         ----------
-        level : float, default=0.95
-            Confidence level.
         method : {"wald", "profile", "bootstrap"}, default="wald"
             ``"wald"``: ``estimate +- z SE`` for the fixed effects (the
             variance parameters get NaN, as in lme4); ``"profile"``:
             profile-likelihood intervals of the Laplace (or quadrature)
             deviance; ``"bootstrap"``: parametric bootstrap percentile
             intervals (``n_boot``, ``random_state``, ``n_jobs``).
+        level : float, default=0.95
+            Confidence level.
         **kwargs
             Passed to the profile (``parm``) or bootstrap routine.
 

@@ -414,7 +414,7 @@ def test_confint_wald_is_lme4s():
     assert ci.loc["sd_Intercept|herd"].isna().all()
     np.testing.assert_allclose(ci["lower"].iloc[1:], ref["lower"], atol=2e-4)
     np.testing.assert_allclose(ci["upper"].iloc[1:], ref["upper"], atol=2e-4)
-    narrower = model.confint(0.9)
+    narrower = model.confint(level=0.9)
     assert (
         (narrower["upper"] - narrower["lower"])
         .iloc[1:]

@@ -200,7 +200,7 @@ def test_wald_intervals(fitted):
     assert np.all(np.abs(ci["upper"].to_numpy() - ref["upper"]) < 0.03 * se.to_numpy())
     # Our own interval is estimate +- z SE exactly, for any level.
     ours = np.sqrt(np.diag(model.fixed_effects_cov_.to_numpy()))
-    ci90 = model.confint(0.9).loc[ref["names"]]
+    ci90 = model.confint(level=0.9).loc[ref["names"]]
     z = stats.norm.ppf(0.95)
     assert_allclose(ci90["upper"] - model.fixed_effects_, z * ours)
     assert_allclose(model.fixed_effects_ - ci90["lower"], z * ours)
