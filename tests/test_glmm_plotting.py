@@ -321,3 +321,31 @@ def test_effect_display_of_the_generalised_baselines(logistic_fit, poisson_fit):
     np.testing.assert_allclose(display.prediction, mean_line)
     with pytest.raises(ValueError, match="covariance"):
         EffectDisplay.from_estimator(no_pooling, x, y, 0, band="wald")
+
+
+def test_displays_take_a_pipeline():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, groups = poisson_data(5)
+    x = 3 * x + 5
+    pipeline = make_pipeline(StandardScaler(), MixedPoissonRegressor()).fit(
+        x, y, mixedpoissonregressor__groups=groups
+    )
+    model = pipeline[-1]
+    display = plot_diagnostics(pipeline, random_state=0)
+    np.testing.assert_allclose(
+        display.qq.sample_quantiles,
+        np.sort(quantile_residuals(model, random_state=0)),
+    )
+    # New rows go through the scaler first: the training rows again.
+    again = UniformQQDisplay.from_estimator(pipeline, x, y, groups, random_state=0)
+    np.testing.assert_allclose(again.sample_quantiles, display.qq.sample_quantiles)
+    effect = EffectDisplay.from_estimator(pipeline, x, y, 0)
+    assert effect.grid[0] == pytest.approx(x.min())  # on the raw scale
+    expected = model.predict(
+        pipeline[0].transform(effect.grid[:, None]),
+        random_effects="none",
+        marginal=False,
+    )
+    np.testing.assert_allclose(effect.prediction, expected)
