@@ -30,7 +30,9 @@ never need them)::
     python make_designs.py && Rscript make_glmer_differential.R
 
 ``--copies K`` draws every category K times as often (the larger study in
-``benchmarks/glmm_differential.py``).
+``benchmarks/glmm_differential.py``).  ``FOUND`` adds designs that other
+seeds drew and that once caught skmixed out, drawn exactly as there
+(``--no-found`` leaves them out).
 """
 
 import argparse
@@ -71,6 +73,18 @@ SCHEDULE = (
     ("poisson_large_variance", 2),
     ("poisson_few_levels", 2),
     ("poisson_medium", 2),
+)
+
+# Designs other seeds drew (in the larger study, benchmarks/glmm_differential.py)
+# that caught skmixed out: (category, seed, index, what happened).
+FOUND = (
+    (
+        "poisson_olre",
+        20261202,
+        132,
+        "RuntimeWarning: overflow in PIRLS at a first-stage line-search step "
+        "to theta = (1.8, 419)",
+    ),
 )
 
 
@@ -289,8 +303,11 @@ def make_design(rng, design_id, category):
     return spec, frame
 
 
-def make_designs(seed=SEED, copies=1):
-    """Every design of the schedule: the specs and one long data frame."""
+def make_designs(seed=SEED, copies=1, found=True):
+    """Every design of the schedule: the specs and one long data frame.
+
+    ``found`` adds the designs of ``FOUND``.
+    """
     specs, frames, k = [], [], 0
     for copy in range(copies):
         for category, count in SCHEDULE:
@@ -300,6 +317,12 @@ def make_designs(seed=SEED, copies=1):
                 spec, frame = make_design(rng, f"d{k:03d}_{category}", category)
                 specs.append(spec)
                 frames.append(frame)
+    for j, (category, other_seed, index, _) in enumerate(FOUND * found, start=1):
+        rng = np.random.default_rng([other_seed, index])
+        design_id = f"f{j:02d}_{category}_s{other_seed}_{index}"
+        spec, frame = make_design(rng, design_id, category)
+        specs.append(spec)
+        frames.append(frame)
     return specs, pd.concat(frames, ignore_index=True)
 
 
@@ -307,11 +330,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--copies", type=int, default=1)
+    parser.add_argument("--no-found", action="store_true", help="leave FOUND out")
     parser.add_argument("--outdir", default=str(HERE))
     args = parser.parse_args(argv)
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    specs, data = make_designs(args.seed, args.copies)
+    specs, data = make_designs(args.seed, args.copies, not args.no_found)
     data.to_csv(out / "designs.csv.gz", index=False, float_format="%.10g")
     (out / "designs.json").write_text(
         json.dumps(dict(seed=args.seed, designs=specs), indent=1) + "\n"
