@@ -3,6 +3,7 @@
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -13,6 +14,7 @@ from skmixed import (  # noqa: E402
     MixedLinearRegressor,
     MixedLogisticRegression,
     MixedPoissonRegressor,
+    NoPoolingLogisticRegression,
     NoPoolingPoissonRegressor,
 )
 from skmixed.inference import quantile_residuals  # noqa: E402
@@ -22,6 +24,7 @@ from skmixed.plotting import (  # noqa: E402
     QuantileResidualDiagnosticsDisplay,
     QuantileResidualsVsFittedDisplay,
     ResidualDiagnosticsDisplay,
+    ShrinkageDisplay,
     UniformQQDisplay,
     plot_diagnostics,
 )
@@ -349,3 +352,24 @@ def test_displays_take_a_pipeline():
         marginal=False,
     )
     np.testing.assert_allclose(effect.prediction, expected)
+
+
+def test_shrinkage_of_a_generalised_model(logistic_fit):
+    model, x, y, groups = logistic_fit
+    y = y.copy()
+    y[groups == 0] = "no"  # a group with no finite no-pooling estimate
+    model = MixedLogisticRegression().fit(x, y, groups=groups)
+    display = ShrinkageDisplay.from_estimator(model, x, y, groups)
+    with pytest.warns(UserWarning, match="outcomes all 0 or all 1"):
+        no_pooling = NoPoolingLogisticRegression().fit(x, y, groups=groups)
+    own = no_pooling.group_coef_["Intercept"].to_numpy()
+    share = pd.Series(y == "yes").groupby(groups).mean().to_numpy()
+    alike = (share == 0) | (share == 1)
+    assert alike[0] and alike.sum() < 5
+    np.testing.assert_array_equal(np.isnan(display.no_pooling), alike)
+    np.testing.assert_allclose(display.no_pooling[~alike], own[~alike], rtol=1e-8)
+    population = model.fixed_effects_["Intercept"]
+    assert display.population == population
+    moved = np.abs(display.mixed - population)[~alike]
+    assert np.all(moved <= np.abs(display.no_pooling - population)[~alike])
+    assert len(display.arrows_) == (~alike).sum()

@@ -1,5 +1,6 @@
 """Shrinkage plot: no pooling, partial pooling (the mixed model), complete pooling."""
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +20,7 @@ from ._base import (
     style,
     transform,
 )
+from ._generalized import is_generalized, response_data
 from ._inputs import model_features
 
 
@@ -69,7 +71,11 @@ class ShrinkageDisplay:
     within each level a least-squares line on the factor's terms, the other
     features with one slope shared by all levels.  For ``y ~ 1 + (1 | g)``
     they are the level means.  Other grouping factors' random effects are
-    ignored.
+    ignored.  For a generalised model (:class:`~skmixed.MixedLogisticRegression`,
+    :class:`~skmixed.MixedPoissonRegressor`, fitted on 0/1 labels or counts)
+    both estimates are on the link scale and the no-pooling ones are
+    :class:`~skmixed.NoPoolingLogisticRegression`'s (Poisson's); a level
+    whose outcomes are all alike has no finite one (no arrow).
 
     For a formula model (``formula=...``) the data are the raw data frame
     and the grouping factor is the formula's: the no-pooling fit is
@@ -180,11 +186,12 @@ default=None
                 f"are {spec.term_names}."
             )
         X = transform(steps, X)
+        y = response_data(model, y) if is_generalized(model) else y  # labels: 0/1
         if getattr(getattr(model, "_spec", None), "matrices", None) is not None:
             X, y, codes, spec = _formula_data(model, X, y, groups, spec)
         else:
             X, y, codes = _array_data(model, X, y, groups, spec)
-        coef = _no_pooling(spec, X, y, codes)
+        coef = _no_pooling(spec, X, y, codes, model)
         population = float(model.fixed_effects_.get(term, 0.0))
         display = cls(
             no_pooling=coef[term],
@@ -321,15 +328,19 @@ def _check_y(y, n_samples):
     return y
 
 
-def _no_pooling(spec, X, y, codes):
+def _no_pooling(spec, X, y, codes, model=None):
     """Each level's own estimates of ``spec``'s terms (levels by terms).
 
     The no-pooling model ``y = Z b[g] + X_other c + e``: the factor's terms
     ``Z`` (intercept and random-slope columns) per level, the other features
-    with one slope shared by all levels, estimated within the levels.
+    with one slope shared by all levels, estimated within the levels.  For a
+    generalised ``model``, on its link scale (see :func:`_no_pooling_glm`).
     """
     seen = codes >= 0
     X, y, codes = X[seen], y[seen], codes[seen]
+    if model is not None and is_generalized(model):
+        coef = _no_pooling_glm(spec, X, y, codes, model)
+        return pd.DataFrame(coef, index=spec.levels, columns=spec.term_names)
     coef = _no_pooling_regressor(spec, X, y, codes)
     if coef is None:
         coef = _per_level_lines(spec, X, y, codes)
@@ -353,6 +364,41 @@ def _no_pooling_regressor(spec, X, y, codes):
     )
     table = model.group_coef_.reindex(range(spec.n_levels))
     return table.iloc[:, [0] + [1 + j for j in spec.slope_columns]].to_numpy()
+
+
+def _no_pooling_glm(spec, X, y, codes, model):
+    """A generalised model's no-pooling estimates (logistic, Poisson per level).
+
+    A level whose outcomes are all alike (all 0, or all 1) has no finite
+    estimate: NaN, as for a level that cannot identify a term.
+    """
+    from .._pooling_glm import NoPoolingLogisticRegression, NoPoolingPoissonRegressor
+
+    if not spec.intercept:
+        raise ValueError(
+            "the shrinkage plot of a generalised model needs a random intercept: "
+            "its no-pooling fit gives every level its own intercept."
+        )
+    baseline = (
+        NoPoolingLogisticRegression(link=model.link)
+        if hasattr(model, "classes_")
+        else NoPoolingPoissonRegressor()
+    )
+    with warnings.catch_warnings():  # the NaN below say it
+        warnings.filterwarnings("ignore", ".* have outcomes all ")
+        baseline.set_params(group_slopes=list(spec.slope_columns)).fit(
+            X, y, groups=pd.Series(codes, name=spec.name)
+        )
+    table = baseline.group_coef_.reindex(range(spec.n_levels))
+    columns = [0] + [1 + j for j in spec.slope_columns]
+    coef = table.iloc[:, columns].to_numpy(dtype=float, copy=True)
+    events = np.bincount(codes, weights=y, minlength=spec.n_levels)
+    totals = np.bincount(codes, minlength=spec.n_levels)
+    alike = events <= 0
+    if hasattr(model, "classes_"):
+        alike |= events >= totals
+    coef[alike] = np.nan
+    return coef
 
 
 def _per_level_lines(spec, X, y, codes):
