@@ -417,11 +417,22 @@ class _MixedGLM(MixedModelFrontEnd):
         eta, variance = self._linear_predictor(X, groups, random_effects, offset)
         return self._mean(eta, variance, marginal)
 
-    def decision_function(self, X, groups=None, random_effects="all", offset=None):
+    def linear_predictor(self, X, groups=None, random_effects="all", offset=None):
         """The linear predictor ``eta`` (log-odds, log-mean), offset included.
 
         Random effects of unseen levels (and of factors not in
         ``random_effects``) are zero here: glmer's ``predict(type = "link")``.
+        The classifier's ``decision_function``; a regressor has none in
+        scikit-learn, so the Poisson model's is this method (as glum's).
+
+        Parameters
+        ----------
+        X, groups, random_effects, offset :
+            As for :meth:`MixedLinearRegressor.predict`.
+
+        Returns
+        -------
+        eta : ndarray of shape (n_samples,)
         """
         eta, _ = self._linear_predictor(X, groups, random_effects, offset)
         return eta
@@ -753,6 +764,10 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
         """
         p = self._mean_prediction(X, groups, random_effects, offset, marginal)
         return np.column_stack([1.0 - p, p])
+
+    def decision_function(self, X, groups=None, random_effects="all", offset=None):
+        """The log-odds of ``classes_[1]``: :meth:`linear_predictor`."""
+        return self.linear_predictor(X, groups, random_effects, offset)
 
     def predict_log_proba(
         self, X, groups=None, random_effects="all", offset=None, marginal=True

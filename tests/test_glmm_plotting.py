@@ -121,7 +121,7 @@ def test_unconditional_residuals_integrate_the_random_effects(poisson_fit):
     model, x, y, groups = poisson_fit
     u0 = quantile_residuals(model, x, y, groups, random_effects="none", random_state=1)
     v = np.random.default_rng(1).random(y.size)
-    eta = model.decision_function(x, groups, random_effects="none")
+    eta = model.linear_predictor(x, groups, random_effects="none")
     sd = np.sqrt(model.random_effects_cov_["group"].iloc[0, 0])
     b = np.random.default_rng(7).normal(0, sd, 20000)
     mu = np.exp(eta[:40, None] + b[None, :])
@@ -289,7 +289,7 @@ def test_effect_display_on_the_probability_scale(logistic_fit):
     G = np.column_stack([np.ones(grid.shape[0]), grid])
     V = model.fixed_effects_cov_.to_numpy()
     se = np.sqrt(np.einsum("ij,jk,ik->i", G, V, G))
-    eta = model.decision_function(grid, random_effects="none")
+    eta = model.linear_predictor(grid, random_effects="none")
     np.testing.assert_allclose(display.upper, 1 / (1 + np.exp(-(eta + 1.959964 * se))))
     np.testing.assert_array_equal(display.y_data, (y == "yes").astype(float))
     assert display.ax_.get_ylabel() == "P(y = yes)"

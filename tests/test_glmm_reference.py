@@ -136,7 +136,7 @@ def test_fitted_values_and_linear_predictor(fitted):
     eta_ref = np.asarray(ref["linear_predictor"])
     assert_allclose(model.fitted_values_, ref["fitted"], rtol=1e-3)
     assert_allclose(model.fitted_linear_predictor_, eta_ref, atol=1e-3)
-    eta = model.decision_function(case.X, case.groups, offset=case.offset)
+    eta = model.linear_predictor(case.X, case.groups, offset=case.offset)
     assert_allclose(eta, model.fitted_linear_predictor_, rtol=1e-10, atol=1e-10)
     if case.estimator_class.__name__ == "MixedLogisticRegression":
         proba = model.predict_proba(case.X, case.groups, offset=case.offset)
@@ -166,7 +166,7 @@ def test_population_prediction_is_predict_re0(fitted):
     case, model = fitted
     ref = case.fit_ref
     kwargs = dict(random_effects="none", offset=case.offset)
-    eta = model.decision_function(case.X, **kwargs)
+    eta = model.linear_predictor(case.X, **kwargs)
     assert_allclose(eta, ref["predict_re0_link"], atol=1e-3)
     if case.estimator_class.__name__ == "MixedLogisticRegression":
         mean = model.predict_proba(case.X, marginal=False, **kwargs)[:, 1]

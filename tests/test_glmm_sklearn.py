@@ -45,16 +45,7 @@ SEPARATED = (
     "15 rows, 30 features: completely separated classes, no finite maximum-"
     "likelihood estimate; where the divergent fits stop differs in the sixth digit"
 )
-# A GLM regressor exposes its linear predictor (eta = log mean) as the
-# classifier does; scikit-learn's convention is that regressors do not.
-LINEAR_PREDICTOR = (
-    "decision_function is the linear predictor (log mean), kept on purpose"
-)
-
-
 def _expected_failures(estimator):
-    if isinstance(estimator, MixedPoissonRegressor):
-        return {"check_regressors_no_decision_function": LINEAR_PREDICTOR}
     if estimator.link == "probit":
         return {
             "check_sample_weight_equivalence_on_dense_data": SEPARATED,
@@ -273,7 +264,7 @@ def test_non_finite_offsets_are_rejected(binary, counts, value, estimator):
         model.fit(X, y, groups=groups, offset=offset)
     fitted = sklearn.clone(model).fit(X, y, groups=groups)
     with pytest.raises(ValueError, match="offset"):
-        fitted.decision_function(X, groups, offset=offset)
+        fitted.linear_predictor(X, groups, offset=offset)
 
 
 def test_negative_or_missing_weights_are_rejected(counts):

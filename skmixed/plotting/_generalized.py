@@ -43,7 +43,7 @@ def link_prediction(model, X_grid):
     """
     if not hasattr(model, "random_effects_"):
         return np.asarray(model._line_prediction(X_grid, None), dtype=float)
-    return np.asarray(model.decision_function(X_grid, random_effects="none"), float)
+    return np.asarray(model.linear_predictor(X_grid, random_effects="none"), float)
 
 
 def to_response(model, eta):
