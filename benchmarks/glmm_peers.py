@@ -245,9 +245,10 @@ class _CapturedRowsError(Exception):
 
 
 def laplace_rows(scenario: GlmmScenario, data):
-    """skmixed's ``Rows`` for the scenario's data, with the fixed-effect
-    columns unscaled (intercept, then ``scenario.fixed``), so that any
-    package's ``beta`` applies as it is.
+    """skmixed's ``Rows`` for the scenario's data, with the fixed-effect and
+    random-effect columns unscaled (intercept, then ``scenario.fixed``; the
+    slopes as they are), so that any package's ``beta`` and ``Sigma`` apply
+    as they are.
 
     The rows are those skmixed's own ``fit`` builds (it is stopped just
     before its optimisation).
@@ -266,7 +267,14 @@ def laplace_rows(scenario: GlmmScenario, data):
             rows = captured.args[0]
     n = data["y"].size
     design = np.column_stack([np.ones(n), *(data[c] for c in scenario.fixed)])
-    return dataclasses.replace(rows, X=np.ascontiguousarray(design))
+    # The random-effect columns as the data has them too (skmixed fits slopes
+    # per unit of their RMS): None for an intercept, then the slopes.
+    Zs = [
+        [None] * f.intercept + [np.asarray(data[s], dtype=float) for s in terms]
+        for f in rows.factors
+        for terms in [scenario.factors[f.name]]
+    ]
+    return dataclasses.replace(rows, X=np.ascontiguousarray(design), Zs=Zs)
 
 
 def covariance(estimates, factor, terms):

@@ -23,6 +23,7 @@ from scenarios import Scenario, _correlated
 class GlmmScenario(Scenario):
     family: str = "binomial"  # "binomial" (0/1 target, logit) or "poisson"
     offset: str | None = None  # a column added to the linear predictor
+    max_rounds: int | None = None  # at most this many rounds (--repeats)
 
     @property
     def lme4_formula(self) -> str:
@@ -107,6 +108,7 @@ def logit(n_rows: int, n_groups: int, name: str, timeout: float) -> GlmmScenario
         infeasible=dense_bfgs(n_groups, n_terms=2, p=3),
         timeout=timeout,
         family="binomial",
+        max_rounds=1 if n_rows >= 500_000 else None,
     )
 
 

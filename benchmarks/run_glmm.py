@@ -153,7 +153,7 @@ def bench_scenario(scenario: GlmmScenario, versions, args, env) -> list[Outcome]
         write_data(columns, data)
         write_data(scenario.warmup(args.seed + 1), warmup)
         peaks = {p: [] for p in outcomes}
-        for _ in range(args.repeats):
+        for _ in range(min(args.repeats, scenario.max_rounds or args.repeats)):
             for package, outcome in outcomes.items():
                 if outcome.note:  # not run, or failed in an earlier round
                     continue
@@ -203,6 +203,18 @@ def add_laplace_logliks(scenario, columns, outcomes) -> None:
 # ------------------------------------------------------------------ reporting
 
 
+# Packages that fit random slopes independent of the intercept.
+UNCORRELATED = ("skmixed_diag", "gpboost", "statsmodels")
+
+
+def fitted_model(scenario: GlmmScenario, package: str) -> str:
+    """The model a package fits: the scenario's, or with a slope
+    uncorrelated with the intercept."""
+    if package in UNCORRELATED and any(scenario.factors.values()):
+        return "uncorrelated"
+    return "as specified"
+
+
 def best_fit(outcomes: list[Outcome]) -> Outcome | None:
     """The fit whose estimates reach the highest Laplace log-likelihood."""
     fitted = [o for o in outcomes if o.estimates.get("laplace_loglik") is not None]
@@ -210,8 +222,15 @@ def best_fit(outcomes: list[Outcome]) -> Outcome | None:
 
 
 def scenario_rows(scenario: GlmmScenario, outcomes: list[Outcome]):
+    """Each fit against skmixed's time and against the best fit of the same
+    model (the uncorrelated fits against the best uncorrelated fit)."""
     reference = next((o for o in outcomes if o.package == "skmixed"), None)
-    best = best_fit(outcomes)
+    best = {
+        model: best_fit(
+            [o for o in outcomes if fitted_model(scenario, o.package) == model]
+        )
+        for model in ("as specified", "uncorrelated")
+    }
     rows = []
     for o in outcomes:
         cells = [scenario.name, f"{scenario.n_rows:,}", f"{o.package} {o.version}"]
@@ -222,13 +241,14 @@ def scenario_rows(scenario: GlmmScenario, outcomes: list[Outcome]):
         est = o.estimates
         own = est.get("loglik")
         at = est.get("laplace_loglik")
+        mine = best[fitted_model(scenario, o.package)]
         gap, difference = "", ""
-        if at is not None and best is not None:
-            gap = f"{at - best.estimates['laplace_loglik']:.2e}"
-            if o is best:
+        if at is not None and mine is not None:
+            gap = f"{at - mine.estimates['laplace_loglik']:.2e}"
+            if o is mine:
                 difference = "(best)"
             else:
-                value, name = largest_difference(est, best.estimates)
+                value, name = largest_difference(est, mine.estimates)
                 difference = f"{value:.1e} {name}"
         conv = est.get("converged")
         rows.append(
@@ -249,28 +269,31 @@ def scenario_rows(scenario: GlmmScenario, outcomes: list[Outcome]):
 
 
 def scenario_note(scenario: GlmmScenario, package: str) -> str:
-    if any(scenario.factors.values()) and package in ("gpboost", "statsmodels"):
-        return "uncorrelated slope"
-    if package == "skmixed_diag":
-        return "uncorrelated slope (covariance='diagonal')"
+    notes = []
+    if fitted_model(scenario, package) == "uncorrelated":
+        notes.append("uncorrelated slope")
     if package == "statsmodels":
-        return "VB posterior means"
-    return ""
+        notes.append("VB posterior means")
+    return "; ".join(notes)
 
 
-def print_report(scenarios, outcomes, args, load_before, seconds) -> None:
-    print(
-        f"\nLaplace ML fits; seed {args.seed}; {args.repeats} round(s), packages "
+def run_header(args, load_before, seconds) -> str:
+    return (
+        f"Laplace ML fits; seed {args.seed}; {args.repeats} round(s), packages "
         f"alternating; load average (1/5/15 min) before {load_before}, after "
-        f"{load_average()}; {os.cpu_count()} cores; whole run "
-        f"{seconds / 60:.1f} min\n"
+        f"{load_average()}; {os.cpu_count()} cores; whole run {seconds / 60:.1f} min"
     )
+
+
+def print_report(scenarios, outcomes, header: str) -> None:
+    print(f"\n{header}\n")
     print("fit s: median seconds of the fit call alone; peak MiB: extra RSS over a")
     print("baseline process; ratio: package time / skmixed time (>1: skmixed is")
     print("faster); own loglik: the package's log-likelihood; Laplace loglik:")
     print("glmer's Laplace log-likelihood at its estimates (skmixed's PIRLS);")
-    print("d loglik: that minus the highest of the scenario (negative: worse);")
-    print("max |d estimate|: largest difference from the best fit (fixed effects,")
+    print("d loglik: that minus the highest among the fits of the same model")
+    print("(uncorrelated slope: against each other; negative: worse); max |d")
+    print("estimate|: largest difference from that best fit (fixed effects,")
     print("random-effect SDs and correlation)\n")
     headers = ["scenario", "rows", "package", "fit s", "peak MiB", "ratio"]
     headers += ["own loglik", "Laplace loglik", "d loglik", "max |d estimate|"]
@@ -314,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(PACKAGES),
         help=f"comma-separated subset of {', '.join(PACKAGES)}",
     )
-    parser.add_argument("--repeats", type=int, default=1, help="rounds of fits")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of fits (one per package each); 1 at 500,000 rows or more",
+    )
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument(
         "--try-infeasible",
@@ -335,7 +363,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", type=Path, default=RESULTS / "run_glmm.json", help="raw results"
     )
+    parser.add_argument(
+        "--report",
+        type=lambda text: [Path(p) for p in text.split(",")],
+        help="comma-separated --json files of earlier runs: print their table "
+        "(the last file's row wins for a package and scenario) and fit nothing",
+    )
     return parser
+
+
+def saved_outcomes(paths: list[Path]) -> list[Outcome]:
+    """The outcomes of earlier runs (``--json`` files); for a package fitted
+    on a scenario in several files, the last file's (a rerun of some rows)."""
+    merged = {}
+    for path in paths:
+        for item in json.loads(path.read_text()):
+            outcome = Outcome(**item)
+            merged[outcome.scenario, outcome.package] = outcome
+    return list(merged.values())
+
+
+def report_saved(args) -> None:
+    """Print the table of saved runs, the Laplace log-likelihoods evaluated
+    again (the scenarios' data are simulated again from ``--seed``)."""
+    outcomes = saved_outcomes(args.report)
+    names = list(dict.fromkeys(o.scenario for o in outcomes))
+    scenarios = [get_glmm_scenario(name) for name in names]
+    for scenario in scenarios:
+        mine = [o for o in outcomes if o.scenario == scenario.name]
+        add_laplace_logliks(scenario, scenario.simulate(args.seed), mine)
+    files = ", ".join(str(p) for p in args.report)
+    header = f"Laplace ML fits; seed {args.seed}; saved runs {files}"
+    print_report(scenarios, outcomes, header)
 
 
 def worker_main(argv: list[str]) -> None:
@@ -356,6 +415,9 @@ def main(argv: list[str] | None = None) -> None:
         worker_main(argv[1:])
         return
     args = build_parser().parse_args(argv)
+    if args.report:
+        report_saved(args)
+        return
     args.only = [p for p in PACKAGES if p in args.only]
     scenarios = [get_glmm_scenario(name) for name in args.scenarios]
     env = child_env(args.threads)
@@ -369,7 +431,8 @@ def main(argv: list[str] | None = None) -> None:
     outcomes = []
     for scenario in scenarios:
         outcomes += bench_scenario(scenario, versions, args, env)
-    print_report(scenarios, outcomes, args, load_before, time.monotonic() - start)
+    seconds = time.monotonic() - start
+    print_report(scenarios, outcomes, run_header(args, load_before, seconds))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
     print(f"\nraw results: {args.json}")
