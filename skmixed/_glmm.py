@@ -16,9 +16,6 @@ import pandas as pd
 from scipy import linalg
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, d2_tweedie_score
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MixedModelFrontEnd
@@ -39,6 +36,7 @@ from ._pirls import Rows, fixed_effect_precision
 from ._row_metadata import check_offset
 from ._sklearn import validate_predict_input
 from ._spec import positive_weight_rows, with_row_metadata
+from ._targets import accuracy, binary_target, count_target, labels_of, poisson_d2
 from ._validation import InstanceOf, Interval, Options, validate_params
 
 # Nodes of the Gauss-Hermite rule that averages a prediction over random
@@ -413,8 +411,17 @@ class _MixedGLM(MixedModelFrontEnd):
         sd = np.sqrt(variance)
         return sum(w * link.inverse(eta + sd * t) for t, w in zip(nodes, weights))
 
-    def _mean_prediction(self, X, groups, random_effects, offset, marginal):
-        eta, variance = self._linear_predictor(X, groups, random_effects, offset)
+    def _mean_prediction(
+        self, X, groups, random_effects, offset, marginal, unseen="warn"
+    ):
+        """The response-scale prediction; ``unseen`` as for ``_prediction_codes``.
+
+        ``score`` passes "kind": grouped cross-validation scores new groups
+        by design (see :mod:`skmixed.exceptions`).
+        """
+        eta, variance = self._linear_predictor(
+            X, groups, random_effects, offset, unseen
+        )
         return self._mean(eta, variance, marginal)
 
     def linear_predictor(self, X, groups=None, random_effects="all", offset=None):
@@ -717,31 +724,8 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
 
     def _check_target(self, y):
         """0/1 from two labels, or a proportion in [0, 1] (with trials)."""
-        y = np.asarray(y)
-        if y.dtype == object:  # a formula's labels: booleans, strings, numbers
-            y = pd.Series(y).infer_objects().to_numpy()
-        kind = type_of_target(y, input_name="y")
-        if kind == "continuous" and y.dtype.kind == "f":
-            if np.any(~np.isfinite(y)) or np.any((y < 0) | (y > 1)):
-                raise ValueError(
-                    "MixedLogisticRegression needs binary labels or proportions in "
-                    "[0, 1] (successes / trials, with sample_weight=trials); y is "
-                    "continuous with values outside [0, 1] or not finite."
-                )
-            self.classes_ = np.array([0, 1])
-            self._proportions = True
-            return y.astype(float)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        if encoder.classes_.size != 2:
-            raise ValueError(
-                "Only binary classification is supported: MixedLogisticRegression "
-                f"needs y with exactly 2 classes; got {encoder.classes_.size} "
-                f"class(es) {encoder.classes_[:5].tolist()}."
-            )
-        self.classes_ = encoder.classes_
-        self._proportions = False
-        return encoder.transform(y).astype(float)
+        y, self.classes_, self._proportions = binary_target(y, type(self).__name__)
+        return y
 
     def predict_proba(
         self, X, groups=None, random_effects="all", offset=None, marginal=True
@@ -778,20 +762,21 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
             return np.log(proba)
 
     def predict(self, X, groups=None, random_effects="all", offset=None):
-        """The more probable class (:meth:`predict_proba` at least 0.5)."""
+        """The more probable class (:meth:`predict_proba` at least 0.5).
+
+        None for a formula's rows missing a value the formula uses.
+        """
         p = self._mean_prediction(X, groups, random_effects, offset, True)
-        labels = self.classes_[(p >= 0.5).astype(int)]
-        if np.any(np.isnan(p)):  # a formula's incomplete rows
-            labels = np.where(np.isnan(p), None, labels.astype(object))
-        return labels
+        return labels_of(p, self.classes_)
 
     def score(self, X, y=None, groups=None, sample_weight=None, offset=None):
-        """Accuracy of :meth:`predict` (with ``groups``: seen levels' effects)."""
-        if y is None:
-            raise ValueError("score needs y.")
-        return accuracy_score(
-            y, self.predict(X, groups, offset=offset), sample_weight=sample_weight
-        )
+        """Accuracy of :meth:`predict` (with ``groups``: seen levels' effects).
+
+        A formula model reads ``y`` from ``X`` when it is None and scores the
+        rows with every value the formula uses.
+        """
+        p = self._mean_prediction(X, groups, "all", offset, True, unseen="kind")
+        return accuracy(self._spec, X, y, p, self.classes_, sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -883,28 +868,21 @@ class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
         tags.target_tags.positive_only = True
         return tags
 
-    @staticmethod
-    def _check_target(y):
-        y = np.asarray(y, dtype=float)
-        if np.any(~np.isfinite(y)):
-            raise ValueError("MixedPoissonRegressor: y contains NaN or infinity.")
-        if np.any(y < 0):
-            raise ValueError(
-                "MixedPoissonRegressor needs non-negative counts (or rates); y has "
-                f"{int((y < 0).sum())} negative value(s)."
-            )
-        return y
+    def _check_target(self, y):
+        return count_target(y, type(self).__name__)
 
     def predict(self, X, groups=None, random_effects="all", offset=None, marginal=True):
         """The expected count (rate), marginal over unknown random effects."""
         return self._mean_prediction(X, groups, random_effects, offset, marginal)
 
     def score(self, X, y=None, groups=None, sample_weight=None, offset=None):
-        """D^2, the share of Poisson deviance explained (as ``PoissonRegressor``)."""
-        if y is None:
-            raise ValueError("score needs y.")
-        y_pred = self.predict(X, groups, offset=offset)
-        return d2_tweedie_score(y, y_pred, sample_weight=sample_weight, power=1)
+        """D^2, the share of Poisson deviance explained (as ``PoissonRegressor``).
+
+        A formula model reads ``y`` from ``X`` when it is None and scores the
+        rows with every value the formula uses.
+        """
+        y_pred = self._mean_prediction(X, groups, "all", offset, True, unseen="kind")
+        return poisson_d2(self._spec, X, y, y_pred, sample_weight)
 
 
 def _standardized(X, fit_intercept):

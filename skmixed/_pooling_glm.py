@@ -22,13 +22,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import special
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, d2_tweedie_score
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 from ._design import block_cross_products
 from ._family import make_family
@@ -41,6 +38,7 @@ from ._pooling import (
     _solve_normal_equations,
 )
 from ._row_metadata import check_sample_weight
+from ._targets import binary_target, count_target, labels_of
 from ._validation import InstanceOf, Interval, Options
 
 # R's glm.control: converged when the deviance changes by less than this
@@ -213,13 +211,6 @@ def _at_edge(family, eta, weights):
     return bool(np.any(mu < EDGE))
 
 
-def _inferred(y):
-    """An object array of one kind of value (a formula's booleans) as that kind."""
-    if y.dtype != object:
-        return y
-    return pd.Series(y).infer_objects().to_numpy()
-
-
 # --------------------------------------------------------------------------
 # Estimators
 # --------------------------------------------------------------------------
@@ -322,30 +313,8 @@ class _BinaryBaseline(ClassifierMixin, _GeneralizedBaseline):
 
     def _check_target(self, y):
         """0/1 from two labels, or proportions in [0, 1] (with trials)."""
-        y = _inferred(np.asarray(y))
-        kind = type_of_target(y, input_name="y")
-        if kind == "continuous" and y.dtype.kind == "f":
-            if np.any(~np.isfinite(y)) or np.any((y < 0) | (y > 1)):
-                raise ValueError(
-                    f"Unknown label type: {type(self).__name__} needs binary "
-                    "labels or proportions in [0, 1] (successes / trials, with "
-                    "sample_weight=trials); y has values outside [0, 1]."
-                )
-            self.classes_ = np.array([0, 1])
-            self._proportions = True
-            return y.astype(float)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        if encoder.classes_.size != 2:
-            raise ValueError(
-                "Only binary classification is supported. "
-                f"{type(self).__name__} is a binary classifier: y must have "
-                f"exactly 2 classes; got {encoder.classes_.size} class(es) "
-                f"{list(encoder.classes_)[:5]}."
-            )
-        self.classes_ = encoder.classes_
-        self._proportions = False
-        return encoder.transform(y).astype(float)
+        y, self.classes_, self._proportions = binary_target(y, type(self).__name__)
+        return y
 
     def decision_function(self, X, groups=None):
         """The linear predictor (log-odds for the logit link) of each row.
@@ -397,11 +366,7 @@ class _BinaryBaseline(ClassifierMixin, _GeneralizedBaseline):
         labels : ndarray of shape (n_samples,)
             None for a formula's rows missing a value.
         """
-        p = self._mean(X, groups)
-        labels = self.classes_[(p >= 0.5).astype(int)]
-        if np.any(np.isnan(p)):
-            labels = np.where(np.isnan(p), None, labels.astype(object))
-        return labels
+        return labels_of(self._mean(X, groups), self.classes_)
 
     def score(self, X, y, groups=None, sample_weight=None):
         """Accuracy of :meth:`predict` (a formula's complete rows).
@@ -437,12 +402,7 @@ class _CountBaseline(RegressorMixin, _GeneralizedBaseline):
     _family_name = "poisson"
 
     def _check_target(self, y):
-        y = np.asarray(y, dtype=float)
-        if np.any(~np.isfinite(y)) or np.any(y < 0):
-            raise ValueError(
-                f"{type(self).__name__} needs non-negative finite counts (or rates)."
-            )
-        return y
+        return count_target(y, type(self).__name__)
 
     def predict(self, X, groups=None):
         """The expected count (rate) of each row.

@@ -355,17 +355,18 @@ def formula_response(y, complete, labels=False):
     return y
 
 
-def scored_rows(spec, X, y, y_pred, sample_weight=None):
+def scored_rows(spec, X, y, y_pred, sample_weight=None, labels=False):
     """``(y, y_pred, sample_weight)`` on the rows a formula model can score.
 
-    Those with every value the formula uses; ``y`` read from ``X`` when None.
+    Those with every value the formula uses; ``y`` read from ``X`` when None
+    (class labels kept as they are with ``labels``).
     """
     if y is None:
-        frame = spec.model_frame(X, with_response=True, new_levels=True)
+        frame = spec.model_frame(X, with_response=True, new_levels=True, labels=labels)
         keep, y = frame.complete, frame.y
     else:
         keep = np.isfinite(y_pred)
-        y = formula_response(y, keep)
+        y = formula_response(y, keep, labels)
     weight = None if sample_weight is None else np.asarray(sample_weight, float)[keep]
     return y, y_pred[keep], weight
 

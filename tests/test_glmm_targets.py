@@ -1,0 +1,55 @@
+"""Targets of the generalised models: formula scoring, missing rows, new groups."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmixed import MixedLogisticRegression, MixedPoissonRegressor
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(3)
+    n_groups, per_group = 12, 15
+    group = np.repeat([f"s{j}" for j in range(n_groups)], per_group)
+    x = rng.normal(size=group.size)
+    effect = rng.normal(0, 0.8, n_groups)[np.repeat(np.arange(n_groups), per_group)]
+    eta = 0.3 + 0.9 * x + effect
+    passed = np.where(rng.random(group.size) < 1 / (1 + np.exp(-eta)), "yes", "no")
+    counts = rng.poisson(np.exp(0.5 + 0.4 * x + effect))
+    return pd.DataFrame({"x": x, "group": group, "passed": passed, "n": counts})
+
+
+def test_formula_classifier_scores_without_y(frame):
+    model = MixedLogisticRegression(formula="passed ~ x + (1 | group)").fit(frame)
+    expected = np.mean(model.predict(frame) == frame["passed"].to_numpy())
+    assert model.score(frame) == pytest.approx(expected)
+    assert model.score(frame, frame["passed"]) == pytest.approx(expected)
+
+
+def test_formula_models_skip_incomplete_rows(frame):
+    holes = frame.copy()
+    holes.loc[[0, 5], "x"] = np.nan
+    model = MixedLogisticRegression(formula="passed ~ x + (1 | group)")
+    with pytest.warns(UserWarning, match="missing"):
+        model.fit(holes)
+    labels = model.predict(holes)
+    assert labels[0] is None and labels[5] is None
+    complete = holes.drop(index=[0, 5])
+    assert model.score(holes) == pytest.approx(model.score(complete))
+    counts = MixedPoissonRegressor(formula="n ~ x + (1 | group)").fit(frame)
+    assert counts.score(frame) == pytest.approx(counts.score(frame, frame["n"]))
+
+
+def test_score_of_new_groups_does_not_warn(frame):
+    # Grouped cross-validation scores groups the fit never saw, by design.
+    train = frame[frame["group"] != "s0"]
+    test = frame[frame["group"] == "s0"]
+    model = MixedLogisticRegression(formula="passed ~ x + (1 | group)").fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.score(test)
+    with pytest.warns(UserWarning, match="level"):
+        model.predict(test)
