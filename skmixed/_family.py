@@ -36,11 +36,11 @@ class Link:
 
     def inverse(self, eta):
         """``mu = g^{-1}(eta)``."""
-        eta = np.clip(eta, -ETA_LIMIT, ETA_LIMIT)
-        if self.name == "logit":
+        if self.name == "logit":  # saturates without overflow: no clipping
             return special.expit(eta)
         if self.name == "probit":
             return special.ndtr(eta)
+        eta = np.clip(eta, -ETA_LIMIT, ETA_LIMIT)
         if self.name == "cloglog":
             return -np.expm1(-np.exp(eta))
         return np.exp(eta)  # log
@@ -104,8 +104,12 @@ class Family:
         mu = self.link.inverse(eta)
         if self.link.name == self.canonical_link:
             # d mu / d eta is the variance: the weights are w V(mu).
-            d = np.maximum(self.variance(mu), EPS)
-            return eta + (y - mu) / d, weights * d
+            d = self.variance(mu)
+            np.maximum(d, EPS, out=d)
+            z = y - mu
+            z /= d
+            z += eta
+            return z, d if weights is None else weights * d
         d = self.link.derivative(eta)
         variance = np.maximum(self.variance(mu), EPS)
         return eta + (y - mu) / d, weights * d * d / variance
