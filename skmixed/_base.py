@@ -247,3 +247,8 @@ class MixedModelFrontEnd(BaseEstimator):
             f"groups has factors {list(frame.columns)} but the model was fitted "
             f"with {names}."
         )
+
+
+def is_dask_collection(*values):
+    """Whether any value is a dask collection (checked without importing dask)."""
+    return any(hasattr(type(v), "__dask_graph__") for v in values)

@@ -18,7 +18,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import MixedModelFrontEnd
+from ._base import MixedModelFrontEnd, is_dask_collection
 from ._covariance import ThetaLayout, factor_to_theta, lower_indices, n_theta
 from ._design import (
     INTERCEPT,
@@ -97,6 +97,11 @@ class _MixedGLM(MixedModelFrontEnd):
         self
         """
         validate_params(self)
+        if is_dask_collection(X, y, groups, sample_weight, offset):
+            raise TypeError(
+                f"{type(self).__name__} does not fit dask collections yet (only "
+                "MixedLinearRegressor does): compute them into memory first."
+            )
         self._group_column = self.group_column
         name = getattr(y, "name", None)
         self._response_name = str(name) if name is not None else "y"

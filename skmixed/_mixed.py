@@ -11,6 +11,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MixedModelFrontEnd
+from ._base import is_dask_collection as _is_dask_collection
 from ._convergence import diagnose, exact_fit_convergence
 from ._covariance import (
     ThetaLayout,
@@ -885,8 +886,3 @@ class _ZeroVariances:
     """What the fitted attributes read of a factorisation, for an exact fit."""
 
     T: list  # per factor, the relative covariance factor: zero
-
-
-def _is_dask_collection(*values):
-    """Whether any value is a dask collection (checked without importing dask)."""
-    return any(hasattr(type(v), "__dask_graph__") for v in values)

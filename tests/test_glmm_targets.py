@@ -53,3 +53,11 @@ def test_score_of_new_groups_does_not_warn(frame):
         model.score(test)
     with pytest.warns(UserWarning, match="level"):
         model.predict(test)
+
+
+def test_dask_collections_get_a_clear_error(frame):
+    dd = pytest.importorskip("dask.dataframe")
+    data = dd.from_pandas(frame, npartitions=2)
+    model = MixedLogisticRegression(formula="passed ~ x + (1 | group)")
+    with pytest.raises(TypeError, match="dask"):
+        model.fit(data)
