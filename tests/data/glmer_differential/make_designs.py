@@ -73,6 +73,17 @@ SCHEDULE = (
     ("poisson_large_variance", 2),
     ("poisson_few_levels", 2),
     ("poisson_medium", 2),
+    # harder draws, kept for the larger study (benchmarks/glmm_differential.py)
+    # and a few in the test: correlations near +-1, slope columns in the
+    # thousands or thousandths, counts in the hundreds, many levels with
+    # slopes, a slope beside an observation-level effect, cloglog slopes.
+    ("binomial_corr_one", 2),
+    ("poisson_corr_one", 1),
+    ("binomial_scaled", 2),
+    ("poisson_large_counts", 1),
+    ("binomial_many_levels", 1),
+    ("poisson_olre_slope", 1),
+    ("cloglog_slope", 2),
 )
 
 # Designs other seeds drew (in the larger study, benchmarks/glmm_differential.py)
@@ -128,7 +139,7 @@ class Draw:
         self.link = "log" if family == "poisson" else "logit"
         if category == "probit":
             self.link = "probit"
-        elif category == "cloglog":
+        elif category in ("cloglog", "cloglog_slope"):
             self.link = "cloglog"
         elif family == "binomial" and rng.uniform() < 0.25:
             self.link = str(rng.choice(["probit", "cloglog"]))
@@ -176,18 +187,22 @@ def structure(draw):
         ]
     if cat.endswith("few_levels"):
         m = int(rng.integers(5, 9))
+    elif cat.endswith("many_levels"):
+        m = int(rng.integers(150, 300))
     elif draw.size == "medium":
         m = int(rng.integers(40, 120))
     else:
         m = int(rng.integers(10, 60))
     if draw.size == "medium":
         n = int(rng.integers(1500, 2200))
+    elif cat.endswith("many_levels"):
+        n = int(rng.integers(3 * m, 5 * m))
     else:
         n = int(rng.integers(max(50, 3 * m), 300))
     slopes = []
-    if cat.endswith(("slope", "diagonal", "medium")) or (
-        cat.endswith(("singular", "few_levels")) and rng.uniform() < 0.5
-    ):
+    if cat.endswith(
+        ("slope", "diagonal", "medium", "corr_one", "scaled", "counts", "many_levels")
+    ) or (cat.endswith(("singular", "few_levels")) and rng.uniform() < 0.5):
         slopes = ["x1"]
     sds = [sd(0.4, 1.3)] + [sd(0.2, 0.7) for _ in slopes]
     factors = [
@@ -196,11 +211,15 @@ def structure(draw):
             codes=balanced_codes(rng, m, n),
             slopes=slopes,
             sds=sds,
-            corr=float(rng.uniform(-0.7, 0.7)),
+            corr=float(
+                rng.choice([-1, 1]) * rng.uniform(0.95, 0.995)
+                if cat.endswith("corr_one")
+                else rng.uniform(-0.7, 0.7)
+            ),
             covariance="diagonal" if cat.endswith("diagonal") else "unstructured",
         )
     ]
-    if cat == "poisson_olre":
+    if cat.startswith("poisson_olre"):
         factors.append(
             dict(name="obs", codes=np.arange(n), slopes=[], sds=[sd(0.2, 0.7)])
         )
@@ -221,6 +240,8 @@ def make_design(rng, design_id, category):
         beta = [rng.uniform(-1.5, 0.5), rng.uniform(-1, 1), rng.uniform(-1, 1)]
     if category == "binomial_separation":  # the dummy all but determines y
         beta[2] = float(rng.choice([-1, 1]) * rng.uniform(4, 7))
+    if category == "poisson_large_counts":
+        beta[0] = float(rng.uniform(4, 6))
     eta = beta[0] + beta[1] * x1 + (beta[2] * x2 if two else 0.0)
     columns = {"x1": x1, "x2": x2 if two else None}
     for f in factors:
@@ -228,6 +249,8 @@ def make_design(rng, design_id, category):
         eta = eta + b[f["codes"], 0]
         if f["slopes"]:
             eta = eta + b[f["codes"], 1] * x1
+    if category.endswith("scaled"):  # the same model in other units of x1
+        columns["x1"] = x1 * float(rng.choice([1e-3, 1e3]))
     frame = pd.DataFrame(index=range(n))
     frame["design"] = design_id
     weights = r_weights = offset = None
