@@ -1,7 +1,7 @@
 """The GLMM differential study: random designs, skmixed against glmer.
 
 A larger draw of the designs of ``tests/test_glmm_differential.py`` (the
-generator ``tests/data/glmer_differential/make_designs.py`` with ``--copies``,
+generator ``tests/data/glmer_differential/make_glmm_designs.py`` with ``--copies``,
 another seed), fitted by glmer (lme4 1.1-31, tight bobyqa control, and its
 default control) through ``make_glmer_differential.R``, then by skmixed as the
 test fits them.  Prints:
@@ -47,7 +47,7 @@ def make_suite(directory, seed, copies):
         subprocess.run(
             [
                 sys.executable,
-                str(SUITE / "make_designs.py"),
+                str(SUITE / "make_glmm_designs.py"),
                 "--seed",
                 str(seed),
                 "--copies",

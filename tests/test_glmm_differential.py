@@ -1,7 +1,7 @@
 """Differential test of the generalised models against glmer (lme4 1.1-31).
 
 The designs (``tests/data/glmer_differential/designs.json`` and
-``designs.csv.gz``) come from ``make_designs.py`` there: Bernoulli rows and
+``designs.csv.gz``) come from ``make_glmm_designs.py`` there: Bernoulli rows and
 aggregated proportions with their trials under the logit, probit and cloglog
 links; Poisson counts with and without an offset or exposure weights (a rate
 with ``sample_weight``, given to glmer as the count with
@@ -54,7 +54,7 @@ from skmixed import MixedLogisticRegression, MixedPoissonRegressor
 from skmixed._covariance import factor_to_theta
 from skmixed._pirls import laplace_deviance, pirls
 
-# Another suite from ``make_designs.py --seed N --outdir DIR`` and
+# Another suite from ``make_glmm_designs.py --seed N --outdir DIR`` and
 # ``make_glmer_differential.R DIR`` runs with SKMIXED_GLMM_DIFFERENTIAL_DIR=DIR.
 DEFAULT_DATA = Path(__file__).parent / "data" / "glmer_differential"
 DATA = Path(os.environ.get("SKMIXED_GLMM_DIFFERENTIAL_DIR", DEFAULT_DATA))

@@ -1,7 +1,7 @@
 # glmer reference fits for the GLMM differential test (tests/test_glmm_differential.py).
-#   python make_designs.py && Rscript make_glmer_differential.R   (from this folder)
-#   Rscript make_glmer_differential.R DIR                           (another suite)
-# Reads designs.json and designs.csv.gz (written by make_designs.py) and fits every
+#   python make_glmm_designs.py && Rscript make_glmer_differential.R  (from this folder)
+#   Rscript make_glmer_differential.R DIR                              (another suite)
+# Reads designs.json and designs.csv.gz (written by make_glmm_designs.py) and fits every
 # design with glmer twice:
 #   - `fit`: glmerControl(optimizer = "bobyqa", tolPwrss = 1e-10,
 #            optCtrl = list(maxfun = 1e5, rhoend = 1e-10)), the tight reference;

@@ -27,7 +27,7 @@ Design ``k`` draws from ``numpy.random.default_rng([seed, k])``.  After
 changing this script, rerun the reference (R and lme4 make it; the tests
 never need them)::
 
-    python make_designs.py && Rscript make_glmer_differential.R
+    python make_glmm_designs.py && Rscript make_glmer_differential.R
 
 ``--copies K`` draws every category K times as often (the larger study in
 ``benchmarks/glmm_differential.py``).  ``FOUND`` adds designs that other
