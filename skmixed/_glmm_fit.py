@@ -22,6 +22,7 @@ from scipy import linalg, optimize
 from ._agq_gradient import agq_gradient
 from ._convergence import Convergence, _eigenvalue_message, _scaled_gradient
 from ._covariance import ThetaLayout, lower_indices
+from ._crossed_gradient import applies as crossed_applies
 from ._laplace_gradient import has_exact_gradient, laplace_gradient
 from ._linalg import single_threaded_blas
 from ._optimize import FitLog
@@ -272,14 +273,15 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
     exact = (
         criterion.stage2_with_gradient if has_exact_gradient(rows, n_points) else None
     )
-    if exact is None or len(rows.factors) > 1:
+    if exact is None or (len(rows.factors) > 1 and not crossed_applies(rows)):
         first = _minimize(criterion.stage1, theta0, theta_lower, max_iter, rough=True)
         theta_start, first_iter = first.x, first.nit
     else:
-        # With the exact gradient of one factor (as cheap as a deviance) the
-        # second stage needs no more than a start: the modes and fixed
-        # effects of penalised IRLS at theta0.  Several factors' gradient
-        # costs more (a dense inverse): the first stage's cheap start pays.
+        # With a gradient as cheap as a deviance (one factor, or one-term
+        # factors: see _crossed_gradient) the second stage needs no more than
+        # a start: the modes and fixed effects of penalised IRLS at theta0.
+        # The dense gradient of other designs costs more: the first stage's
+        # cheap start pays there.
         theta_start, first_iter = theta0, 0
     criterion.modes(theta_start, None, joint=True)
     x0 = np.concatenate([theta_start, criterion.beta])

@@ -39,7 +39,9 @@ def has_exact_gradient(rows, n_points):
     """Whether :func:`laplace_gradient` applies to this model."""
     if n_points != 1:  # quadrature: one scalar random effect, see _agq_gradient
         return True
-    if len(rows.factors) == 1:
+    from . import _crossed_gradient as crossed  # it reads _row_terms here
+
+    if len(rows.factors) == 1 or crossed.applies(rows):
         return True
     Q = sum(f.n_levels * f.n_terms for f in rows.factors)
     return Q <= DENSE_MAX_EFFECTS and Q * rows.n <= DENSE_MAX_ENTRIES
@@ -81,6 +83,10 @@ def _level_sums(codes, values, m):
 def laplace_gradient(rows, theta, beta, modes):
     """Gradient of the Laplace deviance in ``(theta, beta)`` at the modes."""
     if len(rows.factors) > 1:
+        from . import _crossed_gradient as crossed
+
+        if crossed.applies(rows):
+            return crossed.crossed_gradient(rows, modes)
         return _dense_gradient(rows, modes)
     (codes,), (Zcols,), (factor,) = rows.codes, rows.Zs, rows.factors
     m, q = factor.n_levels, factor.n_terms

@@ -7,10 +7,16 @@ import pandas as pd
 import pytest
 
 from skmixed._agq_gradient import agq_gradient
+from skmixed._crossed_gradient import applies as crossed_applies
+from skmixed._crossed_gradient import crossed_gradient
 from skmixed._design import Factor
 from skmixed._family import make_family
 from skmixed._glmm_fit import central_gradient
-from skmixed._laplace_gradient import has_exact_gradient, laplace_gradient
+from skmixed._laplace_gradient import (
+    _dense_gradient,
+    has_exact_gradient,
+    laplace_gradient,
+)
 from skmixed._pirls import Rows, agq_deviance, laplace_deviance, pirls
 
 
@@ -111,3 +117,25 @@ def test_quadrature_gradient_matches_central_differences(family, link, n_points)
     if n_points == 1:  # one node: the Laplace approximation (to the modes' 1e-9)
         laplace = laplace_gradient(rows, theta, beta, modes)
         np.testing.assert_allclose(exact, laplace, rtol=1e-7)
+
+
+@pytest.mark.parametrize("family,link", LINKS)
+def test_crossed_gradient_equals_the_dense_one(family, link):
+    # Three one-term factors: the selected-inverse path, against the dense
+    # one and against central differences.
+    rows = _rows(family, link, 3, False, seed=4)
+    first = rows.factors[0]
+    rows.factors = [replace(first, slope_columns=[], term_names=["Intercept"])]
+    rows.factors += _rows(family, link, 3, False, seed=4).factors[1:]
+    rows.Zs = [[None]] + rows.Zs[1:]
+    assert crossed_applies(rows)
+    theta, beta = np.array([0.8, 0.5, 0.3]), np.array([0.1, 0.3, -0.2])
+    modes = pirls(rows, theta, beta)
+    crossed = crossed_gradient(rows, modes)
+    np.testing.assert_allclose(crossed, _dense_gradient(rows, modes), rtol=1e-10)
+
+    def deviance(x):
+        return laplace_deviance(pirls(rows, x[:3], x[3:]))
+
+    numeric = central_gradient(deviance, np.concatenate([theta, beta]))
+    np.testing.assert_allclose(crossed, numeric, rtol=1e-5, atol=1e-5)
