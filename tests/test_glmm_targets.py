@@ -61,3 +61,30 @@ def test_dask_collections_get_a_clear_error(frame):
     model = MixedLogisticRegression(formula="passed ~ x + (1 | group)")
     with pytest.raises(TypeError, match="dask"):
         model.fit(data)
+
+
+def test_likelihood_ratio_tests_between_glmms_are_glmers():
+    # lme4's anova(m0, m1, m2) on mlmRev's Contraception (glmer_anova.json).
+    from pathlib import Path
+
+    from skmixed import anova
+
+    data_dir = Path(__file__).parent / "data" / "glmer"
+    data = pd.read_csv(data_dir / "contraception.csv")
+    ref = pd.read_json(data_dir / "glmer_anova.json", typ="series")
+    fixed = "use ~ age + age2 + urbanY"
+    livch = " + livch1 + livch2 + livch3plus"
+    formulas = [
+        fixed + " + (1 | district)",
+        fixed + livch + " + (1 | district)",
+        fixed + livch + " + (1 + urbanY | district)",
+    ]
+    models = [MixedLogisticRegression(formula=f).fit(data) for f in formulas]
+    table = anova(*models[::-1])  # sorted by npar, as lme4
+    np.testing.assert_array_equal(table["npar"], ref["npar"])
+    np.testing.assert_allclose(table["logLik"], ref["logLik"], rtol=1e-6)
+    np.testing.assert_allclose(table["Chisq"][1:], ref["Chisq"][1:], rtol=1e-4)
+    np.testing.assert_allclose(table["Pr(>Chisq)"][1:], ref["p"][1:], rtol=1e-3)
+    assert np.all(table["logLik"].to_numpy() >= np.asarray(ref["logLik"]) - 1e-6)
+    with pytest.raises(TypeError, match="likelihood ratio"):
+        anova(models[0])

@@ -151,7 +151,7 @@ def test_needs_two_models(sleepstudy):
 
 def test_not_a_model(sleepstudy):
     _, small, _ = sleepstudy
-    with pytest.raises(TypeError, match="not a MixedLinearRegressor"):
+    with pytest.raises(TypeError, match="not a mixed model of skmixed"):
         anova(small, "model")
 
 

@@ -4,7 +4,10 @@ One model alone gets lmerTest's F table of its fixed-effect terms instead
 (:mod:`._ftest`).
 
 REML criteria of models with different fixed effects are not comparable, so
-(as lme4) REML fits are refitted by maximum likelihood first.  The refit
+(as lme4) REML fits are refitted by maximum likelihood first.  Generalised
+models (``MixedLogisticRegression``, ``MixedPoissonRegressor``) are maximum
+likelihood fits already and compare by their Laplace (or quadrature)
+log-likelihoods, as glmer's ``anova``.  The refit
 needs no data: the sufficient statistics kept by the fit (``model._design``)
 define the ML deviance as well, which is re-minimised from the REML
 estimates.
@@ -36,10 +39,11 @@ def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
 
     Parameters
     ----------
-    *models : MixedLinearRegressor
-        One fitted model, or two or more models fitted to the same data,
-        each nested in the next (the fixed effects and random-effect terms
-        of a smaller model are among those of a larger one).
+    *models : MixedLinearRegressor, MixedLogisticRegression or MixedPoissonRegressor
+        One fitted linear model, or two or more models of one kind fitted to
+        the same data, each nested in the next (the fixed effects and
+        random-effect terms of a smaller model are among those of a larger
+        one).
     names : list of str, default=None
         Several models: row labels, in the order of ``models``; default
         ``"m0"``, ``"m1"`` and so on.
@@ -115,6 +119,12 @@ def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
         from ._ftest import anova_table
 
         _check_model_types(models)
+        if _generalised(models[0]):
+            raise TypeError(
+                "F-tests by term are for linear mixed models; for a generalised "
+                "one compare nested models by likelihood ratio, anova(m0, m1), "
+                "or read the Wald z-tests of summary()."
+            )
         check_inference_defined(models[0], "an F test")
         return anova_table(models[0], type=type, ddf=ddf)
     models, names = _check_models(models, names)
@@ -122,11 +132,11 @@ def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
         check_inference_defined(model, "a likelihood-ratio test")
     if not refit:
         _check_comparable_criteria(models)
-    deviance = [ml_deviance(m) if refit else m.objective_ for m in models]
+    deviance = [_deviance(m, refit) for m in models]
     npar = [n_parameters(m) for m in models]
     order = sorted(range(len(models)), key=lambda i: npar[i])
     _check_nested([models[i] for i in order], [names[i] for i in order])
-    n = models[0]._design.stats.n
+    n = _n_obs(models[0])
     table = pd.DataFrame(
         {
             "npar": [npar[i] for i in order],
@@ -145,10 +155,33 @@ def anova(*models, names=None, refit=True, type=3, ddf="satterthwaite"):
 
 
 def n_parameters(model):
-    """Fixed effects, covariance parameters and sigma (lme4's ``npar``)."""
-    design = model._design
-    n_cov = sum(n_theta(f.n_terms, f.diagonal) for f in design.factors)
-    return design.n_fixed + n_cov + 1
+    """Fixed effects, covariance parameters and sigma (lme4's ``npar``).
+
+    A generalised model has no sigma (binomial and Poisson: no scale).
+    """
+    n_cov = sum(n_theta(f.n_terms, f.diagonal) for f in model._factors)
+    return len(model.fixed_effects_) + n_cov + (not _generalised(model))
+
+
+def _generalised(model):
+    return hasattr(model, "_family")
+
+
+def _deviance(model, refit):
+    if _generalised(model):
+        return float(model.deviance_)
+    return ml_deviance(model) if refit else float(model.objective_)
+
+
+def _n_obs(model):
+    return model._rows.n if _generalised(model) else model._design.stats.n
+
+
+def _response(model):
+    """What a model was fitted to: the response (times weights: trials)."""
+    if _generalised(model):
+        return model._rows.y * model._rows.weights
+    return model.fitted_values_ + model.residuals_
 
 
 def ml_deviance(model):
@@ -182,15 +215,22 @@ def _check_models(models, names):
             f"names must give one distinct label per model: got {names} for "
             f"{len(models)} models."
         )
-    n = {m._design.stats.n for m in models}
+    if len({_generalised(m) for m in models}) > 1:
+        raise TypeError(
+            "a linear and a generalised model cannot be compared by likelihood "
+            "ratio: their likelihoods are of different distributions."
+        )
+    if len({m._family.name for m in models if _generalised(m)}) > 1:
+        raise TypeError("the models are of different families (binomial, Poisson).")
+    n = {_n_obs(m) for m in models}
     if len(n) > 1:
         raise ValueError(
             f"the models were fitted to different numbers of observations "
             f"{sorted(n)}; likelihood-ratio tests need the same data."
         )
-    y = models[0].fitted_values_ + models[0].residuals_
+    y = _response(models[0])
     for name, m in zip(names[1:], models[1:]):
-        if not np.allclose(m.fitted_values_ + m.residuals_, y, rtol=1e-8, atol=0):
+        if not np.allclose(_response(m), y, rtol=1e-8, atol=0):
             raise ValueError(
                 f"model {name!r} was fitted to a different response than model "
                 f"{names[0]!r}; likelihood-ratio tests need the same data."
@@ -200,9 +240,11 @@ def _check_models(models, names):
 
 def _check_model_types(models):
     for i, m in enumerate(models):
-        if not hasattr(m, "_design") or not hasattr(m, "objective_"):
+        if not hasattr(m, "objective_") or not (
+            hasattr(m, "_design") or _generalised(m)
+        ):
             raise TypeError(
-                f"model {i} is not a MixedLinearRegressor (got {type(m).__name__})."
+                f"model {i} is not a mixed model of skmixed (got {type(m).__name__})."
             )
         check_is_fitted(m)
 
