@@ -198,6 +198,13 @@ def add_laplace_logliks(scenario, columns, outcomes) -> None:
             log(f"  {outcome.package:<12} no Laplace log-likelihood: {error!r}")
             continue
         outcome.estimates["laplace_loglik"] = value
+        own = outcome.estimates.get("loglik")
+        if outcome.package.startswith("skmixed") and abs(value - own) > 1e-6 * abs(own):
+            log(
+                f"  {outcome.package:<12} its loglik_ {own:.6f} is not the Laplace "
+                f"log-likelihood at its estimates, {value:.6f}: laplace_loglik is "
+                "out of step with skmixed's parametrisation"
+            )
 
 
 # ------------------------------------------------------------------ reporting
