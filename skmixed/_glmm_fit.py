@@ -216,7 +216,12 @@ def _leave_faces(criterion, result, theta_lower, lower, max_iter, exact=None):
     gradient method that reaches the bound stays there whatever the optimum.
     Probe each such entry at values off the face (beta and the rest of theta
     kept) and restart from the best lower point, as the linear fit does.
+    Where the entries below it in its column are not zero, the way off the
+    face may be towards a negative entry, which the bound forbids: the same
+    point as the positive entry with that column's lower part negated (the
+    evenness again), so that is probed too.
     """
+    below = _below_diagonal(criterion.rows.factors)
     for _ in range(MAX_FACE_ROUNDS):
         x, value = result.x, result.fun
         on_face = np.flatnonzero(
@@ -224,16 +229,32 @@ def _leave_faces(criterion, result, theta_lower, lower, max_iter, exact=None):
         )
         best = None
         for i in on_face:
+            signs = (1.0, -1.0) if np.any(x[below[i]] != 0) else (1.0,)
             for probe in FACE_PROBES:
-                trial = x.copy()
-                trial[i] = probe
-                trial_value = criterion.stage2(trial)
-                if trial_value < value - 1e-8 * (abs(value) + 1.0):
-                    best, value = trial, trial_value
+                for sign in signs:
+                    trial = x.copy()
+                    trial[i] = probe
+                    trial[below[i]] *= sign
+                    trial_value = criterion.stage2(trial)
+                    if trial_value < value - 1e-8 * (abs(value) + 1.0):
+                        best, value = trial, trial_value
         if best is None:
             return result
         result = _minimize(criterion.stage2, best, lower, max_iter, exact=exact)
     return result
+
+
+def _below_diagonal(factors):
+    """Per index of theta: the indices of the entries below it in T's column."""
+    below, offset = {}, 0
+    for f in factors:
+        rows, cols = lower_indices(f.n_terms, f.diagonal)
+        for j in range(rows.size):
+            below[offset + j] = offset + np.flatnonzero(
+                (cols == cols[j]) & (rows > rows[j])
+            )
+        offset += rows.size
+    return below
 
 
 def fit_glmm(rows, beta0, n_points=1, max_iter=1000):
