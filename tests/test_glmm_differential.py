@@ -59,7 +59,9 @@ from skmixed._pirls import laplace_deviance, pirls
 DEFAULT_DATA = Path(__file__).parent / "data" / "glmer_differential"
 DATA = Path(os.environ.get("SKMIXED_GLMM_DIFFERENTIAL_DIR", DEFAULT_DATA))
 LOGLIK_RTOL = 1e-6  # skmixed's loglik may fall short of glmer's by this, relative
-NONCANONICAL_ATOL = 5e-5  # lme4's probit/cloglog loglik is off by up to ~2e-5
+# lme4's probit/cloglog loglik is off by up to 2.3e-5 here (9.4e-5 once in the
+# larger study, on a design where 1e-6 relative allowed more).
+NONCANONICAL_ATOL = 5e-5
 # Estimates at a tie: on the committed suite the largest differences are 5e-4
 # standard errors (fixed effects), 7e-4 absolute and 2.4e-4 relative (SDs) and
 # 2e-5 (correlations); these allow about ten times as much.
@@ -267,7 +269,28 @@ def all_cases():
 CASES = all_cases()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+# Designs skmixed is known to fit below glmer, each with its reason: expected
+# to fail (strictly, so that a fix shows as an XPASS to remove from here).
+KNOWN_FAILURES = {
+    "f06_binomial_separation_s20261203_313": (
+        "cloglog, data separated by x2: penalised IRLS at the start sends the "
+        "coefficient of x2 to 6.5e6, where the second stage cannot move theta "
+        "from its start; glmer's PIRLS stops at 6.0 (relative change of its "
+        "penalised deviance below tolPwrss) and ends 0.98 higher"
+    ),
+}
+
+
+def case_params(cases):
+    params = []
+    for c in cases:
+        reason = KNOWN_FAILURES.get(c.id)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(c, id=c.id, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("case", case_params(CASES))
 def test_loglik_and_estimates(case):
     model, caught = case.fit()
     ref = case.reference

@@ -96,6 +96,41 @@ FOUND = (
         "RuntimeWarning: overflow in PIRLS at a first-stage line-search step "
         "to theta = (1.8, 419)",
     ),
+    (
+        "poisson_singular",
+        20261203,
+        273,
+        "0.0067 below glmer: stopped with the intercept's SD at 0 where glmer's "
+        "optimum has it positive and the slope's entry of opposite sign",
+    ),
+    (
+        "binomial_singular",
+        20261202,
+        110,
+        "0.050 below glmer (probit), the same face; warned of a Hessian that is "
+        "not positive definite",
+    ),
+    (
+        "cloglog_slope",
+        20261202,
+        320,
+        "0.056 below glmer, the same face",
+    ),
+    (
+        "binomial_nested",
+        20261203,
+        237,
+        "64,500 below glmer (cloglog): a first-stage line search tried theta = "
+        "611, whose modes ran off to eta = -30,000 and warm-started every later "
+        "evaluation there (no first stage for one-term factors since c895e81)",
+    ),
+    (
+        "binomial_separation",
+        20261203,
+        313,
+        "0.98 below glmer (cloglog, separated by x2): penalised IRLS at the "
+        "start sends the coefficient of x2 to 6.5e6 and theta never moves",
+    ),
 )
 
 
