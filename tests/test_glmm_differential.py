@@ -17,13 +17,13 @@ Every design asserts that skmixed's log-likelihood is no lower than glmer's,
 up to 1e-6 relative ("never a worse optimum than lme4").  For the probit and
 cloglog links lme4's reported log-likelihood is not the exact Laplace value
 at its own estimates: its PIRLS uses Fisher scoring weights, and its value
-differs from the exact one by up to ~2e-5 in either direction (see
-``tests/data/glmer/README.md``), so these allow ``max(1e-6 relative, 5e-5)``.
-That error can be larger (9.4e-5 on one cloglog design of the larger study in
-``benchmarks/glmm_differential.py``; and lme4's value can fall short of the
-exact one by up to 5e-4 for every link), so each design also compares
-skmixed's optimum with the exact Laplace value at glmer's estimates, computed
-by skmixed's PIRLS: one objective for both, 1e-6 relative for every link.
+differs from the exact one in either direction: by up to 2.3e-5 on these
+designs (~2e-5 on ``tests/data/glmer``), but by up to 1.5e-4 above it in the
+larger studies of ``benchmarks/glmm_differential.py``, so these allow
+``max(1e-6 relative, 2e-4)`` (lme4's value also falls short of the exact one
+by up to 5e-4 for every link).  Each design therefore also compares skmixed's
+optimum with the exact Laplace value at glmer's estimates, computed by
+skmixed's PIRLS: one objective for both, 1e-6 relative for every link.
 
 Where the two tie and the optimum is well determined (lme4 reports no
 convergence problem, neither fit is singular) the estimates must agree too:
@@ -59,9 +59,11 @@ from skmixed._pirls import laplace_deviance, pirls
 DEFAULT_DATA = Path(__file__).parent / "data" / "glmer_differential"
 DATA = Path(os.environ.get("SKMIXED_GLMM_DIFFERENTIAL_DIR", DEFAULT_DATA))
 LOGLIK_RTOL = 1e-6  # skmixed's loglik may fall short of glmer's by this, relative
-# lme4's probit/cloglog loglik is off by up to 2.3e-5 here (9.4e-5 once in the
-# larger study, on a design where 1e-6 relative allowed more).
-NONCANONICAL_ATOL = 5e-5
+# lme4's probit/cloglog loglik is off by up to 2.3e-5 here, but by up to 1.5e-4
+# above the exact value in the larger studies (benchmarks/glmm_differential.py):
+# 2e-4 keeps other seeds' suites from failing on lme4's error; the comparison
+# with the exact value at glmer's estimates below stays at 1e-6 relative.
+NONCANONICAL_ATOL = 2e-4
 # Estimates at a tie: on the committed suite the largest differences are 5e-4
 # standard errors (fixed effects), 7e-4 absolute and 2.4e-4 relative (SDs) and
 # 2e-5 (correlations); these allow about ten times as much.
