@@ -60,14 +60,21 @@ class Link:
         return np.maximum(d, EPS)
 
     def second_derivative(self, eta, mu, derivative):
-        """``d^2 mu / d eta^2``, from ``mu`` and ``d mu / d eta`` at ``eta``."""
+        """``d^2 mu / d eta^2``, from ``mu`` and ``d mu / d eta`` at ``eta``.
+
+        Zero where the derivative is at its floor (the curve flat to
+        rounding), consistently with :meth:`derivative`: the formula there
+        would multiply the floor by a huge factor (cloglog's ``e^eta``).
+        """
+        if self.name == "log":
+            return derivative
         if self.name == "logit":
-            return derivative * (1.0 - 2.0 * mu)
-        if self.name == "probit":
-            return -np.clip(eta, -ETA_LIMIT, ETA_LIMIT) * derivative
-        if self.name == "cloglog":
-            return derivative * (1.0 - np.exp(np.minimum(eta, ETA_LIMIT / 2)))
-        return derivative  # log
+            d2 = derivative * (1.0 - 2.0 * mu)
+        elif self.name == "probit":
+            d2 = -np.clip(eta, -ETA_LIMIT, ETA_LIMIT) * derivative
+        else:  # cloglog
+            d2 = derivative * (1.0 - np.exp(np.minimum(eta, ETA_LIMIT / 2)))
+        return np.where(derivative > EPS, d2, 0.0)
 
     def __call__(self, mu):
         """``eta = g(mu)``, for starting values."""

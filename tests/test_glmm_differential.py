@@ -273,15 +273,7 @@ CASES = all_cases()
 
 # Designs skmixed is known to fit below glmer, each with its reason: expected
 # to fail (strictly, so that a fix shows as an XPASS to remove from here).
-KNOWN_FAILURES = {
-    "f06_binomial_separation_s20261203_313": (
-        "cloglog, data separated by x2: penalised IRLS at the start sends the "
-        "coefficient of x2 to 6.5e6, where the exact gradient is ~1e137 "
-        "(Link.second_derivative multiplies the derivative floored at machine "
-        "epsilon by 1 - exp(eta)), so L-BFGS-B stops at once with theta at its "
-        "start, 0.98 below glmer"
-    ),
-}
+KNOWN_FAILURES = {}  # none: f06's huge gradient was fixed in Link.second_derivative
 
 
 def case_params(cases):
