@@ -55,13 +55,26 @@ class GlmmOutcome:
 
 
 class _Criterion:
-    """The deviance at (theta, beta), with the inner loop warm-started."""
+    """The deviance at (theta, beta), with the inner loop warm-started.
+
+    The warm start is the modes (and, in the first stage, the fixed effects)
+    of the best point so far, not of the last one: a line search's long
+    trial step (theta in the hundreds) can put the modes far out, and every
+    later evaluation starting there would have to come all the way back.
+    """
 
     def __init__(self, rows, n_points, log):
         self.rows, self.n_points, self.log = rows, n_points, log
         self.k = sum(lower_indices(f.n_terms, f.diagonal)[0].size for f in rows.factors)
         self.u = None
         self.beta = None
+        self.best = np.inf
+
+    def start_from(self, modes):
+        """Warm-start from ``modes`` (a new stage: its criterion is new)."""
+        if modes is not None:
+            self.u, self.beta = modes.u, modes.beta
+        self.best = np.inf
 
     def modes(self, theta, beta, joint):
         start = self.beta if joint else beta
@@ -69,12 +82,14 @@ class _Criterion:
         # working weights; such a point's deviance is not finite and FAILED
         # below, so NumPy's overflow warnings are no news for the user.
         with np.errstate(over="ignore", invalid="ignore"):
-            modes = pirls(self.rows, theta, start, self.u, joint=joint)
-        if modes is not None and np.isfinite(modes.penalized_deviance):
-            self.u = modes.u
+            return pirls(self.rows, theta, start, self.u, joint=joint)
+
+    def _keep(self, modes, value, joint):
+        """The modes of the best point so far start the next evaluations."""
+        if value < self.best:
+            self.best, self.u = value, modes.u
             if joint:
                 self.beta = modes.beta
-        return modes
 
     def deviance(self, modes):
         if modes is None:
@@ -86,13 +101,17 @@ class _Criterion:
         return value if np.isfinite(value) else FAILED
 
     def stage1(self, theta):
-        value = self.deviance(self.modes(theta, None, joint=True))
+        modes = self.modes(theta, None, joint=True)
+        value = self.deviance(modes)
+        self._keep(modes, value, joint=True)
         self._record(theta, value)
         return value
 
     def stage2(self, x):
         theta, beta = x[: self.k], x[self.k :]
-        value = self.deviance(self.modes(theta, beta, joint=False))
+        modes = self.modes(theta, beta, joint=False)
+        value = self.deviance(modes)
+        self._keep(modes, value, joint=False)
         self._record(theta, value)
         return value
 
@@ -101,6 +120,7 @@ class _Criterion:
         theta, beta = x[: self.k], x[self.k :]
         modes = self.modes(theta, beta, joint=False)
         value = self.deviance(modes)
+        self._keep(modes, value, joint=False)
         self._record(theta, value)
         if value >= FAILED:
             return value, np.zeros(x.size)
@@ -304,7 +324,7 @@ def _fit_glmm(rows, beta0, n_points, max_iter):
         # The dense gradient of other designs costs more: the first stage's
         # cheap start pays there.
         theta_start, first_iter = theta0, 0
-    criterion.modes(theta_start, None, joint=True)
+    criterion.start_from(criterion.modes(theta_start, None, joint=True))
     x0 = np.concatenate([theta_start, criterion.beta])
     lower = np.concatenate([theta_lower, np.full(p, -np.inf)])
     second = _minimize(criterion.stage2, x0, lower, max_iter, exact=exact)
