@@ -76,11 +76,15 @@ class MixedModelFrontEnd(BaseEstimator):
             getattr(self, "feature_names_in_", None),
         )
 
-    def _formula_model_frame(self, X, y, groups):
-        """The specification and model frame of a formula on a data frame."""
+    def _formula_model_frame(self, X, y, groups, formula=None):
+        """The specification and model frame of a formula on a data frame.
+
+        ``formula`` replaces ``self.formula`` (the classifier's
+        ``cbind(successes, failures)`` response, read beforehand).
+        """
         self._check_formula_params(groups)
         validate_data(self, X, skip_check_array=True)
-        spec = formula_spec(self.formula, X)
+        spec = formula_spec(self.formula if formula is None else formula, X)
         check_formula_spec(spec, y)
         frame = training_frame(
             spec, X, y, stacklevel=4, labels=not self._numeric_target

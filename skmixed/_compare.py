@@ -28,7 +28,7 @@ from ._pooling_glm import (
     NoPoolingPoissonRegressor,
 )
 from ._sklearn import split_group_columns
-from ._spec import _formula_frame, formula_spec
+from ._spec import formula_frame, formula_spec
 from .exceptions import UnseenLevelsWarning
 
 STRATEGIES = ("complete pooling", "partial pooling", "no pooling")
@@ -359,7 +359,7 @@ def _array_setup(
 
 def _formula_data(X, y, groups, formula):
     """The complete rows of a raw frame, the response and the splitter's labels."""
-    frame = _formula_frame(X)
+    frame = formula_frame(X)
     spec = formula_spec(formula, frame)
     if not spec.terms:
         raise ValueError(

@@ -9,7 +9,9 @@ optimisation stages (:mod:`._glmm_fit`).
 """
 
 import copy
+import re
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ from ._design import (
     random_columns,
 )
 from ._family import make_family
+from ._formula import FormulaMatrices, parse_formula
 from ._glmm_fit import fit_glmm, glmm_convergence
 from ._groups import check_groups
 from ._objective import _conditional_variance_blocks
@@ -35,7 +38,7 @@ from ._optimize import is_singular
 from ._pirls import Rows, fixed_effect_precision
 from ._row_metadata import check_offset
 from ._sklearn import validate_predict_input
-from ._spec import positive_weight_rows, with_row_metadata
+from ._spec import formula_frame, positive_weight_rows, with_row_metadata
 from ._targets import accuracy, binary_target, count_target, labels_of, poisson_d2
 from ._validation import InstanceOf, Interval, Options, validate_params
 
@@ -106,7 +109,9 @@ class _MixedGLM(MixedModelFrontEnd):
         name = getattr(y, "name", None)
         self._response_name = str(name) if name is not None else "y"
         if self.formula is not None:
-            spec, frame = self._formula_model_frame(X, y, groups)
+            formula, y, sample_weight = self._counts_response(X, y, sample_weight)
+            spec, frame = self._formula_model_frame(X, y, groups, formula)
+            spec = replace(spec, formula=self.formula)  # as written, for summary
         else:
             spec, frame = self._array_model_frame(X, y, groups)
         frame.y = self._check_target(frame.y)
@@ -116,6 +121,10 @@ class _MixedGLM(MixedModelFrontEnd):
         self._check_quadrature(factors)
         self._fit_rows(frame, factors, codes)
         return self
+
+    def _counts_response(self, X, y, sample_weight):
+        """The formula, target and weights to fit (see the classifier's)."""
+        return self.formula, y, sample_weight
 
     def _check_quadrature(self, factors):
         if (
@@ -732,6 +741,30 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
         y, self.classes_, self._proportions = binary_target(y, type(self).__name__)
         return y
 
+    def _counts_response(self, X, y, sample_weight):
+        """glmer's ``cbind(successes, failures) ~ ...``: proportions and trials.
+
+        The formula's right-hand side is fitted to ``successes / trials``
+        with ``sample_weight`` times the trials (``trials = successes +
+        failures``), which is the binomial model of the counts.
+        """
+        counts = cbind_response(self.formula)
+        if counts is None:
+            return self.formula, y, sample_weight
+        if y is not None:
+            raise ValueError(
+                "with a cbind(successes, failures) response, y must be None: the "
+                "formula gives the counts."
+            )
+        successes, failures, rhs = counts
+        s, f = (evaluate_response(text, X) for text in (successes, failures))
+        trials = s + f
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proportion = np.where(trials > 0, s / np.where(trials > 0, trials, 1), 0)
+        if sample_weight is not None:
+            trials = trials * np.asarray(sample_weight, dtype=float)
+        return "~" + rhs, proportion, trials
+
     def predict_proba(
         self, X, groups=None, random_effects="all", offset=None, marginal=True
     ):
@@ -981,3 +1014,34 @@ def _theta_names(factors):
             else:
                 names.append(f"{f.name}.{f.term_names[r]}.{f.term_names[c]}")
     return names
+
+
+def cbind_response(formula):
+    """``(successes, failures, right-hand side)`` of ``cbind(s, f) ~ ...``.
+
+    None when the response is not a ``cbind``.
+    """
+    lhs, tilde, rhs = formula.partition("~")
+    match = re.fullmatch(r"\s*cbind\s*\((.*)\)\s*", lhs)
+    if not tilde or match is None:
+        return None
+    parts, depth, start, inside = [], 0, 0, match.group(1)
+    for i, char in enumerate(inside):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(inside[start:i])
+            start = i + 1
+    parts.append(inside[start:])
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ValueError(
+            f"cbind() in the response takes two counts, successes and failures; "
+            f"got {lhs.strip()!r}."
+        )
+    return parts[0].strip(), parts[1].strip(), rhs
+
+
+def evaluate_response(text, X):
+    """A response expression (``size - incidence``) evaluated on the rows of X."""
+    frame = formula_frame(X)
+    matrices = FormulaMatrices.fit(parse_formula(f"{text} ~ 1"), frame)
+    return matrices.response(frame)

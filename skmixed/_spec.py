@@ -136,7 +136,7 @@ class ModelSpec:
         so that new rows need not have it.
         """
         matrices = self.matrices
-        frame = _formula_frame(frame)
+        frame = formula_frame(frame)
         if not with_response and self.response in frame.columns:
             frame = frame.drop(columns=[self.response])
         complete = matrices.complete_rows(frame, new_levels=new_levels)
@@ -155,7 +155,7 @@ class ModelSpec:
 
 def formula_spec(formula, frame):
     """The specification of an lme4 formula, learned on a training frame."""
-    matrices = FormulaMatrices.fit(parse_formula(formula), _formula_frame(frame))
+    matrices = FormulaMatrices.fit(parse_formula(formula), formula_frame(frame))
     return spec_from_matrices(formula, matrices)
 
 
@@ -371,7 +371,7 @@ def scored_rows(spec, X, y, y_pred, sample_weight=None, labels=False):
     return y, y_pred[keep], weight
 
 
-def _formula_frame(frame):
+def formula_frame(frame):
     """A pandas frame from pandas or polars (a formula model's X)."""
     if type(frame).__module__.startswith("polars"):
         from ._formula import _as_pandas

@@ -88,3 +88,29 @@ def test_likelihood_ratio_tests_between_glmms_are_glmers():
     assert np.all(table["logLik"].to_numpy() >= np.asarray(ref["logLik"]) - 1e-6)
     with pytest.raises(TypeError, match="likelihood ratio"):
         anova(models[0])
+
+
+def test_cbind_response_is_glmers_binomial():
+    # glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp)
+    import json
+    from pathlib import Path
+
+    data_dir = Path(__file__).parent / "data" / "glmer"
+    data = pd.read_csv(data_dir / "cbpp_binomial.csv")
+    data = data.astype({"herd": str, "period": str})  # R factors
+    ref = json.loads((data_dir / "cbpp_binomial.json").read_text())["fit"]
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    model = MixedLogisticRegression(formula=formula).fit(data)
+    assert model.loglik_ >= ref["loglik"] - 1e-6 * abs(ref["loglik"])
+    np.testing.assert_allclose(
+        model.fixed_effects_, list(ref["fixef"].values()), atol=1e-5
+    )
+    assert f"Formula: {formula}" in str(model.summary())
+    # The same fit as proportions with the trials as weights.
+    by_weights = MixedLogisticRegression(formula="prop ~ period + (1 | herd)")
+    by_weights.fit(data, sample_weight=data["size"])
+    assert model.loglik_ == pytest.approx(by_weights.loglik_, rel=1e-12)
+    with pytest.raises(ValueError, match="two counts"):
+        MixedLogisticRegression(formula="cbind(incidence) ~ period + (1 | herd)").fit(
+            data
+        )

@@ -145,9 +145,9 @@ class _Data:
                 "a formula model reads its grouping factors from X: groups must "
                 "be None."
             )
-        from .._spec import _formula_frame
+        from .._spec import formula_frame
 
-        frame = _formula_frame(X)
+        frame = formula_frame(X)
         missing = [
             c
             for c in matrices.variables

@@ -13,12 +13,12 @@ import pandas as pd
 from scipy import sparse
 
 from .._sklearn import group_column_names, split_group_columns
-from .._spec import _formula_frame
+from .._spec import formula_frame
 
 
 def pandas_frame(X):
     """A pandas or polars DataFrame as a pandas one (index reset)."""
-    return _formula_frame(X)
+    return formula_frame(X)
 
 
 def is_frame(X):
