@@ -1,0 +1,631 @@
+"""The profiled deviance, its gradient and the estimates by Krylov methods.
+
+For models with several grouping factors that each have one random-effect
+term (crossed or nested random intercepts, or one slope per factor), with
+levels too many for the exact path's dense block of the later factors.
+Nothing of size ``Q2 x Q2`` is formed: every product is sparse over the
+non-zeros of ``Z'Z``.
+
+With ``Lambda = diag(lambda)`` (one ``lambda_f`` per factor), ``A = Z'Z``
+and ``B = Z'W``, the penalised matrix ``M = Lambda A Lambda + I`` has a
+diagonal first block ``M11 = D1 = 1 + lambda_1^2 a_1`` (the largest
+factor's levels never meet).  It is eliminated exactly: with
+``c = lambda_1^2 / D1`` and ``G = A22 - A21 diag(c) A12``, the Schur
+complement onto the later factors is ``S = Lambda2 G Lambda2 + I`` and
+
+- ``log|M| = sum log D1 + log|S|``;
+- ``M^{-1} Lambda' B`` from solves with ``S`` (block PCG);
+- ``log|S|`` by stochastic Lanczos quadrature from the same PCG runs
+  (probe columns), ``d log|S| = tr(S^{-1} dS)`` by trace estimates with the
+  same probes.
+
+The preconditioner of ``S`` is its diagonal ``p`` corrected on the
+subspace of the later intercept factors' indicator vectors, where
+``Lambda Z'`` nearly vanishes (a constant added to one factor's effects and
+taken from another's leaves ``Z b`` unchanged): ``P = p^{1/2} (I + W (C -
+I) W') p^{1/2}`` with ``W`` an orthonormal basis of ``p^{1/2} 1_f`` and
+``C = W' p^{-1/2} S p^{-1/2} W``.  The preconditioned matrix then has no
+outlying small eigenvalue, and both its trace and ``tr(P^{-1} dS)`` are
+known exactly, which serve as control variates: the stochastic parts that
+remain are of second order in ``P^{-1/2} S P^{-1/2} - I``.
+
+The probe vectors are drawn once per fit from ``random_state`` (common
+random numbers), so the estimated criterion is a deterministic, smooth
+function of theta.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg, sparse
+
+from . import _krylov as kr
+
+DEFAULT_PROBES = 32
+MAX_PROBES = 256
+SOLVE_TOL = 1e-10  # relative residual of the solves with Lambda' B
+PROBE_TOL = 1e-6  # relative residual of the probe solves (SLQ, traces)
+MAX_CG_ITER = 2000
+# At the optimum, the log-determinant of a Schur complement up to this size
+# is computed exactly (a dense Cholesky factor, once per fit).
+EXACT_LOG_DET_MAX = 4000
+# The optimum's standard error (from the probe noise of the gradient and the
+# criterion's curvature), relative to max(theta, 1), that the probes must
+# reach: more probes are drawn until it does.
+THETA_NOISE = 1e-4
+
+
+@dataclass
+class KrylovOptions:
+    """The Krylov path's settings for one fit (attached to the statistics).
+
+    ``seed`` fixes the probe vectors; ``n_probes`` may grow during the fit
+    (:func:`optimize_krylov`).  ``_cache`` keeps the sparse problem built
+    from the statistics, not pickled.
+    """
+
+    seed: int
+    n_probes: int = DEFAULT_PROBES
+    solve_tol: float = SOLVE_TOL
+    probe_tol: float = PROBE_TOL
+    max_iter: int = MAX_CG_ITER
+    _cache: tuple | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+
+def supports_krylov(factors):
+    """Whether the Krylov path handles these factors (several, one term each)."""
+    return len(factors) >= 2 and all(f.n_terms == 1 for f in factors)
+
+
+def problem_for(stats, factors):
+    """The :class:`KrylovProblem` of these statistics (built once, cached)."""
+    options = stats.krylov
+    key = (id(stats), options.n_probes)
+    if options._cache is None or options._cache[0] != key:
+        options._cache = (key, KrylovProblem(stats, factors, options), stats)
+    return options._cache[1]
+
+
+class KrylovProblem:
+    """Everything that does not depend on theta: sparse ``A``, ``B``, probes."""
+
+    def __init__(self, stats, factors, options):
+        first, others = stats.first, stats.others
+        self.options = options
+        self.n, self.WtW = stats.n, stats.WtW
+        self.a1 = first.ZtZ[0, 0].astype(float)  # (Q1,)
+        self.B1 = np.ascontiguousarray(first.ZtW[0].T)  # (Q1, k)
+        self.A21 = sparse.csr_matrix(others.Z2tZ1)
+        self.A12 = self.A21.T.tocsr()
+        self.A21_sq = self.A21.multiply(self.A21).tocsr()
+        self.A12_sq = self.A21_sq.T.tocsr()
+        self.A22 = sparse.csr_matrix(others.Z2tZ2)
+        self.a22 = self.A22.diagonal()
+        self.B2 = np.asarray(others.Z2tW, dtype=float)
+        sizes = [f.n_levels for f in factors[1:]]
+        self.bounds = np.concatenate([[0], np.cumsum(sizes)])
+        self.factor_of = np.repeat(np.arange(len(sizes)), sizes)  # (Q2,)
+        self.n_factors = len(factors)
+        self.Q2 = int(self.bounds[-1])
+        self.deflated = [
+            i for i, f in enumerate(factors[1:]) if f.intercept and f.n_terms == 1
+        ]
+        rng = np.random.default_rng(options.seed)
+        self.probes = rng.standard_normal((self.Q2, options.n_probes))
+
+
+@dataclass
+class KrylovFactorization:
+    """The Krylov path's state at one theta (what :func:`krylov_factorize` gives).
+
+    ``T``, ``R`` and ``logdet_L`` as in :class:`._objective.Factorization`
+    (``logdet_L`` is the stochastic estimate of ``log|M|``); the rest is
+    kept for the gradient and the estimates.
+    """
+
+    T: list
+    R: np.ndarray
+    logdet_L: float
+    logdet_se: float  # standard error of logdet_L from the probes
+    V1: np.ndarray  # (Q1, k): M^{-1} Lambda' B, first factor's rows
+    V2: np.ndarray  # (Q2, k): the later factors' rows
+    lam: np.ndarray  # (n_factors,)
+    state: object = None  # _ThetaState
+    Xp: np.ndarray | None = None  # (Q2, probes) S^{-1} z
+    Wp: np.ndarray | None = None  # (Q2, probes) P^{-1} z
+    n_iter: int = 0
+
+
+class _ThetaState:
+    """The operators at one theta: S, its preconditioner, their pieces."""
+
+    def __init__(self, problem, lam):
+        pr = self.problem = problem
+        self.lam = lam
+        self.l1 = lam[0]
+        self.lam2 = lam[1:][pr.factor_of]
+        self.D1 = 1.0 + self.l1**2 * pr.a1
+        self.c = self.l1**2 / self.D1
+        self.diag_G = pr.a22 - pr.A21_sq @ self.c
+        self.p = 1.0 + self.lam2**2 * self.diag_G
+        self._deflation()
+
+    def G(self, V):
+        """``G V`` with ``G = A22 - A21 diag(c) A12``."""
+        pr = self.problem
+        return pr.A22 @ V - pr.A21 @ (self.c[:, None] * (pr.A12 @ V))
+
+    def S(self, V):
+        """``S V = V + Lambda2 G Lambda2 V``."""
+        lam2 = self.lam2[:, None]
+        return V + lam2 * self.G(lam2 * V)
+
+    def _deflation(self):
+        pr = self.problem
+        self.Y = None
+        self.log_det_C = 0.0
+        self.trace_offset = 0.0  # tr(P^{-1} S) - Q2
+        if not pr.deflated:
+            return
+        U = np.zeros((pr.Q2, len(pr.deflated)))
+        for j, f in enumerate(pr.deflated):
+            U[pr.bounds[f] : pr.bounds[f + 1], j] = 1.0
+        root_p = np.sqrt(self.p)
+        W, _ = np.linalg.qr(root_p[:, None] * U)
+        Y = W / root_p[:, None]  # p^{-1/2} W
+        C = Y.T @ self.S(Y)
+        C = 0.5 * (C + C.T)
+        mu, E = linalg.eigh(C)
+        if mu.min() <= 0:  # pragma: no cover - S is positive definite
+            return
+        self.W, self.Y = W, Y
+        self.root_p = root_p
+        self.C_inv_minus_I = (E / mu) @ E.T - np.eye(mu.size)
+        self.C_root_minus_I = (E * np.sqrt(mu)) @ E.T - np.eye(mu.size)
+        self.log_det_C = float(np.log(mu).sum())
+        self.trace_offset = float(mu.size - mu.sum())
+
+    def P_inv(self, V):
+        """``P^{-1} V``."""
+        out = V / self.p[:, None]
+        if self.Y is not None:
+            out += self.Y @ (self.C_inv_minus_I @ (self.Y.T @ V))
+        return out
+
+    def P_root(self, G):
+        """``R G`` with ``P = R R'``: probes ``z = R g ~ N(0, P)``."""
+        if self.Y is None:
+            return np.sqrt(self.p)[:, None] * G
+        inner = G + self.W @ (self.C_root_minus_I @ (self.W.T @ G))
+        return self.root_p[:, None] * inner
+
+    def log_det_P(self):
+        return float(np.log(self.p).sum()) + self.log_det_C
+
+    def derivative_forms(self, L, R):
+        """Per factor f, the column-wise forms ``L_i' (dS / d lambda_f) R_i``.
+
+        Returns an array (n_factors, k).  ``dS/d lambda_1 = -Lambda2 A21
+        diag(dc) A12 Lambda2`` with ``dc = 2 lambda_1 / D1^2``;
+        ``dS/d lambda_f = E_f G Lambda2 + Lambda2 G E_f`` (``E_f`` the
+        indicator of factor f's columns).
+        """
+        pr, lam2 = self.problem, self.lam2[:, None]
+        dc = 2.0 * self.l1 / self.D1**2
+        AL, AR = pr.A12 @ (lam2 * L), pr.A12 @ (lam2 * R)
+        out = np.empty((pr.n_factors, L.shape[1]))
+        out[0] = -np.einsum("ij,ij->j", AL, dc[:, None] * AR)
+        GL, GR = self.G(lam2 * L), self.G(lam2 * R)
+        for f in range(pr.n_factors - 1):
+            rows = slice(pr.bounds[f], pr.bounds[f + 1])
+            out[f + 1] = np.einsum("ij,ij->j", L[rows], GR[rows]) + np.einsum(
+                "ij,ij->j", GL[rows], R[rows]
+            )
+        return out
+
+    def derivative_matrix_forms(self, Y):
+        """Per factor, ``Y' dS_f Y`` (n_factors, r, r)."""
+        r = Y.shape[1]
+        out = np.empty((self.problem.n_factors, r, r))
+        for a in range(r):
+            for b in range(r):
+                out[:, a, b] = self.derivative_forms(Y[:, [a]], Y[:, [b]])[:, 0]
+        return out
+
+    def exact_preconditioned_traces(self):
+        """``tr(P^{-1} dS_f)`` for every factor, exactly."""
+        pr = self.problem
+        dc = 2.0 * self.l1 / self.D1**2
+        traces = np.empty(pr.n_factors)
+        traces[0] = -np.sum(self.lam2**2 * (pr.A21_sq @ dc) / self.p)
+        for f in range(pr.n_factors - 1):
+            rows = slice(pr.bounds[f], pr.bounds[f + 1])
+            traces[f + 1] = np.sum(
+                2.0 * self.lam[f + 1] * self.diag_G[rows] / self.p[rows]
+            )
+        if self.Y is not None:
+            forms = self.derivative_matrix_forms(self.Y)
+            traces += np.einsum("ab,fba->f", self.C_inv_minus_I, forms)
+        return traces
+
+
+def krylov_factorize(stats, factors, theta):
+    """The Krylov path's :class:`KrylovFactorization` at ``theta`` (or None)."""
+    problem = problem_for(stats, factors)
+    lam = np.asarray(theta, dtype=float)
+    if not np.all(np.isfinite(lam)):
+        return None
+    st = _ThetaState(problem, lam)
+    k = problem.B1.shape[1]
+    rhs_W = st.lam2[:, None] * (problem.B2 - problem.A21 @ (st.c[:, None] * problem.B1))
+    Z = st.P_root(problem.probes)
+    B = np.hstack([rhs_W, Z])
+    opts = problem.options
+    tol = np.r_[np.full(k, opts.solve_tol), np.full(Z.shape[1], opts.probe_tol)]
+    result = kr.block_pcg(st.S, st.P_inv, B, tol, max_iter=opts.max_iter)
+    V2 = result.X[:, :k]
+    l1 = st.l1
+    V1 = (l1 * problem.B1 - l1 * (problem.A12 @ (st.lam2[:, None] * V2))) / st.D1[
+        :, None
+    ]
+    CtC = l1 * problem.B1.T @ V1 + (st.lam2[:, None] * problem.B2).T @ V2
+    schur = problem.WtW - 0.5 * (CtC + CtC.T)
+    R, info = linalg.lapack.dpotrf(schur, lower=1, clean=1)
+    if info != 0 or not np.all(np.isfinite(np.diag(R))):
+        return None
+    probe_columns = range(k, k + Z.shape[1])
+    log_det_hat, samples = kr.stochastic_log_det(
+        result, probe_columns, exact_trace_minus_n=st.trace_offset
+    )
+    logdet = float(np.log(st.D1).sum()) + st.log_det_P() + log_det_hat
+    if not np.isfinite(logdet):
+        return None
+    Xp = result.X[:, k:]
+    return KrylovFactorization(
+        T=[np.array([[v]]) for v in lam],
+        R=R,
+        logdet_L=logdet,
+        logdet_se=float(kr.standard_error(samples)),
+        V1=V1,
+        V2=V2,
+        lam=lam,
+        state=st,
+        Xp=Xp,
+        Wp=st.P_inv(Z),
+        n_iter=result.n_iter,
+    )
+
+
+def logdet_gradient(fact):
+    """``d log|M| / d lambda_f`` and its standard error from the probes."""
+    st = fact.state
+    traces = st.exact_preconditioned_traces()
+    samples = st.derivative_forms(fact.Xp - fact.Wp, fact.Wp)  # (factors, probes)
+    gradient = traces + samples.mean(axis=1)
+    gradient[0] += np.sum(2.0 * st.l1 * st.problem.a1 / st.D1)
+    return gradient, kr.standard_error(samples.T)
+
+
+def krylov_gradient(fact, reml, n):
+    """The criterion's gradient in theta (and the probe noise of it)."""
+    from ._objective import _SchurDerivative
+
+    st, pr = fact.state, fact.state.problem
+    lam2 = st.lam2[:, None]
+    U1 = pr.B1 - (pr.a1[:, None] * (st.l1 * fact.V1) + pr.A12 @ (lam2 * fact.V2))
+    U2 = pr.B2 - (pr.A21 @ (st.l1 * fact.V1) + pr.A22 @ (lam2 * fact.V2))
+    d_logdet, se = logdet_gradient(fact)
+    schur = _SchurDerivative(fact.R, reml, n)
+    blocks = [(U1, fact.V1)] + [
+        (U2[a:b], fact.V2[a:b]) for a, b in zip(pr.bounds[:-1], pr.bounds[1:])
+    ]
+    gradient = np.array(
+        [schur.scalar_derivative(d, U, V) for d, (U, V) in zip(d_logdet, blocks)]
+    )
+    return gradient, se
+
+
+def make_krylov_deviance_and_gradient(design, reml):
+    """``theta -> (criterion, gradient)`` on the Krylov path."""
+    from ._objective import objective
+
+    stats, factors = design.stats, design.factors
+
+    def value_and_gradient(theta):
+        fact = krylov_factorize(stats, factors, theta)
+        if fact is None:
+            return np.inf, np.zeros(len(theta))
+        return objective(fact, stats.n, reml), krylov_gradient(fact, reml, stats.n)[0]
+
+    return value_and_gradient
+
+
+def krylov_estimates(fact, factors, n, reml):
+    """beta, sigma, BLUPs (by PCG) and conditional variances (stochastic).
+
+    At the optimum (the one factorisation the estimates are read from), the
+    criterion's log-determinant is also refined: exact when the later
+    factors' Schur complement is small enough to factor densely
+    (:func:`refine_log_det`), so that the reported criterion carries no
+    probe noise there.
+    """
+    from ._objective import Estimates, penalized_rss
+
+    refine_log_det(fact)
+    R = fact.R
+    p = R.shape[0] - 1
+    RX = R[:p, :p]
+    beta = linalg.solve_triangular(RX.T, R[p, :p], lower=False) if p else np.zeros(0)
+    sigma2 = penalized_rss(R) / (n - p if reml else n)
+    RX_inv = linalg.solve_triangular(RX, np.eye(p), lower=True) if p else RX
+    beta_cov = sigma2 * (RX_inv.T @ RX_inv)
+    u1 = fact.V1[:, p] - fact.V1[:, :p] @ beta
+    u2 = fact.V2[:, p] - fact.V2[:, :p] @ beta
+    var1, var2 = conditional_variances(fact)
+    pr = fact.state.problem
+    us = [u1] + [u2[a:b] for a, b in zip(pr.bounds[:-1], pr.bounds[1:])]
+    vs = [var1] + [var2[a:b] for a, b in zip(pr.bounds[:-1], pr.bounds[1:])]
+    b = [(lam * u)[:, None] for lam, u in zip(fact.lam, us)]
+    cov = [(sigma2 * lam**2 * v)[:, None, None] for lam, v in zip(fact.lam, vs)]
+    return Estimates(beta, beta_cov, float(np.sqrt(sigma2)), b, cov)
+
+
+def refine_log_det(fact):
+    """Replace ``fact.logdet_L`` by the exact value if ``S`` is small enough.
+
+    ``S`` (``Q2 x Q2``) is formed from its products with the identity and
+    factored when ``Q2 <= EXACT_LOG_DET_MAX``: a cost of the order of one
+    evaluation with ``Q2`` probes, once per fit.  Larger ones keep the
+    stochastic estimate (its standard error is ``fact.logdet_se``).
+    """
+    st = fact.state
+    Q2 = st.problem.Q2
+    if Q2 > EXACT_LOG_DET_MAX or fact.logdet_se == 0.0:
+        return
+    S = st.S(np.eye(Q2))
+    L, info = linalg.lapack.dpotrf(0.5 * (S + S.T), lower=1)
+    if info != 0:  # pragma: no cover - S is positive definite
+        return
+    fact.logdet_L = float(np.log(st.D1).sum() + 2.0 * np.log(np.diag(L)).sum())
+    fact.logdet_se = 0.0
+
+
+def conditional_variances(fact):
+    """Stochastic estimates of the diagonal of ``M^{-1}``: first, later rows.
+
+    ``diag(S^{-1}) = diag(P^{-1}) + E[(S^{-1} z - P^{-1} z) * P^{-1} z]``
+    for ``z ~ N(0, P)`` (the fit's probes), and for the first factor
+    ``1 / D1 + diag(H S^{-1} H')`` with ``H = M11^{-1} M12``, the same way.
+    Clipped at zero.
+    """
+    st, pr = fact.state, fact.state.problem
+    lam2 = st.lam2[:, None]
+    D = fact.Xp - fact.Wp
+    later = 1.0 / st.p + np.mean(D * fact.Wp, axis=1)
+    h = st.l1 / st.D1  # H = diag(h) A12 Lambda2
+
+    def H(V):
+        return h[:, None] * (pr.A12 @ (lam2 * V))
+
+    first = 1.0 / st.D1 + h**2 * (pr.A12_sq @ (st.lam2**2 / st.p))
+    first += np.mean(H(D) * H(fact.Wp), axis=1)
+    if st.Y is not None:
+        later += np.einsum("ia,ab,ib->i", st.Y, st.C_inv_minus_I, st.Y)
+        HY = H(st.Y)
+        first += np.einsum("ia,ab,ib->i", HY, st.C_inv_minus_I, HY)
+    return np.clip(first, 0.0, None), np.clip(later, 0.0, None)
+
+
+# ---------------------------------------------------------------- the search
+
+
+def _cached_evaluation(design, reml):
+    """``theta -> (value, gradient, gradient standard error)``, memoised.
+
+    The convergence checks after the search evaluate the same points as
+    the noise check at its end (central differences of the gradient with
+    the same steps): they are not recomputed.
+    """
+    stats, factors = design.stats, design.factors
+    problem = problem_for(stats, factors)
+    memo = problem.__dict__.setdefault("memo", {})
+
+    def evaluate(theta):
+        theta = np.asarray(theta, dtype=float)
+        key = (reml, theta.tobytes())
+        if key not in memo:
+            fact = krylov_factorize(stats, factors, theta)
+            if fact is None:
+                memo[key] = (np.inf, np.zeros(theta.size), np.zeros(theta.size))
+            else:
+                from ._objective import objective
+
+                gradient, se = krylov_gradient(fact, reml, stats.n)
+                memo[key] = (objective(fact, stats.n, reml), gradient, se)
+            if len(memo) > 64:
+                memo.pop(next(iter(memo)))
+        return memo[key]
+
+    return evaluate
+
+
+def make_cached_deviance_and_gradient(design, reml):
+    """:func:`make_krylov_deviance_and_gradient`, memoised (see above)."""
+    evaluate = _cached_evaluation(design, reml)
+
+    def value_and_gradient(theta):
+        value, gradient, _ = evaluate(theta)
+        return value, gradient
+
+    return value_and_gradient
+
+
+def theta_noise(design, reml, theta):
+    """The standard error of the optimum that the probes' noise causes.
+
+    The gradient's probe noise ``se`` (of ``d log|M|``; the rest of the
+    gradient is exact) moves the root of the gradient by ``H^{-1} se``,
+    with ``H`` the criterion's Hessian (central differences of the
+    gradient, the points of the convergence checks).  Returns
+    ``(standard errors, H)``; the parameters on their bound count zero.
+    """
+    from ._convergence import STEP
+
+    evaluate = _cached_evaluation(design, reml)
+    theta = np.asarray(theta, dtype=float)
+    _, _, se = evaluate(theta)
+    k = theta.size
+    interior = theta >= 1e-4
+    H = np.eye(k)
+    for i in np.flatnonzero(interior):
+        h = STEP * max(abs(theta[i]), 1.0)
+        step = np.zeros(k)
+        step[i] = h
+        up, down = evaluate(theta + step)[1], evaluate(theta - step)[1]
+        H[:, i] = (up - down) / (2.0 * h)
+    H = 0.5 * (H + H.T)
+    index = np.flatnonzero(interior)
+    noise = np.zeros(k)
+    if index.size:
+        Hi = H[np.ix_(index, index)]
+        try:
+            H_inv = np.linalg.inv(Hi)
+        except np.linalg.LinAlgError:
+            return np.full(k, np.inf), H
+        noise[index] = np.abs(H_inv) @ se[index]
+    return noise, H
+
+
+def optimize_krylov(design, reml, max_iter=1000, start=None):
+    """Minimise the Krylov path's criterion over theta (all bounds zero).
+
+    L-BFGS-B with the stochastic gradient on the common-random-number
+    criterion, from lme4's identity start.  At its end the optimum's probe
+    noise is checked (:func:`theta_noise`): while it exceeds
+    ``THETA_NOISE * max(theta, 1)`` the number of probes grows (up to
+    ``MAX_PROBES``) and the search resumes from there.  Returns an
+    :class:`._optimize.OptimizeOutcome`.
+    """
+    from scipy import optimize
+
+    from ._optimize import FitLog, OptimizeOutcome
+    from ._starts import identity_start
+
+    options = design.stats.krylov
+    lower = np.zeros(len(design.factors))
+    theta = identity_start(design.factors) if start is None else np.asarray(start)
+    log, n_iter = FitLog(), 0
+    while True:
+        value_and_gradient = log.record(make_cached_deviance_and_gradient(design, reml))
+
+        def finite(theta, value_and_gradient=value_and_gradient):
+            value, gradient = value_and_gradient(theta)
+            if not np.isfinite(value):
+                return 1e300, np.zeros_like(theta)
+            return value, gradient
+
+        result = optimize.minimize(
+            finite,
+            np.maximum(theta, lower),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=optimize.Bounds(lower, np.full_like(lower, np.inf)),
+            options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-6, "maxls": 30},
+        )
+        theta, n_iter = result.x, n_iter + int(result.nit)
+        noise, _ = theta_noise(design, reml, theta)
+        target = THETA_NOISE * np.maximum(np.abs(theta), 1.0)
+        if np.all(noise <= target) or options.n_probes >= MAX_PROBES:
+            break
+        growth = float(np.max((noise / target) ** 2))
+        options.n_probes = int(
+            min(MAX_PROBES, options.n_probes * 2 ** np.ceil(np.log2(growth)))
+        )
+    value = float(finite(theta)[0])
+    # A line search stopped by the probes' noise is not a failure when the
+    # optimum is known to within that noise.
+    converged = bool(result.success) or bool(np.all(noise <= target))
+    message = (
+        f"{result.message}; probes {options.n_probes}, theta noise {noise.max():.1e}"
+    )
+    return OptimizeOutcome(theta, lower, value, converged, n_iter, message, log)
+
+
+# ------------------------------------------------------------ choosing it
+
+# solver="auto" takes the Krylov path from this many columns of the exact
+# path's dense block (the later factors' levels): see benchmarks/README.md
+# ("The auto rule") for the measurements behind it.
+KRYLOV_MIN_DENSE = 1000
+
+
+def dense_block_width(factors):
+    """Columns of the exact path's dense block: the later factors' effects."""
+    return sum(f.n_levels * f.n_terms for f in factors[1:])
+
+
+def krylov_options(solver, random_state, factors):
+    """The Krylov path's :class:`KrylovOptions` for a fit, or None (exact).
+
+    ``factors`` in optimisation order (largest first).  ``"auto"`` chooses
+    Krylov for several one-term factors whose dense block would have at
+    least ``KRYLOV_MIN_DENSE`` columns; ``"krylov"`` for other models
+    raises ValueError.
+    """
+    if solver == "cholesky":
+        return None
+    supported = supports_krylov(factors)
+    if solver == "krylov" and not supported:
+        raise ValueError(
+            "solver='krylov' needs at least two grouping factors, each with one "
+            "random-effect term (e.g. (1 | user) + (1 | item)); this model has "
+            f"{[(f.name, f.n_terms) for f in factors]} (factor, terms). Use "
+            "solver='cholesky' or 'auto'."
+        )
+    if solver == "auto" and not (
+        supported and dense_block_width(factors) >= KRYLOV_MIN_DENSE
+    ):
+        return None
+    from sklearn.utils import check_random_state
+
+    if isinstance(random_state, np.random.Generator):
+        seed = int(random_state.integers(2**31 - 1))
+    else:
+        seed = int(check_random_state(random_state).randint(2**31 - 1))
+    return KrylovOptions(seed=seed)
+
+
+def allow_probe_noise(design, reml, convergence, theta):
+    """lme4's gradient check, passed when the gradient is within its noise.
+
+    On the Krylov path the gradient carries the probes' noise; a scaled
+    gradient within three times the scaled noise (``se`` through the same
+    Cholesky factor of the Hessian) is not a failure to converge.  Other
+    messages stay.
+    """
+    from ._convergence import _parameters
+
+    index = np.flatnonzero(convergence.interior)
+    gradient_message = [m for m in convergence.messages if "max|grad|" in m]
+    if not index.size or not gradient_message:
+        return convergence
+    _, _, se = _cached_evaluation(design, reml)(theta)
+    _, d = _parameters(design)
+    H = convergence.hessian[np.ix_(index, index)]
+    try:
+        R = linalg.cholesky(H, lower=False)
+    except linalg.LinAlgError:
+        return convergence
+    scaled_noise = np.abs(linalg.solve_triangular(R, (se * d)[index], trans="T"))
+    scaled = np.abs(convergence.scaled_gradient[index])
+    if np.all(scaled <= np.maximum(3.0 * scaled_noise, 2e-3)):
+        convergence.messages = [
+            m for m in convergence.messages if m not in gradient_message
+        ]
+        convergence.ok = not convergence.messages
+    return convergence
