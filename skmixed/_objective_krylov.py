@@ -49,10 +49,12 @@ MAX_CG_ITER = 2000
 # At the optimum, the log-determinant of a Schur complement up to this size
 # is computed exactly (a dense Cholesky factor, once per fit).
 EXACT_LOG_DET_MAX = 4000
-# The optimum's standard error (from the probe noise of the gradient and the
-# criterion's curvature), relative to max(theta, 1), that the probes must
-# reach: more probes are drawn until it does.
+# The optimum's standard error from the probes (the probe noise of the
+# gradient through the criterion's curvature) that the probes must reach:
+# 1e-4 relative to max(theta, 1), or, where the data say less, 0.5% of
+# theta's statistical standard error.  More probes are drawn until it does.
 THETA_NOISE = 1e-4
+NOISE_FRACTION = 5e-3
 
 
 @dataclass
@@ -75,6 +77,57 @@ class KrylovOptions:
         state = self.__dict__.copy()
         state["_cache"] = None
         return state
+
+
+# Later factors with at most this many levels span the coarse space of the
+# preconditioner (each level, and its share of every larger later factor's
+# levels), up to COARSE_MAX vectors in all.
+COARSE_LEVELS = 256
+COARSE_MAX = 512
+
+
+def coarse_basis(problem, factors):
+    """The coarse space ``U`` (Q2, r) of the preconditioner, or None.
+
+    Where ``Lambda Z'`` nearly vanishes, ``S`` has small eigenvalues that a
+    diagonal preconditioner leaves in place: a constant moved from one
+    intercept factor to another (the indicator ``1_f`` of a later intercept
+    factor), and, when a large later factor is (nearly) nested in a small
+    one (InstEval's lecturers in departments), a constant moved between a
+    level ``j`` of the small factor and the large factor's levels within it.
+    ``U`` holds, for each later factor with at most ``COARSE_LEVELS`` levels,
+    its level indicators ``e_j`` and, on every larger later factor, the
+    share of each of that factor's levels' rows in level ``j``
+    (``A22[b, j] / A22[b, b]``); and ``1_f`` for the other intercept factors.
+    """
+    bounds, a22 = problem.bounds, problem.a22
+    sizes = np.diff(bounds)
+    small, total = [], 0
+    for f in np.argsort(sizes, kind="stable"):
+        width = sizes[f] * (1 + sum(sizes > sizes[f]))
+        if sizes[f] <= COARSE_LEVELS and total + width <= COARSE_MAX:
+            small.append(f)
+            total += width
+    columns = []
+    A22 = problem.A22.tocsc()
+    for f in small:
+        cols = np.arange(bounds[f], bounds[f + 1])
+        E = np.zeros((problem.Q2, cols.size))
+        E[cols, np.arange(cols.size)] = 1.0
+        columns.append(E)
+        for b in np.flatnonzero(sizes > sizes[f]):
+            rows = slice(bounds[b], bounds[b + 1])
+            share = np.zeros((problem.Q2, cols.size))
+            block = A22[:, cols][rows].toarray()
+            share[rows] = block / np.maximum(a22[rows], np.finfo(float).tiny)[:, None]
+            columns.append(share)
+    for f, factor in enumerate(factors):
+        if f not in small and factor.intercept:
+            one = np.zeros((problem.Q2, 1))
+            one[bounds[f] : bounds[f + 1]] = 1.0
+            columns.append(one)
+    problem.small = sorted(int(f) for f in small)
+    return np.hstack(columns) if columns else None
 
 
 def supports_krylov(factors):
@@ -112,9 +165,14 @@ class KrylovProblem:
         self.factor_of = np.repeat(np.arange(len(sizes)), sizes)  # (Q2,)
         self.n_factors = len(factors)
         self.Q2 = int(self.bounds[-1])
-        self.deflated = [
-            i for i, f in enumerate(factors[1:]) if f.intercept and f.n_terms == 1
-        ]
+        self.U = coarse_basis(self, factors[1:])
+        self.small_indicators = np.zeros((self.Q2, 0))
+        if self.small:
+            cols = np.concatenate(
+                [np.arange(self.bounds[f], self.bounds[f + 1]) for f in self.small]
+            )
+            self.small_indicators = np.zeros((self.Q2, cols.size))
+            self.small_indicators[cols, np.arange(cols.size)] = 1.0
         rng = np.random.default_rng(options.seed)
         self.probes = rng.standard_normal((self.Q2, options.n_probes))
 
@@ -138,6 +196,7 @@ class KrylovFactorization:
     state: object = None  # _ThetaState
     Xp: np.ndarray | None = None  # (Q2, probes) S^{-1} z
     Wp: np.ndarray | None = None  # (Q2, probes) P^{-1} z
+    Xe: np.ndarray | None = None  # (Q2, levels of the small factors) S^{-1} e_j
     n_iter: int = 0
 
 
@@ -166,17 +225,16 @@ class _ThetaState:
         return V + lam2 * self.G(lam2 * V)
 
     def _deflation(self):
+        """The coarse correction of the diagonal preconditioner (see module)."""
         pr = self.problem
         self.Y = None
         self.log_det_C = 0.0
         self.trace_offset = 0.0  # tr(P^{-1} S) - Q2
-        if not pr.deflated:
+        if pr.U is None:
             return
-        U = np.zeros((pr.Q2, len(pr.deflated)))
-        for j, f in enumerate(pr.deflated):
-            U[pr.bounds[f] : pr.bounds[f + 1], j] = 1.0
         root_p = np.sqrt(self.p)
-        W, _ = np.linalg.qr(root_p[:, None] * U)
+        W, singular, _ = linalg.svd(root_p[:, None] * pr.U, full_matrices=False)
+        W = W[:, singular > 1e-10 * singular[0]]  # an orthonormal basis
         Y = W / root_p[:, None]  # p^{-1/2} W
         C = Y.T @ self.S(Y)
         C = 0.5 * (C + C.T)
@@ -229,12 +287,17 @@ class _ThetaState:
         return out
 
     def derivative_matrix_forms(self, Y):
-        """Per factor, ``Y' dS_f Y`` (n_factors, r, r)."""
-        r = Y.shape[1]
-        out = np.empty((self.problem.n_factors, r, r))
-        for a in range(r):
-            for b in range(r):
-                out[:, a, b] = self.derivative_forms(Y[:, [a]], Y[:, [b]])[:, 0]
+        """Per factor, the matrix ``Y' dS_f Y`` (n_factors, r, r)."""
+        pr, lam2 = self.problem, self.lam2[:, None]
+        dc = 2.0 * self.l1 / self.D1**2
+        AY = pr.A12 @ (lam2 * Y)
+        out = np.empty((pr.n_factors, Y.shape[1], Y.shape[1]))
+        out[0] = -AY.T @ (dc[:, None] * AY)
+        GY = self.G(lam2 * Y)
+        for f in range(pr.n_factors - 1):
+            rows = slice(pr.bounds[f], pr.bounds[f + 1])
+            half = Y[rows].T @ GY[rows]
+            out[f + 1] = half + half.T
         return out
 
     def exact_preconditioned_traces(self):
@@ -264,9 +327,12 @@ def krylov_factorize(stats, factors, theta):
     k = problem.B1.shape[1]
     rhs_W = st.lam2[:, None] * (problem.B2 - problem.A21 @ (st.c[:, None] * problem.B1))
     Z = st.P_root(problem.probes)
-    B = np.hstack([rhs_W, Z])
+    E = problem.small_indicators  # small factors: their S^{-1} e_j exactly
+    B = np.hstack([rhs_W, E, Z])
     opts = problem.options
-    tol = np.r_[np.full(k, opts.solve_tol), np.full(Z.shape[1], opts.probe_tol)]
+    tol = np.r_[
+        np.full(k + E.shape[1], opts.solve_tol), np.full(Z.shape[1], opts.probe_tol)
+    ]
     result = kr.block_pcg(st.S, st.P_inv, B, tol, max_iter=opts.max_iter)
     V2 = result.X[:, :k]
     l1 = st.l1
@@ -278,14 +344,15 @@ def krylov_factorize(stats, factors, theta):
     R, info = linalg.lapack.dpotrf(schur, lower=1, clean=1)
     if info != 0 or not np.all(np.isfinite(np.diag(R))):
         return None
-    probe_columns = range(k, k + Z.shape[1])
+    start = k + E.shape[1]
+    probe_columns = range(start, start + Z.shape[1])
     log_det_hat, samples = kr.stochastic_log_det(
         result, probe_columns, exact_trace_minus_n=st.trace_offset
     )
     logdet = float(np.log(st.D1).sum()) + st.log_det_P() + log_det_hat
     if not np.isfinite(logdet):
         return None
-    Xp = result.X[:, k:]
+    Xe, Xp = result.X[:, k:start], result.X[:, start:]
     return KrylovFactorization(
         T=[np.array([[v]]) for v in lam],
         R=R,
@@ -297,18 +364,37 @@ def krylov_factorize(stats, factors, theta):
         state=st,
         Xp=Xp,
         Wp=st.P_inv(Z),
+        Xe=Xe,
         n_iter=result.n_iter,
     )
 
 
 def logdet_gradient(fact):
-    """``d log|M| / d lambda_f`` and its standard error from the probes."""
-    st = fact.state
+    """``d log|M| / d lambda_f`` and its standard error from the probes.
+
+    Stochastic (control-variate trace estimates) for the first factor and
+    the large later ones; exact for the small later factors, whose
+    ``S^{-1} e_j`` the PCG run solved for: ``tr(S^{-1} dS_f) = 2 sum_j
+    (Lambda2 G e_j)' S^{-1} e_j`` over their levels ``j``.  The small
+    factors' information is small, so probe noise there would move their
+    estimates most.
+    """
+    st, pr = fact.state, fact.state.problem
     traces = st.exact_preconditioned_traces()
     samples = st.derivative_forms(fact.Xp - fact.Wp, fact.Wp)  # (factors, probes)
     gradient = traces + samples.mean(axis=1)
-    gradient[0] += np.sum(2.0 * st.l1 * st.problem.a1 / st.D1)
-    return gradient, kr.standard_error(samples.T)
+    se = kr.standard_error(samples.T)
+    gradient[0] += np.sum(2.0 * st.l1 * pr.a1 / st.D1)
+    start = 0
+    for f in pr.small:
+        size = pr.bounds[f + 1] - pr.bounds[f]
+        E = pr.small_indicators[:, start : start + size]
+        X = fact.Xe[:, start : start + size]
+        LGE = st.lam2[:, None] * st.G(E)
+        gradient[f + 1] = 2.0 * np.einsum("ij,ij->", LGE, X)
+        se[f + 1] = 0.0
+        start += size
+    return gradient, se
 
 
 def krylov_gradient(fact, reml, n):
@@ -501,6 +587,17 @@ def theta_noise(design, reml, theta):
     return noise, H
 
 
+def noise_target(theta, H):
+    """The probe noise allowed in theta (see ``THETA_NOISE``)."""
+    target = THETA_NOISE * np.maximum(np.abs(theta), 1.0)
+    try:
+        # The criterion is -2 log-likelihood: Var(theta) = 2 H^{-1}.
+        se = np.sqrt(np.clip(np.diag(2.0 * np.linalg.inv(H)), 0.0, None))
+    except np.linalg.LinAlgError:
+        return target
+    return np.maximum(target, NOISE_FRACTION * np.nan_to_num(se))
+
+
 def optimize_krylov(design, reml, max_iter=1000, start=None):
     """Minimise the Krylov path's criterion over theta (all bounds zero).
 
@@ -538,8 +635,8 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
             options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-6, "maxls": 30},
         )
         theta, n_iter = result.x, n_iter + int(result.nit)
-        noise, _ = theta_noise(design, reml, theta)
-        target = THETA_NOISE * np.maximum(np.abs(theta), 1.0)
+        noise, H = theta_noise(design, reml, theta)
+        target = noise_target(theta, H)
         if np.all(noise <= target) or options.n_probes >= MAX_PROBES:
             break
         growth = float(np.max((noise / target) ** 2))

@@ -28,8 +28,13 @@ def _spd(n, seed, spread=10.0):
     return (Q * np.linspace(1.0, spread, n)) @ Q.T
 
 
-def _crossed(n=3000, m1=150, m2=40, m3=None, seed=0):
-    """Rows with crossed random intercepts (two or three factors) and one x."""
+def _crossed(n=4000, m1=400, m2=300, m3=None, seed=0):
+    """Rows with crossed random intercepts (two or three factors) and one x.
+
+    The second factor has more levels than ``_objective_krylov.COARSE_LEVELS``
+    (its probe estimates are stochastic); a third one has fewer (its levels
+    are in the preconditioner's coarse space and its gradient is exact).
+    """
     rng = np.random.default_rng(seed)
     codes = {"u": rng.integers(0, m1, n), "i": rng.integers(0, m2, n)}
     x = rng.normal(size=(n, 1))
@@ -148,7 +153,7 @@ def test_criterion_and_gradient_agree_with_the_exact_path(m3):
 
 
 def test_criterion_is_unbiased_over_probe_seeds():
-    x, y, groups = _crossed(n=1500, m1=80, m2=30)
+    x, y, groups = _crossed()
     exact, _ = _designs(x, y, groups)
     theta = np.array([0.8, 0.6])
     value = make_deviance_and_gradient(exact, True)(theta)[0]
@@ -173,8 +178,10 @@ def test_conditional_variances_agree_with_the_exact_path():
     k_est = ok.krylov_estimates(fact, krylov.factors, 3000, True)
     for a, b in zip(est.random_effects, k_est.random_effects):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-8)
+    # Stochastic: each level's conditional variance from 64 probes (2.8% at
+    # most here); the first factor's (400 levels) closer.
     for a, b in zip(est.conditional_cov, k_est.conditional_cov):
-        np.testing.assert_allclose(b, a, rtol=2e-2)
+        np.testing.assert_allclose(b, a, rtol=6e-2)
 
 
 # ------------------------------------------------------------ whole fits
@@ -210,7 +217,7 @@ def test_fit_agrees_with_cholesky(m3):
 
 
 def test_fits_are_reproducible_from_random_state():
-    x, y, groups = _crossed(n=1500, m1=80, m2=30)
+    x, y, groups = _crossed()
     fits = [
         MixedLinearRegressor(solver="krylov", random_state=s).fit(x, y, groups=groups)
         for s in (3, 3, 4)
@@ -222,7 +229,7 @@ def test_fits_are_reproducible_from_random_state():
 
 def test_what_follows_from_a_krylov_fit():
     """summary, Wald intervals, predictions (seen and unseen levels)."""
-    x, y, groups = _crossed(n=1500, m1=80, m2=30)
+    x, y, groups = _crossed()
     fit = MixedLinearRegressor(solver="krylov", random_state=0).fit(x, y, groups=groups)
     exact = MixedLinearRegressor().fit(x, y, groups=groups)
     summary = fit.summary()
@@ -252,14 +259,14 @@ def test_what_follows_from_a_krylov_fit():
     ],
 )
 def test_exact_only_inference_names_the_solver(call, what):
-    x, y, groups = _crossed(n=1500, m1=80, m2=30)
+    x, y, groups = _crossed()
     fit = MixedLinearRegressor(solver="krylov", random_state=0).fit(x, y, groups=groups)
     with pytest.raises(ValueError, match=f"(?s){what}.*solver='krylov'"):
         call(fit)
 
 
 def test_solver_choice(monkeypatch):
-    x, y, groups = _crossed(n=1500, m1=80, m2=30)
+    x, y, groups = _crossed()
     assert MixedLinearRegressor().fit(x, y, groups=groups).solver_ == "cholesky"
     monkeypatch.setattr(ok, "KRYLOV_MIN_DENSE", 30)
     assert MixedLinearRegressor().fit(x, y, groups=groups).solver_ == "krylov"
