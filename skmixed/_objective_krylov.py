@@ -48,12 +48,13 @@ PROBE_TOL = 1e-6  # relative residual of the probe solves (SLQ, traces)
 MAX_CG_ITER = 2000
 # At the optimum, the log-determinant of a Schur complement up to this size
 # is computed exactly (a dense Cholesky factor, once per fit).
-EXACT_LOG_DET_MAX = 4000
+EXACT_LOG_DET_MAX = 3000
 # The optimum's standard error from the probes (the probe noise of the
 # gradient through the criterion's curvature) that the probes must reach:
 # 1e-4 relative to max(theta, 1), or, where the data say less, 0.5% of
 # theta's statistical standard error.  More probes are drawn until it does.
 THETA_NOISE = 1e-4
+STILL = 1e-5
 NOISE_FRACTION = 5e-3
 
 
@@ -464,16 +465,20 @@ def krylov_estimates(fact, factors, n, reml):
 def refine_log_det(fact):
     """Replace ``fact.logdet_L`` by the exact value if ``S`` is small enough.
 
-    ``S`` (``Q2 x Q2``) is formed from its products with the identity and
-    factored when ``Q2 <= EXACT_LOG_DET_MAX``: a cost of the order of one
-    evaluation with ``Q2`` probes, once per fit.  Larger ones keep the
+    ``S`` (``Q2 x Q2``) is formed by a sparse product and factored densely
+    when ``Q2 <= EXACT_LOG_DET_MAX``, once per fit.  Larger ones keep the
     stochastic estimate (its standard error is ``fact.logdet_se``).
     """
     st = fact.state
     Q2 = st.problem.Q2
     if Q2 > EXACT_LOG_DET_MAX or fact.logdet_se == 0.0:
         return
-    S = st.S(np.eye(Q2))
+    pr = st.problem
+    # S = Lambda2 (A22 - A21 diag(c) A12) Lambda2 + I, by one sparse product
+    # (its cost is the pairs of later levels that share a first-factor level).
+    G = pr.A22 - pr.A21 @ sparse.diags(st.c) @ pr.A12
+    S = G.toarray() * np.outer(st.lam2, st.lam2)
+    S[np.diag_indices(Q2)] += 1.0
     L, info = linalg.lapack.dpotrf(0.5 * (S + S.T), lower=1)
     if info != 0:  # pragma: no cover - S is positive definite
         return
@@ -487,7 +492,8 @@ def conditional_variances(fact):
     ``diag(S^{-1}) = diag(P^{-1}) + E[(S^{-1} z - P^{-1} z) * P^{-1} z]``
     for ``z ~ N(0, P)`` (the fit's probes), and for the first factor
     ``1 / D1 + diag(H S^{-1} H')`` with ``H = M11^{-1} M12``, the same way.
-    Clipped at zero.
+    The small later factors' (in the coarse space) are exact: ``S^{-1}
+    e_j`` was solved for.  Clipped at zero.
     """
     st, pr = fact.state, fact.state.problem
     lam2 = st.lam2[:, None]
@@ -504,6 +510,9 @@ def conditional_variances(fact):
         later += np.einsum("ia,ab,ib->i", st.Y, st.C_inv_minus_I, st.Y)
         HY = H(st.Y)
         first += np.einsum("ia,ab,ib->i", HY, st.C_inv_minus_I, HY)
+    if fact.Xe is not None and fact.Xe.shape[1]:  # small factors: exact
+        rows = np.flatnonzero(pr.small_indicators.any(axis=1))
+        later[rows] = fact.Xe[rows, np.arange(rows.size)]
     return np.clip(first, 0.0, None), np.clip(later, 0.0, None)
 
 
@@ -587,6 +596,41 @@ def theta_noise(design, reml, theta):
     return noise, H
 
 
+class _StillError(Exception):
+    """Raised by :class:`_Watched` to end a search that has stopped moving."""
+
+
+class _Watched:
+    """The criterion for L-BFGS-B, watched for a search that stands still.
+
+    Near the optimum the line search can spend many evaluations on moves
+    far below the probe-noise target (the stochastic gradient is not
+    exactly the criterion's): once three evaluations in a row lie within
+    ``STILL`` (relative to ``max(|theta|, 1)``) of each other, the search is
+    ended at the best point seen.  Non-finite values become a large one.
+    """
+
+    def __init__(self, value_and_gradient):
+        self.f = value_and_gradient
+        self.points, self.best, self.n_calls = [], None, 0
+
+    def __call__(self, theta):
+        self.n_calls += 1
+        value, gradient = self.f(theta)
+        if not np.isfinite(value):
+            value, gradient = 1e300, np.zeros_like(theta)
+        theta = np.array(theta, dtype=float)
+        if self.best is None or value < self.best[1]:
+            self.best = (theta, value)
+        self.points = [*self.points[-2:], theta]
+        if len(self.points) == 3:
+            scale = np.maximum(np.abs(theta), 1.0)
+            spread = np.ptp(np.array(self.points), axis=0) / scale
+            if spread.max() < STILL:
+                raise _StillError
+        return value, gradient
+
+
 def noise_target(theta, H):
     """The probe noise allowed in theta (see ``THETA_NOISE``)."""
     target = THETA_NOISE * np.maximum(np.abs(theta), 1.0)
@@ -602,10 +646,11 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
     """Minimise the Krylov path's criterion over theta (all bounds zero).
 
     L-BFGS-B with the stochastic gradient on the common-random-number
-    criterion, from lme4's identity start.  At its end the optimum's probe
-    noise is checked (:func:`theta_noise`): while it exceeds
-    ``THETA_NOISE * max(theta, 1)`` the number of probes grows (up to
-    ``MAX_PROBES``) and the search resumes from there.  Returns an
+    criterion, from lme4's identity start, ended early when it stands still
+    (:class:`_Watched`).  At its end the optimum's probe noise is checked
+    (:func:`theta_noise`): while it exceeds :func:`noise_target` the number
+    of probes grows (up to ``MAX_PROBES``) and the search resumes from
+    there.  Returns an
     :class:`._optimize.OptimizeOutcome`.
     """
     from scipy import optimize
@@ -618,22 +663,23 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
     theta = identity_start(design.factors) if start is None else np.asarray(start)
     log, n_iter = FitLog(), 0
     while True:
-        value_and_gradient = log.record(make_cached_deviance_and_gradient(design, reml))
-
-        def finite(theta, value_and_gradient=value_and_gradient):
-            value, gradient = value_and_gradient(theta)
-            if not np.isfinite(value):
-                return 1e300, np.zeros_like(theta)
-            return value, gradient
-
-        result = optimize.minimize(
-            finite,
-            np.maximum(theta, lower),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=optimize.Bounds(lower, np.full_like(lower, np.inf)),
-            options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-6, "maxls": 30},
-        )
+        watched = _Watched(log.record(make_cached_deviance_and_gradient(design, reml)))
+        try:
+            result = optimize.minimize(
+                watched,
+                np.maximum(theta, lower),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=optimize.Bounds(lower, np.full_like(lower, np.inf)),
+                options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-6},
+            )
+        except _StillError:
+            result = optimize.OptimizeResult(
+                x=watched.best[0],
+                nit=watched.n_calls,  # iterations unknown: evaluations
+                success=True,
+                message="steps below the probe noise",
+            )
         theta, n_iter = result.x, n_iter + int(result.nit)
         noise, H = theta_noise(design, reml, theta)
         target = noise_target(theta, H)
@@ -643,7 +689,8 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
         options.n_probes = int(
             min(MAX_PROBES, options.n_probes * 2 ** np.ceil(np.log2(growth)))
         )
-    value = float(finite(theta)[0])
+    value = float(make_cached_deviance_and_gradient(design, reml)(theta)[0])
+    value = value if np.isfinite(value) else np.inf
     # A line search stopped by the probes' noise is not a failure when the
     # optimum is known to within that noise.
     converged = bool(result.success) or bool(np.all(noise <= target))
@@ -658,7 +705,7 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
 # solver="auto" takes the Krylov path from this many columns of the exact
 # path's dense block (the later factors' levels): see benchmarks/README.md
 # ("The auto rule") for the measurements behind it.
-KRYLOV_MIN_DENSE = 1000
+KRYLOV_MIN_DENSE = 2000
 
 
 def dense_block_width(factors):
