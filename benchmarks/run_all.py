@@ -150,7 +150,7 @@ def add_ml_reference(scenario: Scenario, outcomes, data, warmup, args, env, vers
     GPBoost's estimates (``ml_objective_exact``, computed here) and lme4's ML
     fit (an untimed process), the reference, as ``ml_reference``."""
     ml_only = [o for o in outcomes if o.seconds and "ml_objective" in o.estimates]
-    if not ml_only:
+    if not ml_only or args.no_ml_reference:
         return
     for outcome in ml_only:
         if outcome.package.startswith("gpboost") and scenario.ml_reference:
@@ -358,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
         "GPBoost, correlated slopes: it then fits them uncorrelated)",
     )
     parser.add_argument(
+        "--no-ml-reference",
+        action="store_true",
+        help="no lme4 ML fit and no exact deviance for GPBoost's rows (untimed, "
+        "but minutes on the largest scenarios)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="set OMP/OpenBLAS/MKL/Rayon thread counts in every fitting process",
@@ -401,6 +407,8 @@ def main(argv: list[str] | None = None) -> None:
         versions[package], reason = probe(package, IMPORTS[package], env)
         if versions[package] is None:
             log(f"{package}: skipped, {reason}")
+    if args.no_ml_reference:
+        versions["lme4"] = versions.get("lme4") if "lme4" in args.only else None
     if any(versions.get(p) for p in PACKAGES if p.startswith("gpboost")) and (
         "lme4" not in versions
     ):

@@ -41,10 +41,10 @@ from scipy import linalg, sparse
 
 from . import _krylov as kr
 
-DEFAULT_PROBES = 32
+DEFAULT_PROBES = 16
 MAX_PROBES = 256
 SOLVE_TOL = 1e-10  # relative residual of the solves with Lambda' B
-PROBE_TOL = 1e-6  # relative residual of the probe solves (SLQ, traces)
+PROBE_TOL = 1e-4  # relative residual of the probe solves (SLQ, traces)
 MAX_CG_ITER = 2000
 # At the optimum, the log-determinant of a Schur complement up to this size
 # is computed exactly (a dense Cholesky factor, once per fit).

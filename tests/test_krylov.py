@@ -284,3 +284,20 @@ def test_solver_choice(monkeypatch):
         )
     with pytest.raises(ValueError, match="solver"):
         MixedLinearRegressor(solver="lu").fit(x, y, groups=groups)
+
+
+def test_dask_fit_uses_the_krylov_path():
+    """Partitions give the sparse statistics; the fit equals the in-memory one."""
+    dd = pytest.importorskip("dask.dataframe")
+    x, y, groups = _crossed(n=2500, m1=300, m2=270)
+    frame = pd.DataFrame({"x0": x[:, 0], "y": y, **groups})
+    parts = dd.from_pandas(frame, npartitions=3)
+    model = MixedLinearRegressor(solver="krylov", random_state=0)
+    fit = model.fit(parts[["x0"]], parts["y"], groups=parts[["u", "i"]])
+    memory = MixedLinearRegressor(solver="krylov", random_state=0).fit(
+        frame[["x0"]], y, groups=groups
+    )
+    assert fit.solver_ == "krylov"
+    np.testing.assert_allclose(fit.theta_, memory.theta_, rtol=1e-6)
+    np.testing.assert_allclose(fit.fixed_effects_, memory.fixed_effects_, rtol=1e-8)
+    assert fit.objective_ == pytest.approx(memory.objective_, abs=1e-6)
