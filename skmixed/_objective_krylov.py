@@ -16,18 +16,27 @@ complement onto the later factors is ``S = Lambda2 G Lambda2 + I`` and
 - ``log|M| = sum log D1 + log|S|``;
 - ``M^{-1} Lambda' B`` from solves with ``S`` (block PCG);
 - ``log|S|`` by stochastic Lanczos quadrature from the same PCG runs
-  (probe columns), ``d log|S| = tr(S^{-1} dS)`` by trace estimates with the
-  same probes.
+  (probe columns ``z ~ N(0, P)``);
+- its gradient: ``tr(S^{-1} dS)`` by trace estimates with the same solves
+  for the first factor; for a later factor f, ``2 (m_f - tr_f(S^{-1})) /
+  lambda_f`` with the block trace of ``S^{-1}`` estimated as the diagonal
+  (``E[(S^{-1} z - P^{-1} z) * P^{-1} z] = diag(S^{-1} - P^{-1})``), far
+  less noisy; exact for the factors with fewest levels (``EXACT_LEVELS``),
+  whose ``S^{-1} e_j`` the same PCG run solves for.
 
-The preconditioner of ``S`` is its diagonal ``p`` corrected on the
-subspace of the later intercept factors' indicator vectors, where
-``Lambda Z'`` nearly vanishes (a constant added to one factor's effects and
-taken from another's leaves ``Z b`` unchanged): ``P = p^{1/2} (I + W (C -
-I) W') p^{1/2}`` with ``W`` an orthonormal basis of ``p^{1/2} 1_f`` and
-``C = W' p^{-1/2} S p^{-1/2} W``.  The preconditioned matrix then has no
-outlying small eigenvalue, and both its trace and ``tr(P^{-1} dS)`` are
-known exactly, which serve as control variates: the stochastic parts that
-remain are of second order in ``P^{-1/2} S P^{-1/2} - I``.
+The preconditioner of ``S`` is its diagonal ``p`` corrected on a coarse
+space ``U`` where ``Lambda Z'`` nearly vanishes, which a diagonal leaves as
+outlying small eigenvalues: a constant added to one intercept factor's
+effects and taken from another's leaves ``Z b`` unchanged (``U`` holds the
+later intercept factors' indicators ``1_f``), and the same within each level
+of a small factor that a large one is nested in (its level indicators and
+their shares of the large factor's levels; :func:`coarse_basis`).  With
+``W`` an orthonormal basis of ``p^{1/2} U`` and ``C = W' p^{-1/2} S p^{-1/2}
+W``, ``P = p^{1/2} (I + W (C - I) W') p^{1/2}``.  Both ``tr(P^{-1} S)`` and
+``tr(P^{-1} dS)`` are then known exactly and serve as control variates: the
+stochastic parts that remain are of second order in ``P^{-1/2} S P^{-1/2} -
+I``.  At the optimum the reported criterion's ``log|S|`` is exact when
+``S`` is small enough to factor densely (``EXACT_LOG_DET_MAX``).
 
 The probe vectors are drawn once per fit from ``random_state`` (common
 random numbers), so the estimated criterion is a deterministic, smooth
@@ -450,21 +459,6 @@ def krylov_gradient(fact, reml, n):
     return gradient, se
 
 
-def make_krylov_deviance_and_gradient(design, reml):
-    """``theta -> (criterion, gradient)`` on the Krylov path."""
-    from ._objective import objective
-
-    stats, factors = design.stats, design.factors
-
-    def value_and_gradient(theta):
-        fact = krylov_factorize(stats, factors, theta)
-        if fact is None:
-            return np.inf, np.zeros(len(theta))
-        return objective(fact, stats.n, reml), krylov_gradient(fact, reml, stats.n)[0]
-
-    return value_and_gradient
-
-
 def krylov_estimates(fact, factors, n, reml):
     """beta, sigma, BLUPs (by PCG) and conditional variances (stochastic).
 
@@ -583,7 +577,7 @@ def _cached_evaluation(design, reml):
 
 
 def make_cached_deviance_and_gradient(design, reml):
-    """:func:`make_krylov_deviance_and_gradient`, memoised (see above)."""
+    """``theta -> (criterion, gradient)`` on the Krylov path, memoised."""
     evaluate = _cached_evaluation(design, reml)
 
     def value_and_gradient(theta):
