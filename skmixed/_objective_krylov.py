@@ -732,7 +732,7 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
 # solver="auto" takes the Krylov path from this many columns of the exact
 # path's dense block (the later factors' levels): see benchmarks/README.md
 # ("The auto rule") for the measurements behind it.
-KRYLOV_MIN_DENSE = 2000
+KRYLOV_MIN_DENSE = 1500
 
 
 def dense_block_width(factors):
