@@ -180,7 +180,8 @@ def probe(package: str, import_line: str, env: dict[str, str]):
             return None, "Rscript is not on PATH"
         command = ["Rscript", "-e", 'cat(format(packageVersion("lme4")))']
     else:
-        code = f"{import_line}; import {package} as m; "
+        module = package.split("-")[0]  # "gpboost-cholesky": gpboost
+        code = f"{import_line}; import {module} as m; "
         code += "print(getattr(m, '__version__', '?'))"
         command = [sys.executable, "-c", code]
     done = subprocess.run(command, capture_output=True, text=True, env=env)

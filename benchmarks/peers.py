@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,22 @@ import numpy as np
 from harness import R_SCRIPT
 from scenarios import Scenario
 
-PACKAGES = ("skmixed", "statsmodels", "mixedlm", "gpboost", "lme4")
+PACKAGES = (
+    "skmixed",
+    "skmixed-cholesky",
+    "statsmodels",
+    "mixedlm",
+    "gpboost",
+    "gpboost-cholesky",
+    "lme4",
+)
 IMPORTS = {
     "skmixed": "from skmixed import MixedLinearRegressor",
+    "skmixed-cholesky": "from skmixed import MixedLinearRegressor",
     "statsmodels": "from statsmodels.regression.mixed_linear_model import MixedLM",
     "mixedlm": "from mixedlm import lmer",
     "gpboost": "from gpboost import GPModel",
+    "gpboost-cholesky": "from gpboost import GPModel",
     "lme4": "",
 }
 
@@ -70,7 +81,9 @@ def covariance_entries(factor: str, names: list[str], cov) -> tuple[dict, dict]:
 # --------------------------------------------------------------------- skmixed
 
 
-def skmixed_prepare(scenario: Scenario, data):
+def skmixed_prepare(scenario: Scenario, data, solver="auto"):
+    """``solver="auto"`` (skmixed) or ``"cholesky"`` (skmixed-cholesky, the
+    exact path whatever the size); the Krylov path's probes from seed 0."""
     import pandas as pd
 
     from skmixed import MixedLinearRegressor
@@ -79,7 +92,8 @@ def skmixed_prepare(scenario: Scenario, data):
     X = pd.DataFrame({c: data[c] for c in scenario.fixed}, index=pd.RangeIndex(n))
     groups = pd.DataFrame({f: data[f] for f in scenario.factors})
     slopes = {f: s for f, s in scenario.factors.items() if s} or None
-    return MixedLinearRegressor(random_slopes=slopes), X, data["y"], groups
+    model = MixedLinearRegressor(random_slopes=slopes, solver=solver, random_state=0)
+    return model, X, data["y"], groups
 
 
 def skmixed_fit(inputs):
@@ -100,6 +114,7 @@ def skmixed_estimates(model):
         model.sigma_,
         model.objective_,
         model.converged_,
+        solver=model.solver_,
     )
 
 
@@ -216,15 +231,20 @@ def mixedlm_estimates(result):
 # --------------------------------------------------------------------- gpboost
 
 
-def gpboost_prepare(scenario: Scenario, data):
+def gpboost_prepare(scenario: Scenario, data, method="iterative"):
     """Grouping codes, random-coefficient covariates (each tied to its factor
-    by ``ind_effect_group_rand_coef``) and X with an explicit intercept."""
+    by ``ind_effect_group_rand_coef``) and X with an explicit intercept.
+
+    ``method`` is GPBoost's ``matrix_inversion_method``: ``"iterative"``
+    (gpboost: conjugate gradients and stochastic Lanczos, its default for
+    several grouped random effects) or ``"cholesky"`` (gpboost-cholesky)."""
     import gpboost
 
     factors = list(scenario.factors)
     columns = {
         "group_data": np.column_stack([data[f] for f in factors]),
         "likelihood": "gaussian",
+        "matrix_inversion_method": method,
     }
     slopes = [(k + 1, s) for k, f in enumerate(factors) for s in scenario.factors[f]]
     if slopes:
@@ -271,11 +291,9 @@ def gpboost_exact_deviance(scenario: Scenario, data, estimates) -> float:
     parent process, so that it adds nothing to the fit's time or memory.
     """
     GPModel, columns, y, X, (factors, coefficients, fixed) = gpboost_prepare(
-        scenario, data
+        scenario, data, method="cholesky"
     )
-    model = GPModel(
-        **columns, matrix_inversion_method="cholesky", num_parallel_threads=1
-    )
+    model = GPModel(**columns, num_parallel_threads=1)
     names = [f"{f}:Intercept" for f in factors] + coefficients
     sd = [estimates["sigma"]] + [estimates["sd"][n] for n in names]
     beta = np.array([estimates["fixef"][n] for n in ["Intercept", *fixed]])
@@ -295,11 +313,17 @@ class PythonPeer:
 
 PYTHON_PEERS = {
     "skmixed": PythonPeer(skmixed_prepare, skmixed_fit, skmixed_estimates),
+    "skmixed-cholesky": PythonPeer(
+        partial(skmixed_prepare, solver="cholesky"), skmixed_fit, skmixed_estimates
+    ),
     "statsmodels": PythonPeer(
         statsmodels_prepare, statsmodels_fit, statsmodels_estimates
     ),
     "mixedlm": PythonPeer(mixedlm_prepare, mixedlm_fit, mixedlm_estimates),
     "gpboost": PythonPeer(gpboost_prepare, gpboost_fit, gpboost_estimates),
+    "gpboost-cholesky": PythonPeer(
+        partial(gpboost_prepare, method="cholesky"), gpboost_fit, gpboost_estimates
+    ),
 }
 
 

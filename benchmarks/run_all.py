@@ -134,7 +134,7 @@ def bench_scenario(scenario: Scenario, versions, args, env) -> list[Outcome]:
                 if package in scenario.infeasible:
                     outcome.note = f"forced: {scenario.infeasible[package]}"
                 timeout = args.timeout
-                if package != "skmixed" and scenario.timeout:
+                if not package.startswith("skmixed") and scenario.timeout:
                     timeout = min(timeout, scenario.timeout)
                 command = worker_command(package, scenario, data, warmup)
                 measure(outcome, command, args.repeats, env, timeout)
@@ -150,14 +150,14 @@ def add_ml_reference(scenario: Scenario, outcomes, data, warmup, args, env, vers
     GPBoost's estimates (``ml_objective_exact``, computed here) and lme4's ML
     fit (an untimed process), the reference, as ``ml_reference``."""
     ml_only = [o for o in outcomes if o.seconds and "ml_objective" in o.estimates]
-    if not ml_only:
+    if not ml_only or args.no_ml_reference:
         return
     for outcome in ml_only:
-        if outcome.package == "gpboost":
+        if outcome.package.startswith("gpboost") and scenario.ml_reference:
             columns = read_data(data, scenario.columns())
             exact = gpboost_exact_deviance(scenario, columns, outcome.estimates)
             outcome.estimates["ml_objective_exact"] = exact
-    if not versions.get("lme4"):
+    if not versions.get("lme4") or not scenario.ml_reference:
         return
     command = [*lme4_command(scenario, data, warmup)[:-1], "ml"]
     timeout = min(args.timeout, scenario.timeout or args.timeout)
@@ -227,6 +227,8 @@ def scenario_rows(scenario: Scenario, outcomes: list[Outcome]) -> list[list[str]
             note = "; ".join(filter(None, ["ML fit, against lme4's ML fit", note]))
         else:
             note = "; ".join(filter(None, ["ML fit, no lme4 ML fit to compare", note]))
+        if "solver" in o.estimates:  # skmixed: which path auto took
+            note = "; ".join(filter(None, [f"solver={o.estimates['solver']}", note]))
         converged = o.estimates.get("converged")
         rows.append(
             [
@@ -356,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
         "GPBoost, correlated slopes: it then fits them uncorrelated)",
     )
     parser.add_argument(
+        "--no-ml-reference",
+        action="store_true",
+        help="no lme4 ML fit and no exact deviance for GPBoost's rows (untimed, "
+        "but minutes on the largest scenarios)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="set OMP/OpenBLAS/MKL/Rayon thread counts in every fitting process",
@@ -399,7 +407,11 @@ def main(argv: list[str] | None = None) -> None:
         versions[package], reason = probe(package, IMPORTS[package], env)
         if versions[package] is None:
             log(f"{package}: skipped, {reason}")
-    if versions.get("gpboost") and "lme4" not in versions:
+    if args.no_ml_reference:
+        versions["lme4"] = versions.get("lme4") if "lme4" in args.only else None
+    if any(versions.get(p) for p in PACKAGES if p.startswith("gpboost")) and (
+        "lme4" not in versions
+    ):
         versions["lme4"], reason = probe("lme4", "", env)  # ML reference only
         if versions["lme4"] is None:
             log(f"lme4 (ML reference for gpboost): {reason}")

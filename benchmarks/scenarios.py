@@ -31,6 +31,9 @@ class Scenario:
     infeasible: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None  # seconds per process for the other packages
     nested_in: dict[str, str] = field(default_factory=dict)  # inner -> outer
+    # GPBoost's rows get an exact ML deviance and lme4's ML fit to compare
+    # with (both untimed); off where those alone would take too long.
+    ml_reference: bool = True
 
     @property
     def formula(self) -> str:
@@ -52,6 +55,8 @@ class Scenario:
 CORRELATED_SLOPES = {
     "gpboost": "GPBoost's random coefficients are independent of the intercept "
     "(no correlated slopes)",
+    "gpboost-cholesky": "GPBoost's random coefficients are independent of the "
+    "intercept (no correlated slopes)",
 }
 
 # ---------------------------------------------------------------- simulators
@@ -145,6 +150,18 @@ def simulate_two_way(seed, n_rows, n_users, n_items):
     return {"y": y, "user": user, "item": item}
 
 
+def simulate_three_way(seed, n_rows, n_users, n_items, n_contexts):
+    """Ratings with three crossed random intercepts: users, items, contexts."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, n_users, n_rows, dtype=np.int32)
+    item = rng.integers(0, n_items, n_rows, dtype=np.int32)
+    context = rng.integers(0, n_contexts, n_rows, dtype=np.int32)
+    y = 3.5 + 0.8 * rng.standard_normal(n_users)[user]
+    y += 0.5 * rng.standard_normal(n_items)[item]
+    y += 0.3 * rng.standard_normal(n_contexts)[context] + rng.standard_normal(n_rows)
+    return {"y": y, "user": user, "item": item, "context": context}
+
+
 # ----------------------------------------------------------------- scenarios
 
 
@@ -228,6 +245,97 @@ def recsys() -> Scenario:
             f"{n_rows:,} x {n_users + n_items:,} design ({dense_gib:,.0f} GiB)"
         },
         timeout=120.0,
+    )
+
+
+def two_way(n_rows: int, n_users: int, n_items: int, name: str) -> Scenario:
+    """``recsys`` at any size; the exact path's dense item block is n_items^2."""
+    dense_gib = n_rows * (n_users + n_items) * 8 / 2**30
+    block_gib = n_items**2 * 8 / 2**30
+    infeasible = {
+        "statsmodels": "crossed factors need one dummy group: a dense "
+        f"{n_rows:,} x {n_users + n_items:,} design ({dense_gib:,.0f} GiB)"
+    }
+    if block_gib > 4:
+        infeasible["skmixed-cholesky"] = (
+            f"a dense {n_items:,} x {n_items:,} block ({block_gib:,.0f} GiB, "
+            "several copies) factored at every evaluation"
+        )
+    return Scenario(
+        name=name,
+        title="users x items, random intercepts",
+        n_rows=n_rows,
+        simulate=partial(
+            simulate_two_way, n_rows=n_rows, n_users=n_users, n_items=n_items
+        ),
+        warmup=partial(simulate_two_way, n_rows=5_000, n_users=500, n_items=100),
+        fixed=[],
+        factors={"user": [], "item": []},
+        truth={
+            "Intercept": 3.5,
+            "user:Intercept": 0.8,
+            "item:Intercept": 0.5,
+            "sigma": 1.0,
+        },
+        infeasible=infeasible,
+        timeout=300.0,
+        ml_reference=n_rows <= 1_000_000,
+    )
+
+
+def three_way() -> Scenario:
+    n_rows, sizes = 1_000_000, dict(n_users=50_000, n_items=5_000, n_contexts=200)
+    return Scenario(
+        name="recsys-3f",
+        title="users x items x contexts, random intercepts",
+        n_rows=n_rows,
+        simulate=partial(simulate_three_way, n_rows=n_rows, **sizes),
+        warmup=partial(
+            simulate_three_way, n_rows=5_000, n_users=500, n_items=100, n_contexts=20
+        ),
+        fixed=[],
+        factors={"user": [], "item": [], "context": []},
+        truth={
+            "Intercept": 3.5,
+            "user:Intercept": 0.8,
+            "item:Intercept": 0.5,
+            "context:Intercept": 0.3,
+            "sigma": 1.0,
+        },
+        infeasible={"statsmodels": "crossed factors need one dummy group"},
+        timeout=300.0,
+        ml_reference=False,
+    )
+
+
+def insteval_200k() -> Scenario:
+    """InstEval's shape at 200,000 rows, 20,000 students x 2,000 lecturers."""
+    n_rows = 200_000
+    sizes = dict(n_students=20_000, n_lecturers=2_000, n_departments=14)
+    return Scenario(
+        name="insteval-200k",
+        title="InstEval shape at 200k rows: 3 crossed factors",
+        n_rows=n_rows,
+        simulate=partial(simulate_insteval, n_rows=n_rows, **sizes),
+        warmup=partial(
+            simulate_insteval,
+            n_rows=3_000,
+            n_students=200,
+            n_lecturers=80,
+            n_departments=14,
+        ),
+        fixed=["service"],
+        factors={"s": [], "d": [], "dept_service": []},
+        truth={
+            "Intercept": 3.22,
+            "service": -0.07,
+            "s:Intercept": 0.32,
+            "d:Intercept": 0.52,
+            "dept_service:Intercept": 0.08,
+            "sigma": 1.18,
+        },
+        infeasible={"statsmodels": "crossed factors need one dummy group"},
+        timeout=300.0,
     )
 
 
@@ -325,6 +433,9 @@ SCENARIOS = {
     "slopes-1m": lambda: slopes(1_000_000, 10_000, "slopes-1m"),
     "insteval": insteval,
     "recsys": recsys,
+    "recsys-5m": lambda: two_way(5_000_000, 500_000, 50_000, "recsys-5m"),
+    "recsys-3f": three_way,
+    "insteval-200k": insteval_200k,
     "wide": wide,
     "crossed-slopes-small": lambda: crossed_slopes(60, 40, "crossed-slopes-small"),
     "crossed-slopes": lambda: crossed_slopes(500, 100, "crossed-slopes"),

@@ -60,6 +60,7 @@ from ._design import (
 from ._formula import FormulaMatrices, combine_formula_summaries, parse_formula
 from ._groups import check_groups, encode_levels, lookup_levels
 from ._objective import blas_threads_for
+from ._objective_krylov import krylov_options
 from ._row_metadata import add_offset, subtract_offset
 from ._sklearn import group_column_names, no_column_frame_as_array, split_group_columns
 from ._spec import (
@@ -413,6 +414,7 @@ class StatisticsSpec:
     fit_intercept: bool
     estimator_name: str
     model_spec: object = None  # a formula's ModelSpec: partitions are raw columns
+    sparse_others: bool = False  # the Krylov path: Z2'Z2 stays sparse
 
 
 def _level_codes(frame, factor):
@@ -436,7 +438,13 @@ def _partition_statistics(rows, spec):
         for f, s in zip(spec.factors, spec.scaling.z_scale)
     ]
     return weighted_statistics(
-        W, codes, Zs, spec.factors, frame.weights, n=frame.X.shape[0]
+        W,
+        codes,
+        Zs,
+        spec.factors,
+        frame.weights,
+        n=frame.X.shape[0],
+        sparse_others=spec.sparse_others,
     )
 
 
@@ -477,8 +485,10 @@ def fit_dask(model, X, y, groups, sample_weight=None, offset=None):
     scaling = scaling_from_moments(
         summary.moments, spec.fit_intercept, ordered, z_rms=_z_rms(summary)
     )
+    krylov = krylov_options(model.solver, model.random_state, ordered)
+    model.solver_ = "cholesky" if krylov is None else "krylov"
     statistics_spec = StatisticsSpec(
-        ordered, scaling, spec.fit_intercept, name, formula_spec
+        ordered, scaling, spec.fit_intercept, name, formula_spec, krylov is not None
     )
     statistics_spec = delayed(statistics_spec, pure=True)
     stats = _compute(
@@ -489,6 +499,7 @@ def fit_dask(model, X, y, groups, sample_weight=None, offset=None):
 
     fixed_names = [INTERCEPT] * spec.fit_intercept + list(spec.features)
     design = finish_design(stats, ordered, fixed_names, scaling)
+    design.stats.krylov = krylov
     with blas_threads_for(ordered):
         outcome = model._fit_statistics(
             design, spec.factor_names, model.method == "reml"

@@ -197,6 +197,9 @@ class SufficientStatistics:
     # criterion of weighted rows is that of the rows scaled by sqrt(w), minus
     # it (lme4's ``ldW``).
     log_weights: float = 0.0
+    # The Krylov solver path's settings (``_objective_krylov.KrylovOptions``)
+    # when the objective is evaluated by it; None: the exact path.
+    krylov: object = None
     # Cache of dense_cross_products(): not an argument, so that
     # ``dataclasses.replace`` (new y-parts for a bootstrap replicate, say)
     # starts without it; not pickled.
@@ -385,7 +388,15 @@ def order_factors(factors):
 
 
 def build_design(
-    X, y, codes, factors, fixed_names, fit_intercept, Z=None, weights=None
+    X,
+    y,
+    codes,
+    factors,
+    fixed_names,
+    fit_intercept,
+    Z=None,
+    weights=None,
+    sparse_others=False,
 ):
     """Validate the fixed part, scale, and reduce the data to statistics.
 
@@ -404,6 +415,8 @@ def build_design(
         The columns the factors' random slopes index; ``X`` when None.
     weights : ndarray of shape (n,), optional
         Positive prior weights (see :mod:`skmixed._row_metadata`).
+    sparse_others : bool
+        Keep the later factors' ``Z2'Z2`` sparse (the Krylov path).
     """
     if sparse.issparse(X) and X.shape[0] * X.shape[1] <= (X.shape[1] + 2) ** 2:
         # No larger dense than the Gram matrix the sparse path builds, and
@@ -416,11 +429,13 @@ def build_design(
     codes = [codes[f.name] for f in factors]
     if sparse.issparse(X):
         stats = sparse_statistics(
-            X, y, codes, Zs, factors, scaling, fit_intercept, weights
+            X, y, codes, Zs, factors, scaling, fit_intercept, weights, sparse_others
         )
     else:
         W = fixed_columns(X, y, fit_intercept, scaling)
-        stats = weighted_statistics(W, codes, Zs, factors, weights, n=X.shape[0])
+        stats = weighted_statistics(
+            W, codes, Zs, factors, weights, n=X.shape[0], sparse_others=sparse_others
+        )
     return finish_design(stats, factors, fixed_names, scaling, stacklevel=4)
 
 
@@ -454,7 +469,9 @@ def select_fixed_columns(stats, kept):
     if others is not None:
         others = replace(others, Z2tW=others.Z2tW[:, columns])
     WtW = stats.WtW[np.ix_(columns, columns)]
-    return SufficientStatistics(stats.n, WtW, first, others, stats.log_weights)
+    return SufficientStatistics(
+        stats.n, WtW, first, others, stats.log_weights, stats.krylov
+    )
 
 
 def add_statistics(a, b):
@@ -548,10 +565,14 @@ def block_cross_products(codes, Z, W, n_levels, intercept=None):
     return ZtZ, ZtW
 
 
-def sufficient_statistics(W, codes, Zs, factors, *, n=None, WtW=None):
+def sufficient_statistics(
+    W, codes, Zs, factors, *, n=None, WtW=None, sparse_others=False
+):
     """All cross-products the deviance needs (the one pass over the rows).
 
     ``W`` and each of ``Zs`` are 2-D arrays or lists of columns (None: ones).
+    With ``sparse_others`` the later factors' ``Z2'Z2`` stays sparse (the
+    Krylov path, for factors with too many levels for a dense block).
     """
     W = _as_columns(W)
     Zs = [_as_columns(Z) for Z in Zs]
@@ -567,11 +588,11 @@ def sufficient_statistics(W, codes, Zs, factors, *, n=None, WtW=None):
         *block_cross_products(codes[0], Zs[0], W, first.n_levels)
     )
     if len(factors) > 1:
-        stats.others = _other_factor_stats(W, codes, Zs, factors, n)
+        stats.others = _other_factor_stats(W, codes, Zs, factors, n, sparse_others)
     return stats
 
 
-def weighted_statistics(W, codes, Zs, factors, weights, *, n):
+def weighted_statistics(W, codes, Zs, factors, weights, *, n, sparse_others=False):
     """:func:`sufficient_statistics` of rows with prior weights (None: 1).
 
     Weighted least squares is least squares on rows scaled by ``sqrt(w)``:
@@ -579,16 +600,22 @@ def weighted_statistics(W, codes, Zs, factors, weights, *, n):
     criterion's ``-sum(log w)`` is kept in ``log_weights``.
     """
     if weights is None:
-        return sufficient_statistics(W, codes, Zs, factors, n=n)
+        return sufficient_statistics(
+            W, codes, Zs, factors, n=n, sparse_others=sparse_others
+        )
     root = np.sqrt(weights)
     W = weight_columns(W, root)
     Zs = [weight_columns(Z, root) for Z in Zs]
-    stats = sufficient_statistics(W, codes, Zs, factors, n=n)
+    stats = sufficient_statistics(
+        W, codes, Zs, factors, n=n, sparse_others=sparse_others
+    )
     stats.log_weights = float(np.log(weights).sum())
     return stats
 
 
-def sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights):
+def sparse_statistics(
+    X, y, codes, Zs, factors, scaling, fit_intercept, weights, sparse_others=False
+):
     """:func:`weighted_statistics` of a sparse ``X``, never densified.
 
     Centring would fill the zeros, so the products are taken of the raw
@@ -612,7 +639,9 @@ def sparse_statistics(X, y, codes, Zs, factors, scaling, fit_intercept, weights)
     y = y if root is None else y * root
     Zs = Zs if root is None else [weight_columns(Z, root) for Z in Zs]
     # The products of the random-effect columns and of [1, y]: as dense.
-    base = sufficient_statistics([ones, y], codes, Zs, factors, n=n)
+    base = sufficient_statistics(
+        [ones, y], codes, Zs, factors, n=n, sparse_others=sparse_others
+    )
     Xt = X.T.tocsr()
     Xt1, Xty = Xt @ ones, Xt @ y
     WtW = np.empty((p + 2, p + 2))
@@ -738,12 +767,13 @@ def _sparse_cross_product(left, right, shape):
     return sparse.coo_matrix((vals, (rows, cols)), shape=shape)
 
 
-def _other_factor_stats(W, codes, Zs, factors, n):
+def _other_factor_stats(W, codes, Zs, factors, n, sparse_others=False):
     first, Q1 = _stacked_columns(codes[:1], Zs[:1], factors[:1], n)
     other, Q2 = _stacked_columns(codes[1:], Zs[1:], factors[1:], n)
     Z2tZ1 = _sparse_cross_product(other, first, (Q2, Q1)).tocsr()
     Z2tZ1.sum_duplicates()
-    Z2tZ2 = _sparse_cross_product(other, other, (Q2, Q2)).toarray()
+    Z2tZ2 = _sparse_cross_product(other, other, (Q2, Q2))
+    Z2tZ2 = Z2tZ2.tocsr() if sparse_others else Z2tZ2.toarray()
     Z2tW = np.zeros((Q2, len(W)))
     for r, zr in other:
         for j, w in enumerate(W):

@@ -33,6 +33,7 @@ from ._objective import (
     make_deviance_and_gradient,
     objective,
 )
+from ._objective_krylov import allow_probe_noise, krylov_options
 from ._optimize import FitLog, OptimizeOutcome, is_singular, optimize_design
 from ._row_metadata import add_offset, check_offset, subtract_offset
 from ._sklearn import (
@@ -99,6 +100,22 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
         (scorers, ``permutation_importance``) keep the labels with the data.
         ``n_features_in_`` and ``feature_names_in_`` then describe ``X``
         without these columns.
+    solver : {"auto", "cholesky", "krylov"}, default="auto"
+        The linear algebra of the profiled deviance.  ``"cholesky"``: the
+        exact blocked Cholesky factorisation (a dense block for the levels
+        of every factor but the largest).  ``"krylov"``: preconditioned
+        conjugate gradients, stochastic Lanczos quadrature for the
+        log-determinant and stochastic trace estimates for the gradient,
+        all sparse over the non-zeros of ``Z'Z`` (several grouping factors,
+        one random-effect term each).  ``"auto"``: Krylov for such models
+        when the dense block would have at least
+        ``skmixed._objective_krylov.KRYLOV_MIN_DENSE`` columns, else
+        Cholesky.  Profile intervals, the bootstrap, posterior simulation
+        and Kenward-Roger's method need the exact path.
+    random_state : None, int, RandomState or Generator, default=None
+        The probe vectors of the Krylov path (drawn once per fit, so that
+        its criterion is a deterministic function of theta); an int makes
+        Krylov fits reproducible.  Unused by the exact path.
 
     Attributes
     ----------
@@ -157,6 +174,8 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
         dask arrays when ``fit`` was given dask collections (see Notes).
     fit_log_ : DataFrame
         Every objective evaluation of the optimiser: theta and the value.
+    solver_ : {"cholesky", "krylov"}
+        The solver the fit used (``solver="auto"`` resolved).
     n_features_in_ : int
         Number of features, not counting the ``group_column`` columns.
     feature_names_in_ : ndarray of str
@@ -235,6 +254,16 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
             InstanceOf(str, list, tuple, description="a str or a list of str"),
             Options(None),
         ],
+        "solver": [Options("auto", "cholesky", "krylov")],
+        "random_state": [
+            InstanceOf(
+                int,
+                np.random.RandomState,
+                np.random.Generator,
+                description="an int, RandomState or Generator",
+            ),
+            Options(None),
+        ],
     }
 
     def __init__(
@@ -248,6 +277,8 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
         fit_intercept=True,
         max_iter=1000,
         group_column=None,
+        solver="auto",
+        random_state=None,
     ):
         self.formula = formula
         self.random_slopes = random_slopes
@@ -257,6 +288,8 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.group_column = group_column
+        self.solver = solver
+        self.random_state = random_state
 
     def fit(self, X, y=None, groups=None, sample_weight=None, offset=None):
         """Fit the model by REML or ML.
@@ -345,6 +378,8 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
         spec = self._spec
         fixed_names = [INTERCEPT] * spec.fit_intercept + list(spec.features)
         ordered = order_factors(factors)
+        krylov = krylov_options(self.solver, self.random_state, ordered)
+        self.solver_ = "cholesky" if krylov is None else "krylov"
         with blas_threads_for(ordered):
             design = build_design(
                 frame.X,
@@ -355,7 +390,9 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
                 spec.fit_intercept,
                 Z=frame.Z,
                 weights=frame.weights,
+                sparse_others=krylov is not None,
             )
+            design.stats.krylov = krylov
             outcome = self._fit_statistics(design, [f.name for f in factors], reml)
         self._warn_about_outcome(outcome)
 
@@ -384,6 +421,10 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
             self.convergence_ = diagnose(
                 design, reml, outcome, make_deviance_and_gradient(design, reml)
             )
+            if design.stats.krylov is not None:  # the gradient's probe noise
+                self.convergence_ = allow_probe_noise(
+                    design, reml, self.convergence_, outcome.theta
+                )
         self.converged_ = self.convergence_.converged
         self._set_fit_log(design, outcome)
         return outcome

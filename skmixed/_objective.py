@@ -70,7 +70,12 @@ def factorize(stats, factors, theta):
 
     Returns None when a block is not positive definite (only possible for
     invalid ``theta`` or a numerically singular fixed-effect matrix).
+    Statistics of the Krylov solver path give its factorisation instead.
     """
+    if stats.krylov is not None:  # the Krylov solver path
+        from ._objective_krylov import krylov_factorize
+
+        return krylov_factorize(stats, factors, theta)
     Ts = split_theta(np.asarray(theta, dtype=float), factors)
     WtW = stats.WtW
     if not factors:
@@ -373,6 +378,8 @@ def _dense_gradient(fact, stats, factors, reml):
 
 def _factorizer(stats, factors):
     """theta -> a factorisation (or None): dense for few random effects."""
+    if stats.krylov is not None:  # the Krylov solver path
+        return lambda theta: factorize(stats, factors, theta)
     if uses_dense_path(stats, factors):
         return lambda theta: factorize_dense(stats, factors, theta)
     return lambda theta: factorize(stats, factors, theta)
@@ -449,6 +456,10 @@ class Estimates:
 
 def estimates(fact, factors, n, reml):
     """Read beta, sigma and the conditional modes off a factorisation."""
+    if not isinstance(fact, Factorization | DenseFactorization):
+        from ._objective_krylov import krylov_estimates  # the Krylov path
+
+        return krylov_estimates(fact, factors, n, reml)
     R = fact.R
     p = R.shape[0] - 1
     RX = R[:p, :p]
@@ -533,6 +544,10 @@ def make_deviance_and_gradient(design, reml):
     fails.
     """
     stats, factors = design.stats, design.factors
+    if stats.krylov is not None:  # the Krylov solver path
+        from ._objective_krylov import make_cached_deviance_and_gradient
+
+        return make_cached_deviance_and_gradient(design, reml)
     factorizer = _factorizer(stats, factors)
     if uses_dense_path(stats, factors):
 

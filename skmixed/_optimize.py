@@ -100,6 +100,10 @@ def optimize_design(design, reml, max_iter=1000, start=None):
     lme4's identity start, lme4's start in the units of the data and moment
     estimates; the faces of the best point are then checked.
     """
+    if design.stats.krylov is not None:  # the Krylov solver path
+        from ._objective_krylov import optimize_krylov
+
+        return optimize_krylov(design, reml, max_iter, start)
     layout = ThetaLayout.from_factors(design.factors)
     # Callables: a further start is computed only when it is needed.
     starts = [

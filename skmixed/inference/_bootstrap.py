@@ -48,6 +48,7 @@ from .._objective import (
 from .._row_metadata import add_offset
 from ._simulate import ResponseSimulator, seed_sequence
 from ._wald import (
+    check_exact_solver,
     check_inference_defined,
     check_level,
     lme4_factor_order,
@@ -148,6 +149,7 @@ def bootstrap(
     """
     check_is_fitted(model)
     check_inference_defined(model, "a parametric bootstrap")
+    check_exact_solver(model, "a parametric bootstrap")
     n_boot = _check_n_boot(n_boot)
     if getattr(model, "_train_X", None) is None:
         raise ValueError(

@@ -56,6 +56,7 @@ from .._objective import (
     lambda_rows,
 )
 from ._satterthwaite import t_test_table
+from ._wald import check_exact_solver
 
 CONDITION_TOLERANCE = 1e-10  # pbkrtest: below this eigenvalue of I, ginv(I)
 ZERO_TOLERANCE = 1e-10  # pbkrtest: V0 = 1 + c1 B set to 0 below this
@@ -77,6 +78,7 @@ class KenwardRogerParts:
 
 def _check_model(model):
     check_is_fitted(model)
+    check_exact_solver(model, "Kenward-Roger's method")
     if model._method != "reml":
         raise ValueError(
             "Kenward-Roger's method is only available for REML fits (as "

@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._objective import _conditional_modes, blas_threads_for, estimates, factorize
 from .._row_metadata import check_offset
 from ._simulate import check_rows, relative_factors, seed_sequence, term_columns
-from ._wald import check_inference_defined, check_level
+from ._wald import check_exact_solver, check_inference_defined, check_level
 
 INCLUDE = ("fixed", "random", "residual")
 VALUES_PER_BLOCK = 2_000_000  # draws x rows held at once in predict_interval
@@ -157,6 +157,7 @@ def sample_posterior(model, n_draws=1000, random_state=None):
     """
     check_is_fitted(model)
     check_inference_defined(model, "posterior simulation")
+    check_exact_solver(model, "posterior simulation")
     n_draws = _check_n_draws(n_draws)
     rng = np.random.default_rng(seed_sequence(random_state))
     beta_s, effects_s, sigma_s = _posterior_draws(model, n_draws, rng)

@@ -53,7 +53,12 @@ from .._objective import (
     split_theta,
 )
 from .._optimize import optimize_design
-from ._wald import check_inference_defined, check_level, lme4_factor_order
+from ._wald import (
+    check_exact_solver,
+    check_inference_defined,
+    check_level,
+    lme4_factor_order,
+)
 
 MAX_STEPS = 60  # secant steps to bracket one end before giving up
 MAX_GROWTH = 10.0  # a step at most this many times the previous (lme4's maxmult)
@@ -494,6 +499,7 @@ def profile_confint(model, level=0.95, *, parm=None):
     """
     check_is_fitted(model)
     check_inference_defined(model, "a profile interval")
+    check_exact_solver(model, "a profile interval")
     z = float(stats.norm.ppf(0.5 + check_level(level) / 2))
     layout = VarianceLayout.from_model(model)
     names = layout.names + list(model._design.fixed_names)

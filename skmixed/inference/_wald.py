@@ -72,6 +72,23 @@ def check_inference_defined(model, what):
         )
 
 
+def check_exact_solver(model, what):
+    """Refuse ``what`` on a fit by the Krylov solver path.
+
+    It needs the exact factorisation (repeated refits or joint draws of all
+    random effects), which that path never forms: its factors have too
+    many levels for it.
+    """
+    if getattr(model, "solver_", "cholesky") == "krylov":
+        raise ValueError(
+            f"{what} is not available for a fit with solver='krylov' (it needs "
+            "the exact factorisation of the random effects' penalised system, "
+            "which the Krylov path avoids at this size). Wald intervals, "
+            "summary(), predictions and the conditional variances are "
+            "available; refit with solver='cholesky' if the levels allow it."
+        )
+
+
 def wald_confint(model, level=0.95):
     """Wald confidence intervals of the fixed effects.
 

@@ -1,0 +1,303 @@
+"""The Krylov solver path: its estimators, its criterion and its fits.
+
+Three ways, as the rest of the suite: the stochastic estimators against
+dense computations on small matrices (unbiased, with variance shrinking as
+the probes grow), the criterion and gradient against the exact blocked
+Cholesky path at the same theta, and whole fits against ``solver="cholesky"``
+on small crossed designs.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import linalg
+
+from skmixed import MixedLinearRegressor
+from skmixed import _krylov as kr
+from skmixed import _objective_krylov as ok
+from skmixed._design import Factor, build_design, order_factors
+from skmixed._objective import make_deviance_and_gradient, objective
+
+# ------------------------------------------------------------------ helpers
+
+
+def _spd(n, seed, spread=10.0):
+    """A random symmetric positive definite matrix with eigenvalues in [1, spread]."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (Q * np.linspace(1.0, spread, n)) @ Q.T
+
+
+def _crossed(n=4000, m1=400, m2=300, m3=None, seed=0):
+    """Rows with crossed random intercepts (two or three factors) and one x.
+
+    The second factor has more levels than ``_objective_krylov.COARSE_LEVELS``
+    (its probe estimates are stochastic); a third one has fewer (its levels
+    are in the preconditioner's coarse space and its gradient is exact).
+    """
+    rng = np.random.default_rng(seed)
+    codes = {"u": rng.integers(0, m1, n), "i": rng.integers(0, m2, n)}
+    x = rng.normal(size=(n, 1))
+    y = 1.0 + 0.5 * x[:, 0] + rng.normal(size=n)
+    y += rng.normal(size=m1)[codes["u"]] + 0.7 * rng.normal(size=m2)[codes["i"]]
+    if m3:
+        codes["d"] = rng.integers(0, m3, n)
+        y += 0.4 * rng.normal(size=m3)[codes["d"]]
+    return x, y, pd.DataFrame(codes)
+
+
+def _designs(x, y, groups, seed=0, n_probes=32):
+    """The exact and the Krylov design of the same rows."""
+    factors = order_factors(
+        [
+            Factor(c, pd.Index(np.unique(groups[c])), [], ["Intercept"], True, False)
+            for c in groups
+        ]
+    )
+    codes = {c: groups[c].to_numpy() for c in groups}
+    names = ["Intercept", "x0"]
+    exact = build_design(x, y, codes, factors, names, True)
+    krylov = build_design(x, y, codes, factors, names, True, sparse_others=True)
+    krylov.stats.krylov = ok.KrylovOptions(seed=seed, n_probes=n_probes)
+    return exact, krylov
+
+
+# ------------------------------------------------- the estimators on matrices
+
+
+def test_block_pcg_solves_every_column():
+    A = _spd(40, 0, spread=1e3)
+    B = np.random.default_rng(1).standard_normal((40, 5))
+    d = np.diag(A).copy()
+    result = kr.block_pcg(lambda V: A @ V, lambda V: V / d[:, None], B, 1e-12)
+    assert result.converged.all()
+    np.testing.assert_allclose(result.X, np.linalg.solve(A, B), rtol=1e-8, atol=1e-10)
+
+
+def test_lanczos_quadrature_is_exact_when_cg_runs_to_the_end():
+    """Run to convergence on a small matrix, the quadrature is g' log(A) g."""
+    A = _spd(12, 2)
+    g = np.random.default_rng(3).standard_normal((12, 1))
+    result = kr.block_pcg(lambda V: A @ V, lambda V: V, g, 1e-14, max_iter=12)
+    quad, linear = kr.lanczos_quadratic_log(
+        result.alphas[0], result.betas[0], result.rz0[0]
+    )
+    g = g[:, 0]
+    assert quad == pytest.approx(float(g @ linalg.logm(A).real @ g), rel=1e-8)
+    assert linear == pytest.approx(float(g @ A @ g - g @ g), rel=1e-10)
+
+
+def _slq(A, n_probes, seed, control=False):
+    """SLQ estimate of log|A| with identity preconditioner and its samples."""
+    G = np.random.default_rng(seed).standard_normal((A.shape[0], n_probes))
+    result = kr.block_pcg(lambda V: A @ V, lambda V: V, G, 1e-12)
+    exact_trace = np.trace(A) - A.shape[0] if control else None
+    return kr.stochastic_log_det(result, range(n_probes), exact_trace)
+
+
+@pytest.mark.parametrize("control", [False, True])
+def test_slq_log_determinant_is_unbiased(control):
+    """The mean over many independent probe sets is the dense log|A|."""
+    A = _spd(30, 4, spread=3.0)
+    exact = np.linalg.slogdet(A)[1]
+    estimates = [_slq(A, 8, seed, control)[0] for seed in range(200)]
+    se = np.std(estimates, ddof=1) / np.sqrt(len(estimates))
+    assert abs(np.mean(estimates) - exact) < 4 * se + 1e-10
+
+
+def test_slq_variance_shrinks_with_probes_and_with_the_control_variate():
+    A = _spd(30, 5, spread=1.5)
+    spread = {
+        (k, c): np.std([_slq(A, k, s, c)[0] for s in range(100)])
+        for k in (4, 64)
+        for c in (False, True)
+    }
+    # 16 times the probes: a quarter of the standard deviation (within noise).
+    assert 2.5 < spread[4, False] / spread[64, False] < 6.5
+    assert 2.5 < spread[4, True] / spread[64, True] < 6.5
+    # The control variate removes the first-order term of log(A).
+    assert spread[4, True] < 0.5 * spread[4, False]
+
+
+def test_trace_estimate_with_preconditioned_probes_is_unbiased():
+    """E[(S^{-1} z)' D P^{-1} z] = tr(S^{-1} D) for z ~ N(0, P)."""
+    S, D = _spd(25, 6), _spd(25, 7) - 3 * np.eye(25)
+    p = np.diag(S).copy()
+    exact = np.trace(np.linalg.solve(S, D))
+    rng = np.random.default_rng(8)
+    samples = []
+    for _ in range(40):
+        Z = np.sqrt(p)[:, None] * rng.standard_normal((25, 16))
+        X = np.linalg.solve(S, Z)
+        samples.append(kr.hutchinson(X, D @ (Z / p[:, None])).mean())
+    assert abs(np.mean(samples) - exact) < 4 * kr.standard_error(samples)
+
+
+# --------------------------------------------- the criterion against exact
+
+
+@pytest.mark.parametrize("m3", [None, 12])
+def test_criterion_and_gradient_agree_with_the_exact_path(m3):
+    x, y, groups = _crossed(m3=m3)
+    exact, krylov = _designs(x, y, groups)
+    value_and_gradient = make_deviance_and_gradient(exact, True)
+    for theta in ([1.0, 1.0, 1.0], [0.9, 0.5, 0.2], [2.0, 0.1, 0.7]):
+        theta = np.array(theta[: len(exact.factors)])
+        value, gradient = value_and_gradient(theta)
+        fact = ok.krylov_factorize(krylov.stats, krylov.factors, theta)
+        k_gradient, se = ok.krylov_gradient(fact, True, krylov.stats.n)
+        assert abs(objective(fact, krylov.stats.n, True) - value) < max(
+            5e-3, 4 * fact.logdet_se
+        )
+        assert np.all(np.abs(k_gradient - gradient) < 4 * se + 1e-6 * np.abs(gradient))
+
+
+def test_criterion_is_unbiased_over_probe_seeds():
+    x, y, groups = _crossed()
+    exact, _ = _designs(x, y, groups)
+    theta = np.array([0.8, 0.6])
+    value = make_deviance_and_gradient(exact, True)(theta)[0]
+    values = []
+    for seed in range(30):
+        _, krylov = _designs(x, y, groups, seed=seed, n_probes=4)
+        fact = ok.krylov_factorize(krylov.stats, krylov.factors, theta)
+        values.append(objective(fact, krylov.stats.n, True))
+    assert abs(np.mean(values) - value) < 4 * kr.standard_error(values) + 1e-9
+
+
+def test_conditional_variances_agree_with_the_exact_path():
+    x, y, groups = _crossed(m3=12)
+    exact, krylov = _designs(x, y, groups, n_probes=64)
+    from skmixed._objective import estimates, factorize
+
+    theta = np.array([0.9, 0.6, 0.3])
+    est = estimates(
+        factorize(exact.stats, exact.factors, theta), exact.factors, 4000, True
+    )
+    fact = ok.krylov_factorize(krylov.stats, krylov.factors, theta)
+    k_est = ok.krylov_estimates(fact, krylov.factors, 4000, True)
+    for a, b in zip(est.random_effects, k_est.random_effects):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-8)
+    # Stochastic for the two large factors: each level's conditional variance
+    # from 64 probes (2.8% at most here); exact for the small third factor.
+    for a, b in zip(est.conditional_cov[:2], k_est.conditional_cov[:2]):
+        np.testing.assert_allclose(b, a, rtol=6e-2)
+    np.testing.assert_allclose(
+        k_est.conditional_cov[2], est.conditional_cov[2], rtol=1e-6
+    )
+
+
+# ------------------------------------------------------------ whole fits
+
+
+@pytest.mark.parametrize("m3", [None, 12])
+def test_fit_agrees_with_cholesky(m3):
+    """SDs and sigma to 1e-3 relative, beta to 1% of its SE, criterion 1e-3."""
+    x, y, groups = _crossed(m3=m3)
+    exact = MixedLinearRegressor(solver="cholesky").fit(x, y, groups=groups)
+    fit = MixedLinearRegressor(solver="krylov", random_state=0).fit(x, y, groups=groups)
+    assert exact.solver_ == "cholesky" and fit.solver_ == "krylov"
+    assert fit.converged_
+    assert abs(fit.objective_ - exact.objective_) < 1e-3
+    assert fit.sigma_ == pytest.approx(exact.sigma_, rel=1e-3)
+    for name, cov in exact.random_effects_cov_.items():
+        sd, k_sd = (
+            np.sqrt(cov.iloc[0, 0]),
+            np.sqrt(fit.random_effects_cov_[name].iloc[0, 0]),
+        )
+        assert k_sd == pytest.approx(sd, rel=1e-3)
+        np.testing.assert_allclose(
+            fit.random_effects_[name], exact.random_effects_[name], atol=1e-3
+        )
+        np.testing.assert_allclose(
+            fit.random_effects_cond_sd_[name],
+            exact.random_effects_cond_sd_[name],
+            rtol=3e-2,
+        )
+    se = np.sqrt(np.diag(exact.fixed_effects_cov_))
+    assert np.all(np.abs(fit.fixed_effects_ - exact.fixed_effects_) < 0.01 * se)
+    np.testing.assert_allclose(np.diag(fit.fixed_effects_cov_), se**2, rtol=1e-3)
+
+
+def test_fits_are_reproducible_from_random_state():
+    x, y, groups = _crossed()
+    fits = [
+        MixedLinearRegressor(solver="krylov", random_state=s).fit(x, y, groups=groups)
+        for s in (3, 3, 4)
+    ]
+    assert fits[0].objective_ == fits[1].objective_
+    np.testing.assert_array_equal(fits[0].theta_, fits[1].theta_)
+    assert fits[0].objective_ != fits[2].objective_
+
+
+def test_what_follows_from_a_krylov_fit():
+    """summary, Wald intervals, predictions (seen and unseen levels)."""
+    x, y, groups = _crossed(n=2500, m1=300, m2=270)
+    fit = MixedLinearRegressor(solver="krylov", random_state=0).fit(x, y, groups=groups)
+    exact = MixedLinearRegressor().fit(x, y, groups=groups)
+    summary = fit.summary()
+    assert "REML criterion" in str(summary)
+    np.testing.assert_allclose(
+        summary.fixed_effects["df"],
+        exact.summary().fixed_effects["df"],
+        rtol=5e-2,
+    )
+    np.testing.assert_allclose(fit.confint(), exact.confint(), atol=1e-4)
+    new = groups.iloc[:5].copy()
+    new.loc[new.index[:2], "u"] = -1  # unseen users: no user effect
+    pred = fit.predict(x[:5], groups=new)
+    np.testing.assert_allclose(pred, exact.predict(x[:5], groups=new), atol=1e-4)
+    items = fit.random_effects_["i"].loc[new["i"].iloc[:2]].to_numpy()[:, 0]
+    population = fit.predict(x[:2], random_effects="none")
+    np.testing.assert_allclose(pred[:2], population + items)
+
+
+@pytest.mark.parametrize(
+    "call, what",
+    [
+        (lambda m: m.confint(method="profile"), "profile"),
+        (lambda m: m.bootstrap(lambda r: r.sigma_, n_boot=2), "bootstrap"),
+        (lambda m: m.sample_posterior(10), "posterior"),
+        (lambda m: m.summary(ddf="kenward-roger"), "Kenward-Roger"),
+    ],
+)
+def test_exact_only_inference_names_the_solver(call, what):
+    x, y, groups = _crossed()
+    fit = MixedLinearRegressor(solver="krylov", random_state=0).fit(x, y, groups=groups)
+    with pytest.raises(ValueError, match=f"(?s){what}.*solver='krylov'"):
+        call(fit)
+
+
+def test_solver_choice(monkeypatch):
+    x, y, groups = _crossed()
+    assert MixedLinearRegressor().fit(x, y, groups=groups).solver_ == "cholesky"
+    monkeypatch.setattr(ok, "KRYLOV_MIN_DENSE", 30)
+    assert MixedLinearRegressor().fit(x, y, groups=groups).solver_ == "krylov"
+    one = groups["u"].to_numpy()
+    # One factor, or a factor with a slope: the exact path, which auto keeps.
+    assert MixedLinearRegressor().fit(x, y, groups=one).solver_ == "cholesky"
+    with pytest.raises(ValueError, match="solver='krylov' needs"):
+        MixedLinearRegressor(solver="krylov").fit(x, y, groups=one)
+    with pytest.raises(ValueError, match="solver='krylov' needs"):
+        MixedLinearRegressor(solver="krylov", random_slopes=[0]).fit(
+            x, y, groups=groups
+        )
+    with pytest.raises(ValueError, match="solver"):
+        MixedLinearRegressor(solver="lu").fit(x, y, groups=groups)
+
+
+def test_dask_fit_uses_the_krylov_path():
+    """Partitions give the sparse statistics; the fit equals the in-memory one."""
+    dd = pytest.importorskip("dask.dataframe")
+    x, y, groups = _crossed(n=2500, m1=300, m2=270)
+    frame = pd.DataFrame({"x0": x[:, 0], "y": y, **groups})
+    parts = dd.from_pandas(frame, npartitions=3)
+    model = MixedLinearRegressor(solver="krylov", random_state=0)
+    fit = model.fit(parts[["x0"]], parts["y"], groups=parts[["u", "i"]])
+    memory = MixedLinearRegressor(solver="krylov", random_state=0).fit(
+        frame[["x0"]], y, groups=groups
+    )
+    assert fit.solver_ == "krylov"
+    np.testing.assert_allclose(fit.theta_, memory.theta_, rtol=1e-6)
+    np.testing.assert_allclose(fit.fixed_effects_, memory.fixed_effects_, rtol=1e-8)
+    assert fit.objective_ == pytest.approx(memory.objective_, abs=1e-6)
