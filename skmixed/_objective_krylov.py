@@ -58,6 +58,10 @@ MAX_CG_ITER = 2000
 # At the optimum, the log-determinant of a Schur complement up to this size
 # is computed exactly (a dense Cholesky factor, once per fit).
 EXACT_LOG_DET_MAX = 3000
+# Larger ones: the reported value's probes (see _more_probes).
+REPORT_SE = 5e-4  # twice it is the 1e-3 the criterion is to be within
+REPORT_MAX_PROBES = 1024
+REPORT_BLOCK = 128
 # The optimum's standard error from the probes (the probe noise of the
 # gradient through the criterion's curvature) that the probes must reach:
 # 1e-4 relative to max(theta, 1), or, where the data say less, 0.5% of
@@ -494,11 +498,15 @@ def refine_log_det(fact):
 
     ``S`` (``Q2 x Q2``) is formed by a sparse product and factored densely
     when ``Q2 <= EXACT_LOG_DET_MAX``, once per fit.  Larger ones keep the
-    stochastic estimate (its standard error is ``fact.logdet_se``).
+    stochastic estimate, refined by more probes (:func:`_more_probes`; its
+    standard error is ``fact.logdet_se``).
     """
     st = fact.state
     Q2 = st.problem.Q2
-    if Q2 > EXACT_LOG_DET_MAX or fact.logdet_se == 0.0:
+    if fact.logdet_se == 0.0:
+        return
+    if Q2 > EXACT_LOG_DET_MAX:
+        _more_probes(fact)
         return
     pr = st.problem
     # S = Lambda2 (A22 - A21 diag(c) A12) Lambda2 + I, by one sparse product
@@ -511,6 +519,45 @@ def refine_log_det(fact):
         return
     fact.logdet_L = float(np.log(st.D1).sum() + 2.0 * np.log(np.diag(L)).sum())
     fact.logdet_se = 0.0
+
+
+def _more_probes(fact):
+    """Refine the reported log-determinant with probes of its own, once.
+
+    The fit's probes make the criterion's noise small against the
+    differences the optimiser acts on, not against its absolute value: the
+    reported criterion gets probes until its standard error is below
+    ``REPORT_SE`` (at most ``REPORT_MAX_PROBES``), drawn from the fit's seed
+    in blocks of ``REPORT_BLOCK`` (a block solve costs more than linearly in
+    its columns), and pooled with the fit's.
+    """
+    st, pr = fact.state, fact.state.problem
+    n_fit = pr.probes.shape[1]
+    wanted = int(
+        min(REPORT_MAX_PROBES, np.ceil(n_fit * (fact.logdet_se / REPORT_SE) ** 2))
+    )
+    if wanted <= n_fit:
+        return
+    opts = pr.options
+    rng = np.random.default_rng([opts.seed, 1])  # apart from the fit's probes
+    samples = []
+    for start in range(n_fit, wanted, REPORT_BLOCK):
+        size = min(REPORT_BLOCK, wanted - start)
+        Z = st.P_root(rng.standard_normal((pr.Q2, size)))
+        tol = np.full(size, opts.probe_tol)
+        result = kr.block_pcg(st.S, st.P_inv, Z, tol, max_iter=opts.max_iter)
+        samples.append(
+            kr.stochastic_log_det(
+                result, range(size), exact_trace_minus_n=st.trace_offset
+            )[1]
+        )
+    samples = np.concatenate(samples)
+    share = samples.size / (n_fit + samples.size)
+    fit_part = fact.logdet_L - float(np.log(st.D1).sum()) - st.log_det_P()
+    fact.logdet_L += share * (samples.mean() - fit_part)
+    fact.logdet_se = float(
+        np.hypot((1 - share) * fact.logdet_se, share * kr.standard_error(samples))
+    )
 
 
 def conditional_variances(fact):
