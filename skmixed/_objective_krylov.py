@@ -59,7 +59,7 @@ MAX_CG_ITER = 2000
 # is computed exactly (a dense Cholesky factor, once per fit).
 EXACT_LOG_DET_MAX = 3000
 # Larger ones: the reported value's probes (see _more_probes).
-REPORT_SE = 5e-4  # twice it is the 1e-3 the criterion is to be within
+REPORT_SE = 6e-4  # the criterion within 1e-3 at 1.7 standard errors
 REPORT_MAX_PROBES = 1024
 REPORT_BLOCK = 128
 # The optimum's standard error from the probes (the probe noise of the
