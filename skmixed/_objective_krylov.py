@@ -62,6 +62,10 @@ EXACT_LOG_DET_MAX = 3000
 REPORT_SE = 6e-4  # the criterion within 1e-3 at 1.7 standard errors
 REPORT_MAX_PROBES = 1024
 REPORT_BLOCK = 128
+# ... while S is small enough for the exact path to run at all (its dense
+# block): beyond, the probes would cost several fits (5M rows, 50,000 later
+# levels: 90 s on a 26 s fit) for a value nothing can check.
+REPORT_MAX_COLUMNS = 10_000
 # The optimum's standard error from the probes (the probe noise of the
 # gradient through the criterion's curvature) that the probes must reach:
 # 1e-4 relative to max(theta, 1), or, where the data say less, 0.5% of
@@ -506,7 +510,8 @@ def refine_log_det(fact):
     if fact.logdet_se == 0.0:
         return
     if Q2 > EXACT_LOG_DET_MAX:
-        _more_probes(fact)
+        if Q2 <= REPORT_MAX_COLUMNS:
+            _more_probes(fact)
         return
     pr = st.problem
     # S = Lambda2 (A22 - A21 diag(c) A12) Lambda2 + I, by one sparse product
