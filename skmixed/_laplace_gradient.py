@@ -59,19 +59,25 @@ def _row_terms(rows, eta):
     """
     family, link = rows.family, rows.family.link
     mu = link.inverse(eta)
+    w = rows.weights
+    if link.name == family.canonical_link:  # mu' = V: the two weights agree
+        V = np.maximum(family.variance(mu), EPS)
+        expected = w * V
+        return (
+            w * (rows.y - mu),
+            expected,
+            expected,
+            expected * family.variance_derivative(mu),
+        )
     d1 = link.derivative(eta)
     d2 = link.second_derivative(eta, mu, d1)
     V = np.maximum(family.variance(mu), EPS)
     dV = family.variance_derivative(mu) * d1  # d V / d eta
-    w = rows.weights
     ratio = d1 / V
     score = w * (rows.y - mu) * ratio
     expected = w * d1 * ratio
-    if link.name == family.canonical_link:  # mu' / V is one: no second term
-        observed = expected
-    else:
-        d_ratio = d2 / V - d1 * dV / (V * V)
-        observed = expected - w * (rows.y - mu) * d_ratio
+    d_ratio = d2 / V - d1 * dV / (V * V)
+    observed = expected - w * (rows.y - mu) * d_ratio
     d_expected = w * (2.0 * d1 * d2 / V - d1 * d1 * dV / (V * V))
     return score, expected, observed, d_expected
 
