@@ -49,6 +49,7 @@ import numpy as np
 from scipy import linalg, sparse
 
 from . import _krylov as kr
+from ._linalg import _available_cores, limited_blas
 
 DEFAULT_PROBES = 16
 MAX_PROBES = 256
@@ -517,10 +518,14 @@ def refine_log_det(fact):
     pr = st.problem
     # S = Lambda2 (A22 - A21 diag(c) A12) Lambda2 + I, by one sparse product
     # (its cost is the pairs of later levels that share a first-factor level).
-    G = pr.A22 - pr.A21 @ sparse.diags(st.c) @ pr.A12
-    S = G.toarray() * np.outer(st.lam2, st.lam2)
+    scaled = sparse.diags(st.lam2) @ pr.A21  # Lambda2 A21, then S's product
+    G = sparse.diags(st.lam2) @ pr.A22 @ sparse.diags(st.lam2)
+    G = G - scaled @ sparse.diags(st.c) @ scaled.T
+    # Fortran order, factored in place on every core: its only dense step.
+    S = np.asfortranarray(G.toarray())
     S[np.diag_indices(Q2)] += 1.0
-    L, info = linalg.lapack.dpotrf(0.5 * (S + S.T), lower=1)
+    with limited_blas(_available_cores()):
+        L, info = linalg.lapack.dpotrf(S, lower=1, overwrite_a=1)
     if info != 0:  # pragma: no cover - S is positive definite
         return
     fact.logdet_L = float(np.log(st.D1).sum() + 2.0 * np.log(np.diag(L)).sum())
