@@ -73,7 +73,7 @@ class _Blocks:
 
 def _sparse_Z(rows):
     """``Z`` (n x Q), level-major, factor after factor; kept on ``rows``."""
-    if getattr(rows, "_sparse_Z", None) is None:
+    if rows._sparse_Z is None:
         n = rows.n
         columns, Q = _stacked_columns(rows.codes, rows.Zs, rows.factors, n)
         values = np.concatenate([v for _, v in columns])

@@ -19,7 +19,7 @@ one scalar random effect, the scale of adaptive Gauss-Hermite quadrature
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 
 from ._design import (
     FirstFactorStats,
@@ -30,7 +30,7 @@ from ._design import (
     column_pair_positions,
     weight_columns,
 )
-from ._objective import _conditional_modes, factorize
+from ._objective import _conditional_modes, factorize, split_theta
 
 PIRLS_TOLERANCE = 1e-12  # relative rise of the penalised deviance a step may make
 # Converged when a full Newton step would move no parameter more than this:
@@ -60,6 +60,7 @@ class Rows:
     family: object
     log_constant: float = 0.0  # the part of log p(y | u) free of the parameters
     _others: object = None  # the later factors' cross-product structure
+    _sparse_Z: object = None  # Z (n x Q), for the crossed gradient
 
     @property
     def n(self):
@@ -219,8 +220,6 @@ def _weighted_step(rows, theta, eta, beta, joint):
 
 
 def _solve_beta(R, p):
-    from scipy import linalg
-
     return linalg.solve_triangular(R[:p, :p].T, R[p, :p], lower=False)
 
 
@@ -315,8 +314,6 @@ def fixed_effect_precision(rows, theta, modes):
 
 
 def _factor_blocks(rows, theta):
-    from ._objective import split_theta
-
     return split_theta(np.asarray(theta, dtype=float), rows.factors)
 
 
