@@ -1422,12 +1422,41 @@ class FormulaMatrices:
 
 
 def _group_labels(frame, variables):
-    columns = [frame[v].astype(object).to_numpy() for v in variables]
-    labels = [
-        None if any(pd.isna(v) for v in row) else ":".join(map(r_label, row))
-        for row in zip(*columns)
-    ]
-    return np.array(labels, dtype=object)
+    """Each row's level label (``"a:b"`` for interactions); None if missing.
+
+    Labels are made once per distinct value (or combination), not per row:
+    a million rows of a few thousand levels cost a factorisation.
+    """
+    codes, labels = [], []
+    for v in variables:
+        column = frame[v]
+        missing = column.isna().to_numpy()
+        if pd.api.types.infer_dtype(column, skipna=True).startswith("mixed"):
+            # By (type, value): 1 and True are one key to a hash table but
+            # two labels ("1", "TRUE"), two levels to lme4.
+            keys = [None if m else (type(x), x) for x, m in zip(column, missing)]
+            code, uniques = pd.factorize(pd.Series(keys, dtype=object))
+            uniques = [value for _, value in uniques]
+        else:
+            code, uniques = pd.factorize(column)
+        codes.append(np.where(missing, -1, code))
+        labels.append(np.array([r_label(value) for value in uniques], dtype=object))
+    # One code per combination, built up a variable at a time (each step
+    # re-factorised, so the keys stay below rows x levels).
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for code, lab in zip(codes, labels):
+        combined, _ = pd.factorize(combined * (len(lab) + 1) + (code + 1))
+    first = np.unique(combined, return_index=True)[1]
+    text = np.array(
+        [
+            None
+            if any(code[row] < 0 for code in codes)
+            else ":".join(lab[code[row]] for lab, code in zip(labels, codes))
+            for row in first
+        ],
+        dtype=object,
+    )
+    return text[combined] if len(frame) else np.empty(0, dtype=object)
 
 
 @dataclass
