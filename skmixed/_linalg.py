@@ -252,7 +252,7 @@ def useful_blas_threads(n_columns):
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return 1
-    cores = _available_cores()
+    cores = allowed_threads()
     return max(1, min(cores, int(cores - load)))
 
 
@@ -260,6 +260,26 @@ def _available_cores():
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def allowed_threads():
+    """The threads this process may use: its cores, within the BLAS limit.
+
+    The limit in force (``OMP_NUM_THREADS`` and the like, a
+    ``threadpoolctl.threadpool_limits`` block, a joblib worker's share) is
+    the user's say on how many cores a fit may take; skmixed never raises
+    it.
+    """
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    limits = [
+        lib.num_threads for lib in _CONTROLLER.select(user_api="blas").lib_controllers
+    ]
+    limit = max(limits) if limits else _available_cores()
+    return max(1, min(_available_cores(), limit))
 
 
 def limited_blas(threads):

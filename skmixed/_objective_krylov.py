@@ -49,7 +49,7 @@ import numpy as np
 from scipy import linalg, sparse
 
 from . import _krylov as kr
-from ._linalg import _available_cores, limited_blas
+from ._linalg import allowed_threads, limited_blas
 
 DEFAULT_PROBES = 16
 MAX_PROBES = 256
@@ -82,11 +82,15 @@ class KrylovOptions:
     """The Krylov path's settings for one fit (attached to the statistics).
 
     ``seed`` fixes the probe vectors; ``n_probes`` may grow during the fit
-    (:func:`optimize_krylov`).  ``_cache`` keeps the sparse problem built
-    from the statistics, not pickled.
+    (:func:`optimize_krylov`).  ``n_threads``: the threads its sparse
+    products and its one dense factor may take (the user's limit, read
+    before the fit sets its own for the exact path's small matrices).
+    ``_cache`` keeps the sparse problem built from the statistics, not
+    pickled.
     """
 
     seed: int
+    n_threads: int = 1
     n_probes: int = DEFAULT_PROBES
     solve_tol: float = SOLVE_TOL
     probe_tol: float = PROBE_TOL
@@ -187,9 +191,12 @@ class KrylovProblem:
         self.n, self.WtW = stats.n, stats.WtW
         self.a1 = first.ZtZ[0, 0].astype(float)  # (Q1,)
         self.B1 = np.ascontiguousarray(first.ZtW[0].T)  # (Q1, k)
-        self.A21 = sparse.csr_matrix(others.Z2tZ1)
-        self.A12 = self.A21.T.tocsr()
-        self.A21_sq = self.A21.multiply(self.A21).tocsr()
+        # The coupling's products, every iteration's cost, on the cores the
+        # user allows (threads that share a busy core only take turns).
+        A21 = sparse.csr_matrix(others.Z2tZ1)
+        self.A21 = kr.RowBands(A21, options.n_threads)
+        self.A12 = kr.RowBands(A21.T, options.n_threads)
+        self.A21_sq = A21.multiply(A21).tocsr()
         self.A12_sq = self.A21_sq.T.tocsr()
         self.A22 = sparse.csr_matrix(others.Z2tZ2)
         self.a22 = self.A22.diagonal()
@@ -299,19 +306,23 @@ class _ThetaState:
     def log_det_P(self):
         return float(np.log(self.p).sum()) + self.log_det_C
 
-    def derivative_forms(self, L, R):
+    def derivative_forms(self, L, R, later=True):
         """Per factor f, the column-wise forms ``L_i' (dS / d lambda_f) R_i``.
 
         Returns an array (n_factors, k).  ``dS/d lambda_1 = -Lambda2 A21
         diag(dc) A12 Lambda2`` with ``dc = 2 lambda_1 / D1^2``;
         ``dS/d lambda_f = E_f G Lambda2 + Lambda2 G E_f`` (``E_f`` the
-        indicator of factor f's columns).
+        indicator of factor f's columns).  With ``later=False`` only the
+        first factor's row is computed (the others are NaN): the later
+        factors' cost two products with ``G``, three times the first's.
         """
         pr, lam2 = self.problem, self.lam2[:, None]
         dc = 2.0 * self.l1 / self.D1**2
         AL, AR = pr.A12 @ (lam2 * L), pr.A12 @ (lam2 * R)
-        out = np.empty((pr.n_factors, L.shape[1]))
+        out = np.full((pr.n_factors, L.shape[1]), np.nan)
         out[0] = -np.einsum("ij,ij->j", AL, dc[:, None] * AR)
+        if not later:
+            return out
         GL, GR = self.G(lam2 * L), self.G(lam2 * R)
         for f in range(pr.n_factors - 1):
             rows = slice(pr.bounds[f], pr.bounds[f + 1])
@@ -416,7 +427,13 @@ def logdet_gradient(fact):
     """
     st, pr = fact.state, fact.state.problem
     traces = st.exact_preconditioned_traces()
-    samples = st.derivative_forms(fact.Xp - fact.Wp, fact.Wp)  # (factors, probes)
+    # The later factors away from zero take the diagonal form below, the
+    # small ones their exact value: the forms only for the others.
+    by_forms = np.asarray(st.lam[1:]) < DIAGONAL_FORM_MIN
+    by_forms[list(pr.small)] = False
+    samples = st.derivative_forms(
+        fact.Xp - fact.Wp, fact.Wp, later=bool(by_forms.any())
+    )  # (factors, probes)
     # Later factors: d log|M| / d lambda_f = 2 (m_f - tr_f(S^{-1})) / lambda_f
     # (from S^{-1} dS_f = 2 E_f (I - S^{-1}) E_f / lambda_f in trace), with
     # the block trace by the same control-variate diagonal estimate as the
@@ -515,25 +532,47 @@ def refine_log_det(fact):
         if Q2 <= REPORT_MAX_COLUMNS:
             _more_probes(fact)
         return
-    pr = st.problem
-    # S = Lambda2 (A22 - A21 diag(c) A12) Lambda2 + I, by one sparse product
-    # (its cost is the pairs of later levels that share a first-factor level).
-    scaled = sparse.diags(st.lam2) @ pr.A21  # Lambda2 A21, then S's product
-    G = sparse.diags(st.lam2) @ pr.A22 @ sparse.diags(st.lam2)
-    G = G - scaled @ sparse.diags(st.c) @ scaled.T
-    # Factored in single precision, in place, on every core (its only dense
+    # Factored in single precision, in place, on the threads allowed (its only dense
     # step; four times faster than double): S = I + a positive semi-definite
     # part, so its Cholesky factor is well conditioned and log|S| comes out
     # within about 1e-7 of double precision's (tested against the exact path).
-    S = np.asfortranarray(G.toarray(), dtype=np.float32)
-    S[np.diag_indices(Q2)] += 1.0
-    with limited_blas(_available_cores()):
+    S = dense_lower_schur(st)
+    with limited_blas(st.problem.options.n_threads):
         L, info = linalg.lapack.spotrf(S, lower=1, overwrite_a=1)
     if info != 0:  # pragma: no cover - S is positive definite
         return
     log_diag = np.log(np.diag(L).astype(np.float64))
     fact.logdet_L = float(np.log(st.D1).sum() + 2.0 * log_diag.sum())
     fact.logdet_se = 0.0
+
+
+def dense_lower_schur(st, chunk=500):
+    """The lower triangle of ``S`` as a dense float32 array in Fortran order.
+
+    ``S = I + Lambda2 (A22 - A21 diag(c) A12) Lambda2`` is formed a block
+    of columns at a time, each by a sparse product of the rows at and below
+    it (its cost is the pairs of later levels that share a first-factor
+    level), written straight into the array LAPACK factors: never the whole
+    nearly dense product as a sparse matrix (four times slower at 5,000
+    columns, and several times the memory).  The blocks are shared among
+    the threads allowed.  Only the lower triangle is meaningful (what LAPACK
+    reads).
+    """
+    pr = st.problem
+    Q2 = pr.Q2
+    scaled = sparse.csr_matrix(sparse.diags(st.lam2) @ pr.A21.matrix)
+    right = sparse.csc_matrix(sparse.diags(st.c) @ scaled.T)
+    inner = sparse.csc_matrix(sparse.diags(st.lam2) @ pr.A22 @ sparse.diags(st.lam2))
+    S = np.zeros((Q2, Q2), dtype=np.float32, order="F")
+
+    def fill(a):
+        b = min(a + chunk, Q2)
+        block = inner[a:, a:b].toarray() - (scaled[a:] @ right[:, a:b]).toarray()
+        S[a:, a:b] = block
+
+    kr.run_threads(fill, range(0, Q2, chunk), pr.options.n_threads)
+    S[np.diag_indices(Q2)] += np.float32(1.0)
+    return S
 
 
 def _more_probes(fact):
@@ -830,7 +869,7 @@ def krylov_options(solver, random_state, factors):
         seed = int(random_state.integers(2**31 - 1))
     else:
         seed = int(check_random_state(random_state).randint(2**31 - 1))
-    return KrylovOptions(seed=seed)
+    return KrylovOptions(seed=seed, n_threads=allowed_threads())
 
 
 def allow_probe_noise(design, reml, convergence, theta):

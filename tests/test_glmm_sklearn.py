@@ -45,6 +45,8 @@ SEPARATED = (
     "15 rows, 30 features: completely separated classes, no finite maximum-"
     "likelihood estimate; where the divergent fits stop differs in the sixth digit"
 )
+
+
 def _expected_failures(estimator):
     if estimator.link == "probit":
         return {

@@ -10,7 +10,7 @@ on small crossed designs.
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import linalg
+from scipy import linalg, sparse
 
 from skmixed import MixedLinearRegressor
 from skmixed import _krylov as kr
@@ -133,6 +133,48 @@ def test_trace_estimate_with_preconditioned_probes_is_unbiased():
     assert abs(np.mean(samples) - exact) < 4 * kr.standard_error(samples)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_row_bands_give_exactly_the_plain_product(monkeypatch, n_threads):
+    monkeypatch.setattr(kr, "PARALLEL_MIN_NNZ", 0)
+    rng = np.random.default_rng(9)
+    A = sparse.random(300, 200, density=0.05, random_state=10, format="csr")
+    bands = kr.RowBands(A, n_threads)
+    assert len(bands.bands) == (0 if n_threads == 1 else n_threads)
+    V = rng.standard_normal((200, 7))
+    np.testing.assert_array_equal(bands @ V, A @ V)
+    np.testing.assert_array_equal(bands @ V[:, 0], A @ V[:, 0])
+
+
+def test_threads_follow_the_users_limit():
+    from threadpoolctl import threadpool_limits
+
+    from skmixed._linalg import allowed_threads
+
+    with threadpool_limits(1):
+        assert allowed_threads() == 1
+        assert ok.krylov_options("krylov", 0, _two_factors()).n_threads == 1
+
+
+def _two_factors():
+    return [
+        Factor(name, pd.Index(range(size)), [], ["Intercept"], True, False)
+        for name, size in (("u", 40), ("i", 30))
+    ]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_dense_schur_complement_is_s(monkeypatch, n_threads):
+    """The lower triangle formed in blocks on threads is S's (three factors)."""
+    x, y, groups = _crossed(n=1500, m1=100, m2=80, m3=12)
+    _, krylov = _designs(x, y, groups)
+    krylov.stats.krylov.n_threads = n_threads
+    theta = np.array([0.9, 0.6, 0.3])
+    st = ok.krylov_factorize(krylov.stats, krylov.factors, theta).state
+    dense = st.S(np.eye(st.problem.Q2))
+    lower = ok.dense_lower_schur(st, chunk=7)
+    np.testing.assert_allclose(np.tril(lower), np.tril(dense), rtol=1e-6, atol=1e-6)
+
+
 # --------------------------------------------- the criterion against exact
 
 
@@ -217,6 +259,18 @@ def test_fit_agrees_with_cholesky(m3):
     se = np.sqrt(np.diag(exact.fixed_effects_cov_))
     assert np.all(np.abs(fit.fixed_effects_ - exact.fixed_effects_) < 0.01 * se)
     np.testing.assert_allclose(np.diag(fit.fixed_effects_cov_), se**2, rtol=1e-3)
+
+
+def test_threads_do_not_change_the_fit(monkeypatch):
+    x, y, groups = _crossed(m3=12)
+    monkeypatch.setattr(kr, "PARALLEL_MIN_NNZ", 0)
+    fits = []
+    for n_threads in (1, 2):
+        monkeypatch.setattr(ok, "allowed_threads", lambda n=n_threads: n)
+        model = MixedLinearRegressor(solver="krylov", random_state=0)
+        fits.append(model.fit(x, y, groups=groups))
+    np.testing.assert_array_equal(fits[0].theta_, fits[1].theta_)
+    assert abs(fits[0].objective_ - fits[1].objective_) < 1e-6
 
 
 def test_fits_are_reproducible_from_random_state():
