@@ -144,6 +144,12 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
     objective_ : float
         REML criterion (``method="reml"``) or deviance (``"ml"``) at the
         optimum, exactly as lme4 reports it.
+    objective_se_ : float
+        Standard error of ``objective_`` (so also of ``aic_``, ``bic_`` and
+        twice ``loglik_``) from the Krylov path's probe vectors; 0.0 where
+        it is exact: the exact path, and Krylov fits whose later factors
+        have at most 6,000 levels in all (their log-determinant is then
+        computed exactly at the optimum).
     loglik_, aic_, bic_ : float
         Log-likelihood (restricted, for REML), AIC and BIC as lme4's.
     theta_ : ndarray
@@ -516,6 +522,8 @@ class MixedLinearRegressor(RegressorMixin, MixedModelFrontEnd):
         features = design.fixed_kept[design.fixed_kept >= fit_intercept]
         shift = design.scaling.objective_shift(n, p, features - fit_intercept, reml)
         shift -= design.stats.log_weights  # prior weights: lme4's -sum(log w)
+        # Only the Krylov path's log-determinant is an estimate.
+        self.objective_se_ = float(getattr(fact, "logdet_se", 0.0))
         if outcome.exact_fit:  # sigma = 0: the likelihood is unbounded
             self.objective_ = -np.inf
         else:

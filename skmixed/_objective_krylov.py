@@ -102,6 +102,16 @@ class KrylovOptions:
         state["_cache"] = None
         return state
 
+    def probe_tolerance(self):
+        """The probe solves' relative residual at the current number of probes.
+
+        ``probe_tol`` at the default number, tightened as the square root of
+        the probes beyond it: the probes' noise falls as one over that root,
+        and the solves' truncation error (a bias no probe averages away)
+        must stay as far below it.
+        """
+        return self.probe_tol * min(1.0, np.sqrt(DEFAULT_PROBES / self.n_probes))
+
 
 # Later factors with at most this many levels span the coarse space of the
 # preconditioner (each level, and its share of every larger later factor's
@@ -376,7 +386,8 @@ def krylov_factorize(stats, factors, theta):
     B = np.hstack([rhs_W, E, Z])
     opts = problem.options
     tol = np.r_[
-        np.full(k + E.shape[1], opts.solve_tol), np.full(Z.shape[1], opts.probe_tol)
+        np.full(k + E.shape[1], opts.solve_tol),
+        np.full(Z.shape[1], opts.probe_tolerance()),
     ]
     result = kr.block_pcg(st.S, st.P_inv, B, tol, max_iter=opts.max_iter)
     V2 = result.X[:, :k]
@@ -598,7 +609,7 @@ def _more_probes(fact):
     for start in range(n_fit, wanted, REPORT_BLOCK):
         size = min(REPORT_BLOCK, wanted - start)
         Z = st.P_root(rng.standard_normal((pr.Q2, size)))
-        tol = np.full(size, opts.probe_tol)
+        tol = np.full(size, opts.probe_tolerance())
         result = kr.block_pcg(st.S, st.P_inv, Z, tol, max_iter=opts.max_iter)
         samples.append(
             kr.stochastic_log_det(

@@ -155,6 +155,13 @@ def test_threads_follow_the_users_limit():
         assert ok.krylov_options("krylov", 0, _two_factors()).n_threads == 1
 
 
+def test_probe_tolerance_tightens_as_probes_grow():
+    options = ok.KrylovOptions(seed=0)
+    assert options.probe_tolerance() == ok.PROBE_TOL
+    options.n_probes = 4 * ok.DEFAULT_PROBES
+    assert options.probe_tolerance() == pytest.approx(ok.PROBE_TOL / 2)
+
+
 def _two_factors():
     return [
         Factor(name, pd.Index(range(size)), [], ["Intercept"], True, False)
@@ -304,6 +311,23 @@ def test_what_follows_from_a_krylov_fit():
     items = fit.random_effects_["i"].loc[new["i"].iloc[:2]].to_numpy()[:, 0]
     population = fit.predict(x[:2], random_effects="none")
     np.testing.assert_allclose(pred[:2], population + items)
+
+
+def test_a_stochastic_criterion_says_so(monkeypatch):
+    """objective_se_ is 0 where the criterion is exact, else the probes' SE."""
+    x, y, groups = _crossed(n=2500, m1=300, m2=270)
+    exact = MixedLinearRegressor(solver="cholesky").fit(x, y, groups=groups)
+    refined = MixedLinearRegressor(solver="krylov", random_state=0)
+    refined.fit(x, y, groups=groups)
+    assert exact.objective_se_ == 0.0 and refined.objective_se_ == 0.0
+    assert "stochastic" not in str(refined.summary())
+    monkeypatch.setattr(ok, "EXACT_LOG_DET_MAX", 10)
+    monkeypatch.setattr(ok, "REPORT_MAX_COLUMNS", 10)
+    rough = MixedLinearRegressor(solver="krylov", random_state=0)
+    rough.fit(x, y, groups=groups)
+    assert 0.0 < rough.objective_se_ < 0.1
+    assert abs(rough.objective_ - exact.objective_) < 4 * rough.objective_se_ + 1e-3
+    assert "a stochastic estimate" in str(rough.summary())
 
 
 @pytest.mark.parametrize(

@@ -316,4 +316,11 @@ def _messages(model):
         messages += convergence.messages
     if model.is_singular_:
         messages.append("boundary (singular) fit: see is_singular_")
+    se = getattr(model, "objective_se_", 0.0)
+    if se > 0:
+        what = "REML criterion" if model._method == "reml" else "deviance"
+        messages.append(
+            f"the {what} is a stochastic estimate (solver='krylov'; standard "
+            f"error {se:.2g}, see objective_se_)"
+        )
     return messages
