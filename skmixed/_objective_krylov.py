@@ -287,7 +287,9 @@ class _ThetaState:
         W, singular, _ = linalg.svd(root_p[:, None] * pr.U, full_matrices=False)
         W = W[:, singular > 1e-10 * singular[0]]  # an orthonormal basis
         Y = W / root_p[:, None]  # p^{-1/2} W
-        C = Y.T @ self.S(Y)
+        # S Y by its pieces, kept for the exact traces' Y' dS_f Y.
+        self.coarse_products = self._coupling_products(Y)
+        C = Y.T @ (Y + self.lam2[:, None] * self.coarse_products[1])
         C = 0.5 * (C + C.T)
         mu, E = linalg.eigh(C)
         if mu.min() <= 0:  # pragma: no cover - S is positive definite
@@ -341,14 +343,23 @@ class _ThetaState:
             )
         return out
 
-    def derivative_matrix_forms(self, Y):
-        """Per factor, the matrix ``Y' dS_f Y`` (n_factors, r, r)."""
-        pr, lam2 = self.problem, self.lam2[:, None]
+    def _coupling_products(self, Y):
+        """``(A12 Lambda2 Y, G Lambda2 Y)``: the products both uses of Y need."""
+        pr = self.problem
+        lam_Y = self.lam2[:, None] * Y
+        AY = pr.A12 @ lam_Y
+        return AY, pr.A22 @ lam_Y - pr.A21 @ (self.c[:, None] * AY)
+
+    def derivative_matrix_forms(self, Y, products=None):
+        """Per factor, the matrix ``Y' dS_f Y`` (n_factors, r, r).
+
+        ``products``: :meth:`_coupling_products` of ``Y``, if known.
+        """
+        pr = self.problem
         dc = 2.0 * self.l1 / self.D1**2
-        AY = pr.A12 @ (lam2 * Y)
+        AY, GY = self._coupling_products(Y) if products is None else products
         out = np.empty((pr.n_factors, Y.shape[1], Y.shape[1]))
         out[0] = -AY.T @ (dc[:, None] * AY)
-        GY = self.G(lam2 * Y)
         for f in range(pr.n_factors - 1):
             rows = slice(pr.bounds[f], pr.bounds[f + 1])
             half = Y[rows].T @ GY[rows]
@@ -367,7 +378,7 @@ class _ThetaState:
                 2.0 * self.lam[f + 1] * self.diag_G[rows] / self.p[rows]
             )
         if self.Y is not None:
-            forms = self.derivative_matrix_forms(self.Y)
+            forms = self.derivative_matrix_forms(self.Y, self.coarse_products)
             traces += np.einsum("ab,fba->f", self.C_inv_minus_I, forms)
         return traces
 
