@@ -796,22 +796,91 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
     """Minimise the Krylov path's criterion over theta (all bounds zero).
 
     L-BFGS-B with the stochastic gradient on the common-random-number
-    criterion, from lme4's identity start, ended early when it stands still
-    (:class:`_Watched`).  At its end the optimum's probe noise is checked
-    (:func:`theta_noise`): while it exceeds :func:`noise_target` the number
-    of probes grows (up to ``MAX_PROBES``) and the search resumes from
-    there.  Returns an
+    criterion, from lme4's identity start (:func:`_search_with_probes`).
+    Then the boundary faces are checked as on the exact path
+    (``_optimize._Search.probe_faces``): at a variance of zero the gradient
+    in theta vanishes whatever the data say, so a search that reached the
+    face stops there even where moving off it lowers the criterion; while a
+    probe off a face finds a lower point the search restarts from it (at
+    most ``_optimize.MAX_FACE_ROUNDS`` times).  Returns an
     :class:`._optimize.OptimizeOutcome`.
     """
-    from scipy import optimize
-
-    from ._optimize import FitLog, OptimizeOutcome
+    from ._covariance import ThetaLayout
+    from ._optimize import MAX_FACE_ROUNDS, FitLog, OptimizeOutcome, _Point, _Search
     from ._starts import identity_start
 
     options = design.stats.krylov
     lower = np.zeros(len(design.factors))
     theta = identity_start(design.factors) if start is None else np.asarray(start)
-    log, n_iter = FitLog(), 0
+    log = FitLog()
+    run = _search_with_probes(design, reml, theta, max_iter, log)
+    layout = ThetaLayout.from_factors(design.factors)
+    for _ in range(MAX_FACE_ROUNDS):
+        criterion = make_cached_deviance_and_gradient(design, reml)
+        search = _Search(lambda t: criterion(t)[0], criterion, lower, max_iter, 0, log)
+        best = _Point(run.theta, run.value, run.converged, run.message)
+        # Also the faces of where the search stopped, when that is not its
+        # best point: a step that lands on a face (where the gradient then
+        # vanishes) can end the search there, above a point it passed.
+        probe = None
+        with np.errstate(all="ignore"):
+            for theta in _distinct([run.theta, run.stopped_at]):
+                point = _Point(theta, search.value(theta), False, "")
+                probe = search.probe_faces(point, layout)
+                if probe is not None:
+                    break
+        if probe is None:
+            break
+        # The probe itself may be no lower (the curvature hides the gain at
+        # every step); a run from it goes down if the face is not optimal.
+        moved = _search_with_probes(
+            design, reml, probe.theta, max_iter, log, run.n_iter
+        )
+        if not search.better(_Point(moved.theta, moved.value, True, ""), best):
+            break
+        run = moved
+    message = (
+        f"{run.message}; probes {options.n_probes}, theta noise {run.noise.max():.1e}"
+    )
+    return OptimizeOutcome(
+        run.theta, lower, run.value, run.converged, run.n_iter, message, log
+    )
+
+
+@dataclass
+class _Run:
+    """Where one search with probes ended (:func:`_search_with_probes`)."""
+
+    theta: np.ndarray
+    value: float
+    converged: bool
+    n_iter: int
+    message: str
+    noise: np.ndarray
+    stopped_at: np.ndarray  # the search's last point (may be above theta)
+
+
+def _distinct(points):
+    """``points`` without repeats."""
+    out = []
+    for point in points:
+        if not any(np.array_equal(point, seen) for seen in out):
+            out.append(point)
+    return out
+
+
+def _search_with_probes(design, reml, theta, max_iter, log, n_iter=0):
+    """L-BFGS-B from ``theta``, with more probes until their noise is small.
+
+    The search is ended early when it stands still (:class:`_Watched`).  At
+    its end the optimum's probe noise is checked (:func:`theta_noise`):
+    while it exceeds :func:`noise_target` the number of probes grows (up to
+    ``MAX_PROBES``) and the search resumes from there.
+    """
+    from scipy import optimize
+
+    options = design.stats.krylov
+    lower = np.zeros(len(design.factors))
     while True:
         watched = _Watched(log.record(make_cached_deviance_and_gradient(design, reml)))
         try:
@@ -823,6 +892,7 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
                 bounds=optimize.Bounds(lower, np.full_like(lower, np.inf)),
                 options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-6},
             )
+            stopped_at = result.x
         except _StillError:
             result = optimize.OptimizeResult(
                 x=watched.best[0],
@@ -830,6 +900,7 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
                 success=True,
                 message="steps below the probe noise",
             )
+            stopped_at = watched.points[-1]
         theta, n_iter = result.x, n_iter + int(result.nit)
         noise, H = theta_noise(design, reml, theta)
         target = noise_target(theta, H)
@@ -844,10 +915,8 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
     # A line search stopped by the probes' noise is not a failure when the
     # optimum is known to within that noise.
     converged = bool(result.success) or bool(np.all(noise <= target))
-    message = (
-        f"{result.message}; probes {options.n_probes}, theta noise {noise.max():.1e}"
-    )
-    return OptimizeOutcome(theta, lower, value, converged, n_iter, message, log)
+    message = str(result.message)
+    return _Run(theta, value, converged, n_iter, message, noise, stopped_at)
 
 
 # ------------------------------------------------------------ choosing it

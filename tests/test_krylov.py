@@ -280,6 +280,68 @@ def test_threads_do_not_change_the_fit(monkeypatch):
     assert abs(fits[0].objective_ - fits[1].objective_) < 1e-6
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_search_stopped_on_a_face_moves_off_it(seed):
+    """Small SDs against a large sigma: L-BFGS-B's first step from the identity
+    start reaches theta = 0, where the gradient vanishes whatever the data say
+    (without the face checks these fits stopped there, 3.9 and 9.4 above the
+    optimum)."""
+    rng = np.random.default_rng(seed)
+    n, m1, m2 = 3000, 400, 150
+    a, b = rng.integers(0, m1, n), rng.integers(0, m2, n)
+    y = 0.1 * rng.normal(size=m1)[a] + 0.1 * rng.normal(size=m2)[b]
+    y += 1.5 * rng.normal(size=n)
+    groups, x = pd.DataFrame({"a": a, "b": b}), np.empty((n, 0))
+    exact = MixedLinearRegressor(solver="cholesky", method="ml").fit(
+        x, y, groups=groups
+    )
+    fit = MixedLinearRegressor(solver="krylov", method="ml", random_state=0)
+    fit.fit(x, y, groups=groups)
+    assert np.all(exact.theta_ > 0.04)
+    assert abs(fit.objective_ - exact.objective_) < 1e-3
+    np.testing.assert_allclose(fit.theta_, exact.theta_, rtol=2e-2)
+
+
+def _random_crossed_design(seed):
+    """Two or three crossed or nested factors, SDs from 0 to 1, REML or ML,
+    weights or not: the differential designs against the exact path."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1500, 4000))
+    m1, m2 = int(rng.integers(50, 600)), int(rng.integers(100, 500))
+    x = rng.normal(size=(n, int(rng.integers(0, 3))))
+    codes = {"a": rng.integers(0, m1, n), "b": rng.integers(0, m2, n)}
+    sd = rng.choice([0.0, 0.1, 0.5, 1.0], size=3)
+    y = x @ rng.normal(size=x.shape[1]) + rng.normal(size=n) * rng.uniform(0.5, 2)
+    y += sd[0] * rng.normal(size=m1)[codes["a"]]
+    y += sd[1] * rng.normal(size=m2)[codes["b"]]
+    if rng.random() < 0.5:
+        m3 = int(rng.integers(3, 40))
+        nested = rng.random() < 0.5  # b's levels within c's
+        codes["c"] = (
+            rng.integers(0, m3, m2)[codes["b"]] if nested else rng.integers(0, m3, n)
+        )
+        y += sd[2] * rng.normal(size=m3)[codes["c"]]
+    weights = rng.uniform(0.5, 2, n) if rng.random() < 0.3 else None
+    method = str(rng.choice(["reml", "ml"]))
+    return x, y, pd.DataFrame(codes), weights, method
+
+
+@pytest.mark.filterwarnings("ignore:boundary \\(singular\\) fit")
+@pytest.mark.parametrize("seed", range(12))
+def test_random_designs_agree_with_the_exact_path(seed):
+    x, y, groups, weights, method = _random_crossed_design(seed)
+    fits = [
+        MixedLinearRegressor(solver=solver, method=method, random_state=0).fit(
+            x, y, groups=groups, sample_weight=weights
+        )
+        for solver in ("cholesky", "krylov")
+    ]
+    exact, fit = fits
+    assert abs(fit.objective_ - exact.objective_) < 1e-3 + 4 * fit.objective_se_
+    se = np.sqrt(np.diag(exact.fixed_effects_cov_))
+    assert np.all(np.abs(fit.fixed_effects_ - exact.fixed_effects_) < 0.01 * se)
+
+
 def test_fits_are_reproducible_from_random_state():
     x, y, groups = _crossed()
     fits = [
