@@ -822,7 +822,8 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
     """Minimise the Krylov path's criterion over theta (all bounds zero).
 
     L-BFGS-B with the stochastic gradient on the common-random-number
-    criterion, from lme4's identity start (:func:`_search_with_probes`).
+    criterion (:func:`_search_with_probes`), from ``start`` or else the
+    lower of lme4's identity start and the moment estimates.
     Then the boundary faces are checked as on the exact path
     (``_optimize._Search.probe_faces``): at a variance of zero the gradient
     in theta vanishes whatever the data say, so a search that reached the
@@ -833,13 +834,19 @@ def optimize_krylov(design, reml, max_iter=1000, start=None):
     """
     from ._covariance import ThetaLayout
     from ._optimize import MAX_FACE_ROUNDS, FitLog, OptimizeOutcome, _Point, _Search
-    from ._starts import identity_start
+    from ._starts import identity_start, moment_start
 
     options = design.stats.krylov
     lower = np.zeros(len(design.factors))
-    theta = identity_start(design.factors) if start is None else np.asarray(start)
     log = FitLog()
-    run = _search_with_probes(design, reml, theta, max_iter, log)
+    if start is None:
+        # The lower of lme4's start and the moment estimates: one evaluation
+        # more, often many fewer steps (InstEval's shape at 200,000 rows: 14
+        # instead of 23); both reach the same optimum on the benchmarks.
+        criterion = log.record(make_cached_deviance_and_gradient(design, reml))
+        starts = [identity_start(design.factors), moment_start(design)]
+        start = min(starts, key=lambda theta: criterion(theta)[0])
+    run = _search_with_probes(design, reml, np.asarray(start), max_iter, log)
     layout = ThetaLayout.from_factors(design.factors)
     for _ in range(MAX_FACE_ROUNDS):
         criterion = make_cached_deviance_and_gradient(design, reml)

@@ -15,6 +15,7 @@ optimiser keeps the lowest.
 """
 
 import numpy as np
+from scipy import sparse
 
 from ._covariance import factor_to_theta, theta_start
 
@@ -62,8 +63,14 @@ def level_blocks(stats, factors, k):
     f = factors[k]
     index = offset + np.arange(f.n_levels)[:, None] * f.n_terms + np.arange(f.n_terms)
     others = stats.others
-    ZtZ = others.Z2tZ2[index[:, :, None], index[:, None, :]]
-    return ZtZ, others.Z2tW[index]
+    if sparse.issparse(others.Z2tZ2):  # the Krylov path's statistics
+        m, q = index.shape
+        rows = np.broadcast_to(index[:, :, None], (m, q, q)).ravel()
+        cols = np.broadcast_to(index[:, None, :], (m, q, q)).ravel()
+        ZtZ = np.asarray(others.Z2tZ2.tocsr()[rows, cols]).reshape(m, q, q)
+    else:
+        ZtZ = others.Z2tZ2[index[:, :, None], index[:, None, :]]
+    return ZtZ, np.asarray(others.Z2tW)[index]
 
 
 def _moment_covariance(ZtZ, Ztr, sigma2):
