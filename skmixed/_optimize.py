@@ -45,6 +45,7 @@ SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular tolerance on theta
 FACE_STEPS = (1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 2.0)
 FAR_STEPS = (0.1, 0.5, 2.0)  # the same, along directions not known to descend
 MAX_FACE_ROUNDS = 5
+FACE_TRIAL = 3  # iterations of a trial run on a singular face (singular_faces)
 IMPROVEMENT = 1e-10  # relative decrease that counts as a better point
 INSIDE = 1e-3  # every direction gets this much of a probe's step
 PROJECTED_STEPS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)  # a |G| / |Sigma|
@@ -179,6 +180,9 @@ def minimize_deviance(
             best = search.from_starts([theta0, *starts], best)
         if layout is not None:
             best = search.leave_faces(best, layout)
+            lower_face = search.singular_faces(best, layout)
+            if lower_face is not best:
+                best = search.leave_faces(lower_face, layout)
         if not best.converged:
             best = search.polish(best)
         theta, value = snap_to_boundary(search.value, best.theta, best.value, lower)
@@ -244,9 +248,14 @@ class _Search:
                 best = point
         return best
 
-    def quasi_newton(self, theta0):
-        """L-BFGS-B from ``theta0``, polished by Powell if its search failed."""
+    def quasi_newton(self, theta0, max_iter=None):
+        """L-BFGS-B from ``theta0``, polished by Powell if its search failed.
+
+        ``max_iter`` (default the search's) below the search's: a short
+        trial run, never polished.
+        """
         use_gradient = self.fg is not None
+        budget = self.max_iter if max_iter is None else min(max_iter, self.max_iter)
         result = optimize.minimize(
             self.value_and_gradient if use_gradient else self.value,
             theta0,
@@ -254,7 +263,7 @@ class _Search:
             method="L-BFGS-B",
             bounds=self.bounds,
             options={
-                "maxiter": self.max_iter,
+                "maxiter": budget,
                 "ftol": self.tol,
                 "gtol": 1e-7,
                 "maxls": 50,
@@ -264,7 +273,7 @@ class _Search:
         point = _Point(
             result.x, float(result.fun), bool(result.success), str(result.message)
         )
-        if not point.converged and result.nit < self.max_iter:
+        if not point.converged and result.nit < budget == self.max_iter:
             point = self.polish(point)
         return point
 
@@ -298,6 +307,39 @@ class _Search:
                 break
             best = point
         return best
+
+    def singular_faces(self, best, layout):
+        """The best of ``best`` and runs on the singular face of each factor.
+
+        For a correlated factor whose ``Sigma`` at ``best`` is well inside
+        the cone, a run from ``Sigma`` without its smallest eigenvalue (a
+        correlation of +-1, a zero column of ``T``): the criterion can have
+        a lower optimum on that face than the interior one a search from
+        lme4's start stops at, with higher values everywhere between (seen:
+        8 groups of 3, ML, 0.33 lower on the face; lme4 stopped inside too).
+        On the face the gradient in the zero column vanishes, so the run
+        optimises within it unless it leaves for a lower point.
+        """
+        Ts = layout.split(best.theta)
+        found = best
+        for k, (T, diagonal) in enumerate(zip(Ts, layout.diagonal)):
+            if diagonal or T.shape[0] < 2 or _near_face(T, NEAR_FACE):
+                continue
+            eigenvalues, vectors = linalg.eigh(T @ T.T)
+            kept = vectors[:, 1:] * eigenvalues[1:]
+            C = semidefinite_cholesky(kept @ vectors[:, 1:].T, tol=1e-12)
+            if C is None:  # pragma: no cover - a projection is semi-definite
+                continue
+            # A short trial first: most faces are no lower, and a full run
+            # on each would double the cost of every correlated fit.
+            trial = self.quasi_newton(
+                layout.join(Ts[:k] + [C] + Ts[k + 1 :]), FACE_TRIAL
+            )
+            if not self.better(trial, found):
+                continue
+            point = self.quasi_newton(trial.theta)
+            found = point if self.better(point, trial) else trial
+        return found
 
     def probe_faces(self, best, layout):
         """A start off a face of ``best`` from which f can be lowered, or None.
