@@ -454,19 +454,24 @@ class Estimates:
     conditional_cov: list  # per factor, (m, q, q): Var(b | y) at the estimates
 
 
+def fixed_effects_from_factor(R, n, reml):
+    """beta, sigma^2 and beta's covariance from the factor ``R`` of ``[X y]``'s
+    Schur complement (either solver path's ``R``)."""
+    p = R.shape[0] - 1
+    RX = R[:p, :p]
+    beta = linalg.solve_triangular(RX.T, R[p, :p], lower=False) if p else np.zeros(0)
+    sigma2 = penalized_rss(R) / (n - p if reml else n)
+    RX_inv = linalg.solve_triangular(RX, np.eye(p), lower=True) if p else RX
+    return beta, sigma2, sigma2 * (RX_inv.T @ RX_inv)
+
+
 def estimates(fact, factors, n, reml):
     """Read beta, sigma and the conditional modes off a factorisation."""
     if not isinstance(fact, Factorization | DenseFactorization):
         from ._objective_krylov import krylov_estimates  # the Krylov path
 
         return krylov_estimates(fact, factors, n, reml)
-    R = fact.R
-    p = R.shape[0] - 1
-    RX = R[:p, :p]
-    beta = linalg.solve_triangular(RX.T, R[p, :p], lower=False) if p else np.zeros(0)
-    sigma2 = penalized_rss(R) / (n - p if reml else n)
-    RX_inv = linalg.solve_triangular(RX, np.eye(p), lower=True) if p else RX
-    beta_cov = sigma2 * (RX_inv.T @ RX_inv)
+    beta, sigma2, beta_cov = fixed_effects_from_factor(fact.R, n, reml)
     if not factors:
         return Estimates(beta, beta_cov, float(np.sqrt(sigma2)), [], [])
     u = _conditional_modes(fact, beta, factors)

@@ -543,16 +543,11 @@ def krylov_estimates(fact, factors, n, reml):
     (:func:`refine_log_det`), so that the reported criterion carries no
     probe noise there.
     """
-    from ._objective import Estimates, penalized_rss
+    from ._objective import Estimates, fixed_effects_from_factor
 
     refine_log_det(fact)
-    R = fact.R
-    p = R.shape[0] - 1
-    RX = R[:p, :p]
-    beta = linalg.solve_triangular(RX.T, R[p, :p], lower=False) if p else np.zeros(0)
-    sigma2 = penalized_rss(R) / (n - p if reml else n)
-    RX_inv = linalg.solve_triangular(RX, np.eye(p), lower=True) if p else RX
-    beta_cov = sigma2 * (RX_inv.T @ RX_inv)
+    beta, sigma2, beta_cov = fixed_effects_from_factor(fact.R, n, reml)
+    p = beta.size
     u1 = fact.V1[:, p] - fact.V1[:, :p] @ beta
     u2 = fact.V2[:, p] - fact.V2[:, :p] @ beta
     var1, var2 = conditional_variances(fact)
